@@ -1,0 +1,114 @@
+"""Configuration: built-in defaults < site file < user file < ``GW_*`` environment.
+
+Both files are TOML. Every key is documented in :data:`KEYS` below, next to its default;
+`gw config` prints the resolved values and where each came from.
+
+Site file: ``$GW_SITE_CONFIG`` or ``/etc/hpc-gateway/config.toml``.
+User file: ``$GW_USER_CONFIG`` or ``$XDG_CONFIG_HOME/hpc-gateway/config.toml``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gateway.errors import InvalidInput
+
+# key -> (default, help). Values in the files use the same names.
+KEYS: dict[str, tuple[Any, str]] = {
+    "home": ("", "Where stores, jobs, spool files and the database live (GW_HOME). Must be on "
+                 "a filesystem the compute nodes see. Default: $XDG_DATA_HOME/hpc-gateway."),
+    "database": ("", "SQLite database file (GW_DATABASE). Default: <home>/gateway.db. Put it on "
+                     "a local disk of the login node if <home> is on NFS."),
+    "runtime": ("auto", "Container runtime for jobs: apptainer, bwrap, or auto (apptainer when "
+                        "installed, otherwise bubblewrap over the same SIF) (GW_RUNTIME)."),
+    "partition": ("", "Slurm partition for jobs that name none; empty: Slurm's default "
+                      "(GW_PARTITION)."),
+    "cpus": (1, "CPUs per job when --cpus is not given."),
+    "gpus": (0, "GPUs per job when --gpus is not given."),
+    "mem": ("2G", "Memory per job when --mem is not given (shm is added on top)."),
+    "shm": ("64M", "Size of the job's private /dev/shm when --shm is not given."),
+    "time": ("1:00:00", "Time limit when --time is not given (Slurm time format)."),
+    "slurm_timeout": (60, "Seconds to wait for a Slurm command before calling the state UNKNOWN."),
+    "node_scratch": ("/tmp", "Node-local directory where a job mounts its image."),
+}
+
+ENV_NAMES = {"home": "GW_HOME", "database": "GW_DATABASE", "runtime": "GW_RUNTIME",
+             "partition": "GW_PARTITION"}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Resolved settings; ``sources`` says where each value came from."""
+
+    values: dict[str, Any]
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+    @property
+    def home(self) -> Path:
+        """The gateway's root directory (stores, jobs, spool, database)."""
+        return Path(self.values["home"])
+
+    @property
+    def database(self) -> Path:
+        """The SQLite database file."""
+        return Path(self.values["database"])
+
+
+def site_config_path() -> Path:
+    """The site-wide configuration file."""
+    return Path(os.environ.get("GW_SITE_CONFIG", "/etc/hpc-gateway/config.toml"))
+
+
+def user_config_path() -> Path:
+    """The user's configuration file."""
+    if "GW_USER_CONFIG" in os.environ:
+        return Path(os.environ["GW_USER_CONFIG"])
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "hpc-gateway" / "config.toml"
+
+
+def default_home() -> Path:
+    """``$XDG_DATA_HOME/hpc-gateway`` (``~/.local/share/hpc-gateway``)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "hpc-gateway"
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"config file {path} is not valid TOML: {exc}") from exc
+    unknown = sorted(set(data) - set(KEYS))
+    if unknown:
+        raise InvalidInput(f"config file {path}: unknown key(s) {', '.join(unknown)}; "
+                           f"known: {', '.join(KEYS)}")
+    return data
+
+
+def load_config() -> Config:
+    """Resolve the configuration from defaults, the site file, the user file and the env."""
+    values = {key: default for key, (default, _help) in KEYS.items()}
+    sources = dict.fromkeys(KEYS, "default")
+    for label, path in (("site", site_config_path()), ("user", user_config_path())):
+        for key, value in _read_toml(path).items():
+            values[key] = value
+            sources[key] = f"{label} file {path}"
+    for key, env_name in ENV_NAMES.items():
+        if os.environ.get(env_name):
+            values[key] = os.environ[env_name]
+            sources[key] = f"${env_name}"
+    if not values["home"]:
+        values["home"] = str(default_home())
+    values["home"] = str(Path(values["home"]).expanduser().absolute())
+    if not values["database"]:
+        values["database"] = str(Path(values["home"]) / "gateway.db")
+    return Config(values, sources)

@@ -1,0 +1,58 @@
+"""The directory layout under GW_HOME, in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+KIND_DIRS = {"algo": "algos", "data": "datasets", "model": "models"}
+
+
+@dataclass(frozen=True)
+class HomeLayout:
+    """Paths of everything the gateway keeps under its home directory."""
+
+    root: Path
+
+    @property
+    def objects(self) -> Path:
+        """Content-addressed file objects shared (hardlinked) by algorithm and dataset versions."""
+        return self.root / "objects"
+
+    @property
+    def images(self) -> Path:
+        """SIF files, one per image digest."""
+        return self.root / "images"
+
+    @property
+    def jobs(self) -> Path:
+        """One directory per job: script, private /code copy, /model, logs."""
+        return self.root / "jobs"
+
+    @property
+    def spool(self) -> Path:
+        """End-state files written by jobs on compute nodes."""
+        return self.root / "spool"
+
+    @property
+    def tmp(self) -> Path:
+        """Staging area on the same filesystem, so finished work is renamed into place."""
+        return self.root / "tmp"
+
+    def kind_root(self, kind: str) -> Path:
+        """Root of the versioned store for ``kind`` ("algo", "data" or "model")."""
+        return self.root / KIND_DIRS[kind]
+
+    def version_dir(self, kind: str, name: str, number: int) -> Path:
+        """Directory of version ``number`` of ``name``."""
+        return self.kind_root(kind) / name / f"v{number}"
+
+    def job_dir(self, job_id: int) -> Path:
+        """Directory of gateway job ``job_id``."""
+        return self.jobs / str(job_id)
+
+    def ensure(self) -> None:
+        """Create the top-level directories (idempotent)."""
+        for path in (self.objects, self.images, self.jobs, self.spool, self.tmp,
+                     *(self.kind_root(k) for k in KIND_DIRS)):
+            path.mkdir(parents=True, exist_ok=True)

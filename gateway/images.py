@@ -1,0 +1,174 @@
+"""The image registry: `docker save` tarballs and registry images converted to SIF once.
+
+Images are keyed by the digest of their config (the Docker image ID): the same content
+imported under any name is stored and converted once; names (``repo:tag``) point at it.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gateway import db
+from gateway.context import Gateway
+from gateway.errors import InvalidInput, NotFound
+from gateway.specs import check_image_name
+from gateway.trees import remove_tree
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """A stored image and one of its names."""
+
+    id: int
+    name: str
+    digest: str
+    sif_path: Path
+    partition_offset: int
+    size_bytes: int
+    config: dict[str, Any]
+    source: str
+    created: float
+
+    def as_dict(self) -> dict[str, Any]:
+        """Stable fields for ``--json``."""
+        return {"name": self.name, "digest": self.digest, "sif": str(self.sif_path),
+                "partition_offset": self.partition_offset, "bytes": self.size_bytes,
+                "source": self.source, "created": self.created, "config": self.config}
+
+
+_SELECT = """SELECT t.name AS name, i.* FROM image_tags t JOIN images i ON i.id = t.image_id"""
+
+
+def _record(row) -> ImageRecord:
+    return ImageRecord(row["id"], row["name"], row["digest"], Path(row["sif_path"]),
+                       row["partition_offset"], row["size_bytes"],
+                       db.loads(row["config_json"]), row["source"], row["created"])
+
+
+def list_images(gw: Gateway) -> list[ImageRecord]:
+    """Every image name, sorted."""
+    return [_record(r) for r in gw.conn.execute(_SELECT + " ORDER BY t.name").fetchall()]
+
+
+def get_image(gw: Gateway, name: str) -> ImageRecord:
+    """The image called ``name`` (``repo:tag``; ``repo`` alone means ``:latest``)."""
+    name = check_image_name(name)
+    row = gw.conn.execute(_SELECT + " WHERE t.name = ?", (name,)).fetchone()
+    if row is None:
+        raise NotFound(f"no image named {name!r} (see `gw image list`; import one with "
+                       "`gw image import TARBALL --name NAME:TAG`)")
+    return _record(row)
+
+
+def _existing_by_digest(gw: Gateway, digest: str):
+    return gw.conn.execute("SELECT * FROM images WHERE digest = ?", (digest,)).fetchone()
+
+
+def _tag(gw: Gateway, name: str, image_id: int) -> None:
+    gw.conn.execute("INSERT OR REPLACE INTO image_tags (name, image_id, created) VALUES (?, ?, ?)",
+                    (name, image_id, time.time()))
+
+
+def _store(gw: Gateway, name: str, digest: str, config: dict[str, Any], source: str,
+           build: Callable[[Path, Path], Any]) -> tuple[ImageRecord, bool]:
+    """Tag an existing image with this digest, or build a SIF with ``build`` and record it."""
+    from containers.archive import image_config_summary
+
+    with db.transaction(gw.conn):
+        existing = _existing_by_digest(gw, digest)
+        if existing is not None:
+            _tag(gw, name, existing["id"])
+    if existing is not None:
+        return get_image(gw, name), False
+    gw.layout.ensure()
+    dest = gw.layout.images / f"{digest.replace(':', '-')}.sif"
+    work = gw.layout.tmp / f"image-{uuid.uuid4().hex}"
+    try:
+        sif = build(dest, work)
+    finally:
+        remove_tree(work)
+    try:
+        with db.transaction(gw.conn):
+            existing = _existing_by_digest(gw, digest)
+            if existing is None:
+                cursor = gw.conn.execute(
+                    """INSERT INTO images (digest, sif_path, partition_offset, size_bytes,
+                       config_json, source, created) VALUES (?, ?, ?, ?, ?, ?, ?)""",
+                    (digest, str(sif.path), sif.partition_offset, sif.size_bytes,
+                     db.dumps(image_config_summary(config)), source, time.time()))
+                image_id = int(cursor.lastrowid)
+            else:
+                image_id = existing["id"]
+            _tag(gw, name, image_id)
+    except BaseException:
+        if _existing_by_digest(gw, digest) is None:
+            dest.unlink(missing_ok=True)
+        raise
+    return get_image(gw, name), existing is None
+
+
+def import_archive(gw: Gateway, tarball: Path, name: str,
+                   progress: Progress | None = None) -> tuple[ImageRecord, bool]:
+    """Import a `docker save` tarball as ``name``; returns (image, whether it was converted)."""
+    from containers.archive import check_layers, read_archive
+    from containers.build import build_sif_from_archive
+
+    name = check_image_name(name)
+    if not tarball.is_file():
+        raise InvalidInput(f"{tarball}: no such file")
+    archive = read_archive(tarball)
+
+    def build(dest: Path, work: Path):
+        check_layers(archive, (lambda done, total: progress("check", done, total))
+                     if progress else None)
+        return build_sif_from_archive(archive, dest, work,
+                                      (lambda step: progress(step, 0, 0)) if progress else None)
+
+    return _store(gw, name, archive.config_digest, archive.config, str(tarball.absolute()),
+                  build)
+
+
+def pull_image(gw: Gateway, reference: str, name: str, *, tls_verify: bool = True,
+               progress: Progress | None = None) -> tuple[ImageRecord, bool]:
+    """Take ``reference`` from a registry as ``name``; converted once per digest."""
+    from containers.build import build_sif_from_registry, inspect_registry_image
+
+    name = check_image_name(name)
+    digest, config = inspect_registry_image(reference, tls_verify=tls_verify)
+
+    def build(dest: Path, work: Path):
+        _digest, _config, sif = build_sif_from_registry(
+            reference, dest, work, tls_verify=tls_verify,
+            progress=(lambda step: progress(step, 0, 0)) if progress else None)
+        return sif
+
+    return _store(gw, name, digest, config, reference, build)
+
+
+def remove_image(gw: Gateway, name: str) -> tuple[ImageRecord, bool]:
+    """Remove the name; the SIF goes too when no other name points at it.
+
+    Returns (image, whether the SIF was deleted).
+    """
+    image = get_image(gw, name)
+    active = gw.conn.execute(
+        "SELECT id FROM jobs WHERE image_id = ? AND state IN "
+        "('SUBMITTING', 'PENDING', 'RUNNING', 'UNKNOWN')", (image.id,)).fetchall()
+    with db.transaction(gw.conn):
+        gw.conn.execute("DELETE FROM image_tags WHERE name = ?", (image.name,))
+        others = gw.conn.execute("SELECT COUNT(*) FROM image_tags WHERE image_id = ?",
+                                 (image.id,)).fetchone()[0]
+        delete_sif = others == 0 and not active
+        if delete_sif:
+            gw.conn.execute("UPDATE jobs SET image_id = NULL WHERE image_id = ?", (image.id,))
+            gw.conn.execute("DELETE FROM images WHERE id = ?", (image.id,))
+    if delete_sif:
+        image.sif_path.unlink(missing_ok=True)
+    return image, delete_sif

@@ -1,0 +1,54 @@
+"""The Jinja environment that turns templates/ into sbatch scripts.
+
+``StrictUndefined`` makes a missing value an error, and every user value reaches a script
+through the ``shquote`` filter or :func:`sbatch_flag`: shell is code.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from functools import lru_cache
+from pathlib import Path
+
+import jinja2
+
+import templates
+from gateway.errors import InvalidInput
+
+TEMPLATE_DIR = Path(templates.__file__).parent
+
+
+@lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    """The shared Jinja environment (templates/ as the loader root)."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+                             undefined=jinja2.StrictUndefined, autoescape=False,
+                             keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+    env.filters["shquote"] = lambda value: shlex.quote(str(value))
+    return env
+
+
+def render(template: str, **context: object) -> str:
+    """Render ``template`` (a path under templates/) with ``context``."""
+    return environment().get_template(template).render(**context)
+
+
+def sbatch_flag(name: str, value: object) -> str:
+    """One ``--name=value`` for an ``#SBATCH`` line.
+
+    sbatch reads these lines itself (no shell): values may not hold newlines or double
+    quotes, and a value with spaces is wrapped in double quotes, which sbatch understands.
+    """
+    text = str(value)
+    if "\n" in text or "\r" in text or '"' in text:
+        raise InvalidInput(f"#SBATCH --{name}: value {text!r} may not contain newlines or '\"'")
+    if re.search(r"\s", text):
+        text = f'"{text}"'
+    return f"--{name}={text}"
+
+
+def slurm_job_name(name: str) -> str:
+    """A job name Slurm shows safely: control characters and quotes replaced by '_'."""
+    cleaned = re.sub(r'[\x00-\x1f\x7f"\\]', "_", name).strip()
+    return cleaned[:200] or "gw-job"

@@ -1,0 +1,164 @@
+"""Turning Slurm's command output into the gateway's job states. No commands run here."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+FIELD_SEP = "\x1f"
+SQUEUE_FORMAT = FIELD_SEP.join(["%i", "%T", "%N", "%S", "%r"])
+SACCT_FIELDS = "JobIDRaw,State,ExitCode,NodeList,Start,End"
+SINFO_FORMAT = FIELD_SEP.join(["%P", "%c", "%m", "%G", "%l", "%a"])
+
+ACTIVE = ("SUBMITTING", "PENDING", "RUNNING", "UNKNOWN")
+TERMINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL")
+
+# Slurm state -> gateway state
+_STATE_MAP = {
+    "PENDING": "PENDING", "CONFIGURING": "PENDING", "REQUEUED": "PENDING",
+    "REQUEUE_FED": "PENDING", "REQUEUE_HOLD": "PENDING", "RESV_DEL_HOLD": "PENDING",
+    "RUNNING": "RUNNING", "COMPLETING": "RUNNING", "SUSPENDED": "RUNNING",
+    "STAGE_OUT": "RUNNING", "SIGNALING": "RUNNING", "RESIZING": "RUNNING", "STOPPED": "RUNNING",
+    "COMPLETED": "COMPLETED", "FAILED": "FAILED", "BOOT_FAIL": "FAILED", "DEADLINE": "TIMEOUT",
+    "CANCELLED": "CANCELLED", "REVOKED": "CANCELLED", "PREEMPTED": "CANCELLED",
+    "TIMEOUT": "TIMEOUT", "OUT_OF_MEMORY": "OUT_OF_MEMORY", "NODE_FAIL": "NODE_FAIL",
+}
+
+UNAVAILABLE_PATTERNS = ("Socket timed out", "Unable to contact slurm controller",
+                        "Connection refused", "Zero Bytes were transmitted",
+                        "Transport endpoint is not connected")
+
+
+@dataclass(frozen=True)
+class SlurmJobState:
+    """What Slurm says about one job."""
+
+    slurm_job_id: str
+    state: str            # gateway state
+    slurm_state: str      # Slurm's own word, e.g. "CANCELLED by 0"
+    node: str = ""
+    exit_code: int | None = None
+    start: float | None = None
+    end: float | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class PartitionLimits:
+    """The largest node of a partition."""
+
+    name: str
+    cpus: int
+    mem_mib: int
+    gpus: int
+    default: bool
+    available: bool
+
+
+def map_state(slurm_state: str) -> str:
+    """Gateway state for a Slurm state word (``CANCELLED by 0`` -> ``CANCELLED``)."""
+    word = slurm_state.split()[0].rstrip("+") if slurm_state.strip() else ""
+    return _STATE_MAP.get(word, "UNKNOWN")
+
+
+def is_unavailable(stderr: str) -> bool:
+    """True when ``stderr`` says slurmctld could not be reached (state UNKNOWN, not failed)."""
+    return any(p in stderr for p in UNAVAILABLE_PATTERNS)
+
+
+def parse_sbatch_output(stdout: str) -> str | None:
+    """The job id from ``sbatch --parsable`` output (``123`` or ``123;cluster``)."""
+    for line in stdout.strip().splitlines()[::-1]:
+        match = re.fullmatch(r"(\d+)(?:;\S+)?", line.strip())
+        if match:
+            return match.group(1)
+    return None
+
+
+def _timestamp(text: str) -> float | None:
+    text = text.strip()
+    if not text or text in ("Unknown", "None", "N/A"):
+        return None
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
+
+
+def parse_squeue(stdout: str) -> dict[str, SlurmJobState]:
+    """Parse ``squeue -h -o SQUEUE_FORMAT`` output, keyed by Slurm job id."""
+    jobs = {}
+    for line in stdout.splitlines():
+        parts = line.split(FIELD_SEP)
+        if len(parts) != 5:
+            continue
+        job_id, state, node, start, reason = (p.strip() for p in parts)
+        jobs[job_id] = SlurmJobState(job_id, map_state(state), state, node,
+                                     start=_timestamp(start),
+                                     reason="" if reason == "None" else reason)
+    return jobs
+
+
+def parse_exit_code(text: str) -> int | None:
+    """``0:0`` -> 0, ``1:0`` -> 1, ``0:15`` (killed by signal 15) -> 128+15."""
+    code, _sep, signal = text.strip().partition(":")
+    if not code.isdigit():
+        return None
+    if int(code) == 0 and signal.isdigit() and int(signal):
+        return 128 + int(signal)
+    return int(code)
+
+
+def parse_sacct(stdout: str) -> dict[str, SlurmJobState]:
+    """Parse ``sacct -X -P -n -o SACCT_FIELDS`` output, keyed by Slurm job id."""
+    jobs = {}
+    for line in stdout.splitlines():
+        parts = line.split("|")
+        if len(parts) != 6:
+            continue
+        job_id, state, exit_code, node, start, end = (p.strip() for p in parts)
+        jobs[job_id] = SlurmJobState(job_id, map_state(state), state,
+                                     "" if node in ("None assigned", "") else node,
+                                     parse_exit_code(exit_code), _timestamp(start),
+                                     _timestamp(end))
+    return jobs
+
+
+def _int_prefix(text: str) -> int:
+    match = re.match(r"\d+", text.strip())
+    return int(match.group(0)) if match else 0
+
+
+def parse_gres_gpus(gres: str) -> int:
+    """GPUs per node from a gres string like ``gpu:a100:4(S:0-1),shard:8`` or ``(null)``."""
+    total = 0
+    for item in gres.split(","):
+        fields = item.split("(")[0].split(":")
+        if fields[0] == "gpu" and len(fields) >= 2:
+            total += _int_prefix(fields[-1])
+    return total
+
+
+def parse_sinfo(stdout: str) -> dict[str, PartitionLimits]:
+    """Per partition, the largest node (CPUs, memory, GPUs) from ``sinfo -h -o SINFO_FORMAT``."""
+    partitions: dict[str, PartitionLimits] = {}
+    default_names = set()
+    for line in stdout.splitlines():
+        parts = line.split(FIELD_SEP)
+        if len(parts) != 6:
+            continue
+        name, cpus, mem, gres, _limit, avail = (p.strip() for p in parts)
+        if name.endswith("*"):
+            name = name[:-1]
+            default_names.add(name)
+        old = partitions.get(name)
+        limits = PartitionLimits(name, _int_prefix(cpus), _int_prefix(mem),
+                                 parse_gres_gpus(gres), False, avail == "up")
+        if old:
+            limits = PartitionLimits(name, max(old.cpus, limits.cpus),
+                                     max(old.mem_mib, limits.mem_mib),
+                                     max(old.gpus, limits.gpus), False, old.available)
+        partitions[name] = limits
+    return {n: PartitionLimits(p.name, p.cpus, p.mem_mib, p.gpus, n in default_names,
+                               p.available) for n, p in partitions.items()}

@@ -1,0 +1,191 @@
+"""Parsing and validating what users type: names, version references, sizes, times, env."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from gateway.errors import InvalidInput
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+IMAGE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._/-]{0,127}:[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*$", re.IGNORECASE)
+UNIT_MIB = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024, "": 1}
+
+
+def check_name(name: str, what: str) -> str:
+    """Validate an algorithm, dataset or model name (letters, digits, ``._-``)."""
+    if not NAME_RE.match(name):
+        raise InvalidInput(f"invalid {what} name {name!r}: use letters, digits, '.', '_', '-' "
+                           "(at most 100, starting with a letter or digit)")
+    return name
+
+
+def check_image_name(name: str) -> str:
+    """Validate ``NAME:TAG`` (lower-case repository, a tag); ``NAME`` alone means ``:latest``."""
+    if ":" not in name.rsplit("/", 1)[-1]:
+        name = f"{name}:latest"
+    if not IMAGE_NAME_RE.match(name):
+        raise InvalidInput(f"invalid image name {name!r}: expected NAME:TAG, e.g. "
+                           "detectron2:v1 (lower-case name; tag of letters, digits, '._-')")
+    return name
+
+
+@dataclass(frozen=True)
+class VersionRef:
+    """``NAME`` or ``NAME@vN``; ``number`` None means the latest version."""
+
+    name: str
+    number: int | None
+
+    def __str__(self) -> str:
+        return self.name if self.number is None else f"{self.name}@v{self.number}"
+
+
+def parse_version_ref(text: str, what: str) -> VersionRef:
+    """Parse ``NAME[@vN]`` (``@N`` is accepted too)."""
+    name, sep, version = text.partition("@")
+    check_name(name, what)
+    if not sep:
+        return VersionRef(name, None)
+    match = re.fullmatch(r"v?(\d+)", version)
+    if not match or int(match.group(1)) < 1:
+        raise InvalidInput(f"invalid version {version!r} in {text!r}: expected NAME@vN, e.g. "
+                           f"{name}@v2")
+    return VersionRef(name, int(match.group(1)))
+
+
+def parse_size_mib(text: str, what: str = "size") -> int:
+    """Parse a Slurm-style size (``512M``, ``16G``, ``1.5T``; no unit means MiB) into MiB."""
+    match = SIZE_RE.match(str(text))
+    if not match:
+        raise InvalidInput(f"invalid {what} {text!r}: expected a number with an optional unit "
+                           "K, M, G or T, e.g. 16G")
+    mib = float(match.group(1)) * UNIT_MIB[match.group(2).upper()]
+    if mib <= 0:
+        raise InvalidInput(f"invalid {what} {text!r}: must be more than zero")
+    return max(1, math.ceil(mib))
+
+
+def format_mib(mib: int) -> str:
+    """Render MiB the way Slurm accepts it (``16G`` when whole gigabytes, else ``1536M``)."""
+    if mib % (1024 * 1024) == 0:
+        return f"{mib // (1024 * 1024)}T"
+    if mib % 1024 == 0:
+        return f"{mib // 1024}G"
+    return f"{mib}M"
+
+
+_TIME_FORMS = [
+    re.compile(r"^(?P<m>\d+)$"),
+    re.compile(r"^(?P<m>\d+):(?P<s>\d+)$"),
+    re.compile(r"^(?P<h>\d+):(?P<m>\d+):(?P<s>\d+)$"),
+    re.compile(r"^(?P<d>\d+)-(?P<h>\d+)$"),
+    re.compile(r"^(?P<d>\d+)-(?P<h>\d+):(?P<m>\d+)$"),
+    re.compile(r"^(?P<d>\d+)-(?P<h>\d+):(?P<m>\d+):(?P<s>\d+)$"),
+]
+
+
+def parse_time_seconds(text: str) -> int:
+    """Parse a Slurm time limit (``MM``, ``MM:SS``, ``HH:MM:SS``, ``D-HH[:MM[:SS]]``)."""
+    for form in _TIME_FORMS:
+        match = form.match(str(text).strip())
+        if match:
+            parts = {k: int(v) for k, v in match.groupdict().items() if v is not None}
+            if parts.get("s", 0) > 59 or (("h" in parts or "d" in parts) and parts.get("m", 0) > 59) \
+                    or ("d" in parts and parts.get("h", 0) > 23):
+                break
+            seconds = (parts.get("d", 0) * 86400 + parts.get("h", 0) * 3600
+                       + parts.get("m", 0) * 60 + parts.get("s", 0))
+            if seconds <= 0:
+                break
+            return seconds
+    raise InvalidInput(f"invalid time {text!r}: expected D-HH:MM:SS, HH:MM:SS, MM:SS or "
+                       "minutes, e.g. 0-02:00:00")
+
+
+def format_time(seconds: int) -> str:
+    """Render seconds as ``D-HH:MM:SS``."""
+    days, rest = divmod(int(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{days}-{hours:02d}:{minutes:02d}:{secs:02d}"
+
+
+def parse_env(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """Parse ``K=V`` items; the value is taken literally (quotes, newlines and all)."""
+    env: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not ENV_KEY_RE.match(key):
+            raise InvalidInput(f"invalid --env {pair!r}: expected NAME=VALUE with NAME made of "
+                               "letters, digits and '_'")
+        env[key] = value
+    return env
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What a job asks Slurm for. ``mem_mib`` excludes ``shm_mib``; Slurm gets the sum."""
+
+    cpus: int
+    gpus: int
+    mem_mib: int
+    shm_mib: int
+    time_seconds: int
+    partition: str
+
+    @property
+    def slurm_mem_mib(self) -> int:
+        """The memory request: the job's memory plus its /dev/shm (tmpfs pages are RAM)."""
+        return self.mem_mib + self.shm_mib
+
+    def as_dict(self) -> dict[str, object]:
+        """Stable fields for ``--json`` and lineage."""
+        return {"cpus": self.cpus, "gpus": self.gpus, "mem": format_mib(self.mem_mib),
+                "shm": format_mib(self.shm_mib), "time": format_time(self.time_seconds),
+                "partition": self.partition}
+
+
+def parse_resources(*, cpus: int | None, gpus: int | None, mem: str | None, shm: str | None,
+                    time: str | None, partition: str | None, defaults) -> Resources:
+    """Resources from the command line, falling back to the configured defaults."""
+    cpus = int(defaults["cpus"]) if cpus is None else cpus
+    gpus = int(defaults["gpus"]) if gpus is None else gpus
+    if cpus < 1:
+        raise InvalidInput(f"invalid --cpus {cpus}: at least 1")
+    if gpus < 0:
+        raise InvalidInput(f"invalid --gpus {gpus}: 0 or more")
+    return Resources(
+        cpus=cpus, gpus=gpus,
+        mem_mib=parse_size_mib(mem if mem is not None else defaults["mem"], "--mem"),
+        shm_mib=parse_size_mib(shm if shm is not None else defaults["shm"], "--shm"),
+        time_seconds=parse_time_seconds(time if time is not None else defaults["time"]),
+        partition=partition if partition is not None else str(defaults["partition"]))
+
+
+def check_against_partitions(resources: Resources, partitions: dict) -> str:
+    """Refuse requests no node of the target partition can hold; returns the partition used.
+
+    ``partitions`` maps names to :class:`gateway.slurm.adapter.PartitionLimits`.
+    """
+    if resources.partition:
+        target = partitions.get(resources.partition)
+        if target is None:
+            raise InvalidInput(f"no partition {resources.partition!r}; partitions: "
+                               f"{', '.join(sorted(partitions)) or 'none'}")
+    else:
+        defaults = [p for p in partitions.values() if p.default]
+        if not defaults:
+            raise InvalidInput("Slurm has no default partition: name one with --partition")
+        target = defaults[0]
+    checks = [("--cpus", resources.cpus, target.cpus, str),
+              ("--gpus", resources.gpus, target.gpus, str),
+              ("--mem + --shm", resources.slurm_mem_mib, target.mem_mib, format_mib)]
+    for flag, wanted, limit, show in checks:
+        if wanted > limit:
+            raise InvalidInput(f"{flag} asks for {show(wanted)} but the largest node of "
+                               f"partition {target.name!r} has {show(limit)}")
+    return target.name

@@ -1,0 +1,244 @@
+"""Versioned stores: algorithms, datasets and models as immutable numbered versions.
+
+Algorithm and dataset versions are trees of hardlinks into the object store (unchanged
+files are stored once across versions). Model versions are /model directories renamed into
+place by the harvest (see spool/harvest.py). Every version directory is read-only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gateway import db
+from gateway.errors import InvalidInput, NotFound
+from gateway.home import HomeLayout
+from gateway.objects import ObjectStore
+from gateway.sources import open_source
+from gateway.specs import VersionRef, check_name
+from gateway.trees import make_read_only, remove_tree, tree_size
+
+KIND_LABEL = {"algo": "algorithm", "data": "dataset", "model": "model"}
+ACTIVE_STATES = ("SUBMITTING", "PENDING", "RUNNING", "UNKNOWN")
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One stored version."""
+
+    id: int
+    kind: str
+    name: str
+    number: int
+    path: Path
+    file_count: int
+    size_bytes: int
+    created: float
+    meta: dict[str, Any] = field(default_factory=dict)
+    job_id: int | None = None
+    tree_digest: str | None = None
+
+    @property
+    def ref(self) -> str:
+        """``NAME@vN``."""
+        return f"{self.name}@v{self.number}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """Stable fields for ``--json``."""
+        return {"name": self.name, "version": self.number, "ref": self.ref,
+                "path": str(self.path), "files": self.file_count, "bytes": self.size_bytes,
+                "created": self.created, "job_id": self.job_id, **self.meta}
+
+
+def version_from_row(row: sqlite3.Row, kind: str) -> VersionInfo:
+    """Build a :class:`VersionInfo` from a ``versions`` row joined with its collection name."""
+    return VersionInfo(id=row["id"], kind=kind, name=row["name"], number=row["number"],
+                       path=Path(row["path"]), file_count=row["file_count"],
+                       size_bytes=row["size_bytes"], created=row["created"],
+                       meta=db.loads(row["meta_json"]) or {}, job_id=row["job_id"],
+                       tree_digest=row["tree_digest"])
+
+
+_VERSION_SELECT = """SELECT v.*, c.name AS name FROM versions v
+                     JOIN collections c ON c.id = v.collection_id WHERE c.kind = ?"""
+
+
+class VersionedStore:
+    """The algorithm, dataset or model store (``kind`` "algo", "data" or "model")."""
+
+    def __init__(self, conn: sqlite3.Connection, layout: HomeLayout, kind: str) -> None:
+        self.conn = conn
+        self.layout = layout
+        self.kind = kind
+        self.label = KIND_LABEL[kind]
+
+    # ---- reading -------------------------------------------------------------------
+    def collections(self) -> list[dict[str, Any]]:
+        """Every name with its number of versions and latest version."""
+        rows = self.conn.execute(
+            """SELECT c.name, COUNT(v.id) AS versions, MAX(v.number) AS latest,
+                      MAX(v.created) AS updated
+               FROM collections c LEFT JOIN versions v ON v.collection_id = c.id
+               WHERE c.kind = ? GROUP BY c.id HAVING COUNT(v.id) > 0 ORDER BY c.name""",
+            (self.kind,)).fetchall()
+        return [dict(row) for row in rows]
+
+    def versions(self, name: str) -> list[VersionInfo]:
+        """All versions of ``name``, oldest first."""
+        check_name(name, self.label)
+        rows = self.conn.execute(_VERSION_SELECT + " AND c.name = ? ORDER BY v.number",
+                                 (self.kind, name)).fetchall()
+        if not rows:
+            raise NotFound(f"no {self.label} named {name!r} (see `gw {self.kind} list`)")
+        return [version_from_row(r, self.kind) for r in rows]
+
+    def resolve(self, ref: VersionRef) -> VersionInfo:
+        """The named version, or the latest when ``ref.number`` is None."""
+        if ref.number is None:
+            return self.versions(ref.name)[-1]
+        row = self.conn.execute(_VERSION_SELECT + " AND c.name = ? AND v.number = ?",
+                                (self.kind, ref.name, ref.number)).fetchone()
+        if row is None:
+            known = ", ".join(f"v{v.number}" for v in self.versions(ref.name))
+            raise NotFound(f"{self.label} {ref.name!r} has no version v{ref.number} "
+                           f"(it has {known})")
+        return version_from_row(row, self.kind)
+
+    def by_id(self, version_id: int | None) -> VersionInfo | None:
+        """The version with database id ``version_id`` (None when removed or not given)."""
+        if version_id is None:
+            return None
+        row = self.conn.execute(_VERSION_SELECT + " AND v.id = ?",
+                                (self.kind, version_id)).fetchone()
+        return None if row is None else version_from_row(row, self.kind)
+
+    # ---- writing -------------------------------------------------------------------
+    def push(self, source: Path, name: str, meta: dict[str, Any],
+             progress: Callable[[int, int], None] | None = None) -> tuple[VersionInfo, bool]:
+        """Store ``source`` (a directory or a zip) as the next version of ``name``.
+
+        Returns the version and whether it is new: content identical to the latest version
+        makes no new version. On any error nothing is left behind.
+        """
+        check_name(name, self.label)
+        self.layout.ensure()
+        objects = ObjectStore(self.layout.objects, self.layout.tmp)
+        staging = self.layout.tmp / f"push-{uuid.uuid4().hex}"
+        try:
+            with open_source(source) as (entries, reader):
+                total = sum(e.size for e in entries if e.kind == "file")
+                done = 0
+                digest = hashlib.sha256()
+                staging.mkdir(parents=True)
+                for entry in entries:
+                    target = staging / entry.path
+                    if entry.kind == "dir":
+                        target.mkdir(parents=True, exist_ok=True)
+                        digest.update(f"d {entry.path}\n".encode())
+                        continue
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    if entry.kind == "symlink":
+                        os.symlink(entry.link_target, target)
+                        digest.update(f"l {entry.path} {entry.link_target}\n".encode())
+                        continue
+                    obj, sha, size = self._store_file(objects, reader, entry)
+                    os.link(obj, target)
+                    digest.update(f"f {entry.path} {sha} {int(entry.executable)}\n".encode())
+                    done += size
+                    if progress:
+                        progress(done, total)
+            if not entries:
+                raise InvalidInput(f"{source}: nothing to store (it is empty)")
+            return self._commit_version(name, staging, digest.hexdigest(), meta)
+        except BaseException:
+            remove_tree(staging)
+            raise
+
+    @staticmethod
+    def _store_file(objects: ObjectStore, reader, entry) -> tuple[Path, str, int]:
+        if reader.archive is None:
+            return objects.add_file(Path(entry.origin))
+        try:
+            with reader.open(entry) as stream:
+                return objects.add_stream(stream, entry.executable)
+        except Exception as exc:  # zlib.error, BadZipFile (CRC), EOFError
+            raise InvalidInput(f"cannot read {entry.origin!r} from the zip: {exc}") from exc
+
+    def _commit_version(self, name: str, staging: Path, tree_digest: str,
+                        meta: dict[str, Any]) -> tuple[VersionInfo, bool]:
+        file_count, size = tree_size(staging)
+        with db.transaction(self.conn):
+            collection_id = self.ensure_collection(name)
+            latest = self.conn.execute(
+                "SELECT * FROM versions WHERE collection_id = ? ORDER BY number DESC LIMIT 1",
+                (collection_id,)).fetchone()
+            if latest is not None and latest["tree_digest"] == tree_digest:
+                remove_tree(staging)
+                return self.resolve(VersionRef(name, latest["number"])), False
+            number = self.next_number(collection_id, name)
+            final = self.layout.version_dir(self.kind, name, number)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(staging, final)
+            try:
+                make_read_only(final)
+                self.conn.execute(
+                    """INSERT INTO versions (collection_id, number, path, file_count, size_bytes,
+                       tree_digest, meta_json, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                    (collection_id, number, str(final), file_count, size, tree_digest,
+                     db.dumps(meta), time.time()))
+            except BaseException:
+                remove_tree(final)
+                raise
+        return self.resolve(VersionRef(name, number)), True
+
+    def ensure_collection(self, name: str) -> int:
+        """Id of the collection ``name`` (created inside the caller's transaction)."""
+        row = self.conn.execute("SELECT id FROM collections WHERE kind = ? AND name = ?",
+                                (self.kind, name)).fetchone()
+        if row is not None:
+            return row["id"]
+        cursor = self.conn.execute(
+            "INSERT INTO collections (kind, name, created) VALUES (?, ?, ?)",
+            (self.kind, name, time.time()))
+        return int(cursor.lastrowid)
+
+    def next_number(self, collection_id: int, name: str) -> int:
+        """The next version number: past every recorded version and every directory."""
+        row = self.conn.execute("SELECT MAX(number) FROM versions WHERE collection_id = ?",
+                                (collection_id,)).fetchone()
+        number = (row[0] or 0) + 1
+        while self.layout.version_dir(self.kind, name, number).exists():
+            number += 1
+        return number
+
+    def remove(self, ref: VersionRef) -> VersionInfo:
+        """Delete one version (refused while a running job uses it)."""
+        if ref.number is None:
+            raise InvalidInput(f"name the version to remove, e.g. {ref.name}@v1")
+        version = self.resolve(ref)
+        active = self.conn.execute(
+            f"""SELECT id FROM jobs WHERE state IN ({','.join('?' * len(ACTIVE_STATES))})
+                AND (algo_version_id = ? OR data_version_id = ?)""",
+            (*ACTIVE_STATES, version.id, version.id)).fetchall()
+        if active:
+            ids = ", ".join(str(r["id"]) for r in active)
+            raise InvalidInput(f"{version.ref} is used by active job(s) {ids}; cancel them first")
+        with db.transaction(self.conn):
+            self.conn.execute("UPDATE jobs SET algo_version_id = NULL WHERE algo_version_id = ?",
+                              (version.id,))
+            self.conn.execute("UPDATE jobs SET data_version_id = NULL WHERE data_version_id = ?",
+                              (version.id,))
+            self.conn.execute(
+                "UPDATE jobs SET model_version_id = NULL WHERE model_version_id = ?",
+                (version.id,))
+            self.conn.execute("DELETE FROM versions WHERE id = ?", (version.id,))
+        remove_tree(version.path)
+        ObjectStore(self.layout.objects, self.layout.tmp).collect_garbage()
+        return version

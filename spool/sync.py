@@ -1,0 +1,22 @@
+"""Bringing the database up to date: ingest spool files, then reconcile with Slurm."""
+
+from __future__ import annotations
+
+import sys
+
+from gateway.context import Gateway
+from gateway.errors import SlurmError
+
+
+def sync_state(gw: Gateway, *, quiet: bool = False) -> list[int]:
+    """Run at the start of every command that reads job or model state."""
+    from spool.ingest import ingest_spool
+    from spool.reconcile import reconcile
+
+    changed = ingest_spool(gw)
+    try:
+        reconcile(gw)
+    except SlurmError as exc:
+        if not quiet:
+            print(f"gw: warning: could not ask Slurm about active jobs: {exc}", file=sys.stderr)
+    return changed

@@ -1,0 +1,58 @@
+from gateway.slurm import adapter
+from gateway.slurm.adapter import FIELD_SEP as S
+
+
+def test_sbatch_output():
+    assert adapter.parse_sbatch_output("42\n") == "42"
+    assert adapter.parse_sbatch_output("42;cluster\n") == "42"
+    assert adapter.parse_sbatch_output("sbatch: error: something\n") is None
+    assert adapter.parse_sbatch_output("") is None
+
+
+def test_states():
+    assert adapter.map_state("CANCELLED by 0") == "CANCELLED"
+    assert adapter.map_state("COMPLETING") == "RUNNING"
+    assert adapter.map_state("OUT_OF_MEMORY") == "OUT_OF_MEMORY"
+    assert adapter.map_state("WEIRD") == "UNKNOWN"
+    assert adapter.map_state("") == "UNKNOWN"
+
+
+def test_unavailable():
+    assert adapter.is_unavailable("squeue: error: Unable to contact slurm controller (connect "
+                                  "failure)")
+    assert adapter.is_unavailable("sbatch: error: Socket timed out on send/recv operation")
+    assert not adapter.is_unavailable("sbatch: error: Invalid partition name specified")
+
+
+def test_squeue():
+    out = f"12{S}RUNNING{S}node1{S}2026-11-23T10:00:00{S}None\n" \
+          f"13{S}PENDING{S}{S}N/A{S}Resources\n"
+    jobs = adapter.parse_squeue(out)
+    assert jobs["12"].state == "RUNNING" and jobs["12"].node == "node1"
+    assert jobs["12"].start is not None
+    assert jobs["13"].state == "PENDING" and jobs["13"].reason == "Resources"
+
+
+def test_sacct():
+    out = "12|COMPLETED|0:0|node1|2026-11-23T10:00:00|2026-11-23T10:01:00\n" \
+          "13|CANCELLED by 0|0:15|node1|2026-11-23T10:00:00|2026-11-23T10:00:30\n" \
+          "14|FAILED|3:0|node1|Unknown|Unknown\n" \
+          "15|PENDING|0:0|None assigned|Unknown|Unknown\n"
+    jobs = adapter.parse_sacct(out)
+    assert jobs["12"].state == "COMPLETED" and jobs["12"].exit_code == 0
+    assert jobs["12"].end - jobs["12"].start == 60
+    assert jobs["13"].state == "CANCELLED" and jobs["13"].exit_code == 143
+    assert jobs["14"].exit_code == 3 and jobs["14"].start is None
+    assert jobs["15"].node == ""
+
+
+def test_sinfo_and_gres():
+    assert adapter.parse_gres_gpus("(null)") == 0
+    assert adapter.parse_gres_gpus("gpu:4") == 4
+    assert adapter.parse_gres_gpus("gpu:a100:4(S:0-1),gpu:v100:2") == 6
+    out = f"debug*{S}2{S}20000{S}(null){S}infinite{S}up\n" \
+          f"gpu{S}64{S}500000{S}gpu:a100:8{S}2-00:00:00{S}up\n" \
+          f"gpu{S}32{S}250000{S}gpu:a100:4{S}2-00:00:00{S}up\n"
+    parts = adapter.parse_sinfo(out)
+    assert parts["debug"].default and not parts["gpu"].default
+    assert (parts["gpu"].cpus, parts["gpu"].mem_mib, parts["gpu"].gpus) == (64, 500000, 8)

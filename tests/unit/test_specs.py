@@ -1,0 +1,93 @@
+import pytest
+
+from gateway.errors import InvalidInput
+from gateway.slurm.adapter import PartitionLimits
+from gateway.specs import (Resources, check_against_partitions, check_image_name, format_mib,
+                           format_time, parse_env, parse_size_mib, parse_time_seconds,
+                           parse_version_ref)
+
+
+@pytest.mark.parametrize("text,mib", [("512M", 512), ("16G", 16384), ("1.5G", 1536),
+                                      ("1T", 1048576), ("100", 100), ("2gb", 2048),
+                                      ("4GiB", 4096), ("1024K", 1)])
+def test_sizes(text, mib):
+    assert parse_size_mib(text) == mib
+
+
+@pytest.mark.parametrize("text", ["", "G", "-1G", "12X", "1.2.3G", "ten"])
+def test_bad_sizes(text):
+    with pytest.raises(InvalidInput, match="expected a number"):
+        parse_size_mib(text)
+
+
+def test_zero_size():
+    with pytest.raises(InvalidInput, match="more than zero"):
+        parse_size_mib("0")
+
+
+@pytest.mark.parametrize("text,seconds", [("30", 1800), ("1:30", 90), ("2:00:00", 7200),
+                                          ("1-00", 86400), ("1-02:03", 93780),
+                                          ("0-00:00:05", 5)])
+def test_times(text, seconds):
+    assert parse_time_seconds(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "abc", "1:2:3:4", "1-25:00:00", "0:61", "0", "-5",
+                                  "1-00:60:00"])
+def test_bad_times(text):
+    with pytest.raises(InvalidInput, match="invalid time"):
+        parse_time_seconds(text)
+
+
+def test_formats():
+    assert format_time(93784) == "1-02:03:04"
+    assert format_mib(2048) == "2G" and format_mib(1536) == "1536M"
+    assert format_mib(1024 * 1024) == "1T"
+
+
+def test_version_refs():
+    assert parse_version_ref("det", "algorithm").number is None
+    assert parse_version_ref("det@v3", "algorithm").number == 3
+    assert parse_version_ref("det@3", "algorithm").number == 3
+    for bad in ("det@v0", "det@latest", "../x", "a b", "@v1", ""):
+        with pytest.raises(InvalidInput):
+            parse_version_ref(bad, "algorithm")
+
+
+def test_image_names():
+    assert check_image_name("detectron2:v1") == "detectron2:v1"
+    assert check_image_name("team/base") == "team/base:latest"
+    for bad in ("Upper:v1", "x:", "x:a b", ":v1", "x:$(id)"):
+        with pytest.raises(InvalidInput):
+            check_image_name(bad)
+
+
+def test_env_values_are_literal():
+    env = parse_env(["A=it's \"q\" $(id) `x`\nline", "B=", "C=x=y"])
+    assert env == {"A": "it's \"q\" $(id) `x`\nline", "B": "", "C": "x=y"}
+    for bad in ("NOVALUE", "1A=x", "A-B=x", "=x"):
+        with pytest.raises(InvalidInput):
+            parse_env([bad])
+
+
+PARTS = {"debug": PartitionLimits("debug", 2, 20000, 0, True, True),
+         "gpu": PartitionLimits("gpu", 64, 500000, 8, False, True)}
+
+
+def res(**kw):
+    base = dict(cpus=1, gpus=0, mem_mib=1024, shm_mib=64, time_seconds=60, partition="")
+    base.update(kw)
+    return Resources(**base)
+
+
+def test_partition_limits_named():
+    assert check_against_partitions(res(), PARTS) == "debug"
+    assert check_against_partitions(res(gpus=8, partition="gpu"), PARTS) == "gpu"
+    with pytest.raises(InvalidInput, match="--gpus asks for 1 .* partition 'debug' has 0"):
+        check_against_partitions(res(gpus=1), PARTS)
+    with pytest.raises(InvalidInput, match="--cpus asks for 3 .* has 2"):
+        check_against_partitions(res(cpus=3), PARTS)
+    with pytest.raises(InvalidInput, match="--mem \\+ --shm asks for"):
+        check_against_partitions(res(mem_mib=19990, shm_mib=64), PARTS)
+    with pytest.raises(InvalidInput, match="no partition 'nope'"):
+        check_against_partitions(res(partition="nope"), PARTS)
