@@ -49,6 +49,7 @@ def sbatch_flag(name: str, value: object) -> str:
 
 
 def slurm_job_name(name: str) -> str:
-    """A job name Slurm shows safely: control characters and quotes replaced by '_'."""
-    cleaned = re.sub(r'[\x00-\x1f\x7f"\\]', "_", name).strip()
+    """A job name Slurm shows safely: anything but letters, digits, space and ``._-+:@,=``
+    becomes '_'. The exact name stays in the database and in ``$GW_JOB_NAME``."""
+    cleaned = re.sub(r"[^A-Za-z0-9 ._+:@,=-]", "_", name).strip()
     return cleaned[:200] or "gw-job"
