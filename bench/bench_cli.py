@@ -1,0 +1,138 @@
+"""Benchmarks of the commands people type all day, each against a baseline timed here too.
+
+    gw job submit   vs  sbatch of the same rendered script        (goal: <= 60x)
+    gw job list     vs  squeue, with 10,000 jobs in the database   (goal: <= 50x)
+    harvest 1 GB    vs  cp -r of the same /model, same filesystem  (goal: <= 0.1x)
+
+Needs the local cluster (scripts/cluster.sh start) and an imported image; run it with
+`scripts/bench.sh`, which prepares everything. Prints one line per benchmark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.timing import gw_exe, median_seconds, report, run  # noqa: E402
+
+
+def bench_submit(env: dict[str, str], repeat: int) -> dict[str, object]:
+    gw = gw_exe()
+    argv = [gw, "job", "submit", "--algo", "bench", "--image", "bench:v1", "--mem", "64M",
+            "--shm", "1M", "--", "true"]
+    ours = median_seconds(lambda: run(argv, env), repeat)
+    last = json.loads(subprocess.run([gw, "job", "list", "--limit", "1", "--json"], env={
+        **os.environ, **env}, capture_output=True, text=True, check=True).stdout)[0]
+    script = Path(env["GW_HOME"]) / "jobs" / str(last["id"]) / "job.sbatch"
+    held = []
+
+    def plain_sbatch() -> None:
+        out = subprocess.run(["sbatch", "--parsable", "--hold", str(script)],
+                             capture_output=True, text=True, check=True).stdout
+        held.append(out.strip().split(";")[0])
+
+    baseline = median_seconds(plain_sbatch, repeat)
+    subprocess.run(["scancel", *held], check=False)
+    return report("gw job submit", ours, baseline, "sbatch (same script)", 60)
+
+
+def fill_jobs(env: dict[str, str], count: int) -> None:
+    """Insert ``count`` finished jobs straight into the database."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    os.environ.update(env)
+    from gateway import db
+    from gateway.context import Gateway
+
+    gw = Gateway()
+    spec = db.dumps({"command": ["python", "train.py"], "env": {}, "runtime": "bwrap",
+                     "resources": {}, "algo": "bench@v1", "image": "bench:v1",
+                     "image_digest": "sha256:0", "dataset": None})
+    now = time.time()
+    with db.transaction(gw.conn):
+        gw.conn.executemany(
+            "INSERT INTO jobs (name, slurm_job_id, state, exit_code, node, submitted, ended, "
+            "model_name, spec_json, job_dir) VALUES (?, ?, 'COMPLETED', 0, 'node1', ?, ?, "
+            "'bench', ?, '/nonexistent')",
+            [(f"filler-{i}", str(10_000_000 + i), now - i, now - i + 60, spec)
+             for i in range(count)])
+
+
+def bench_list(env: dict[str, str], repeat: int) -> dict[str, object]:
+    argv = [gw_exe(), "job", "list"]
+    ours = median_seconds(lambda: subprocess.run(argv, env={**os.environ, **env},
+                                                 stdout=subprocess.DEVNULL, check=True), repeat)
+    baseline = median_seconds(lambda: subprocess.run(["squeue"], stdout=subprocess.DEVNULL,
+                                                     check=True), repeat)
+    return report("gw job list (10,000 jobs)", ours, baseline, "squeue", 50)
+
+
+def bench_harvest(env: dict[str, str], size_mb: int) -> dict[str, object]:
+    """Ingest of one spool file whose job left ``size_mb`` MB in /model, vs cp -r."""
+    os.environ.update(env)
+    from gateway import db
+    from gateway.context import Gateway
+    from spool.ingest import ingest_spool
+    from spool.layout import write_spool_file
+
+    gw = Gateway()
+    spec = db.dumps({"command": ["x"], "env": {}, "runtime": "bwrap", "resources": {},
+                     "algo": "bench@v1", "image": "bench:v1", "image_digest": "sha256:0",
+                     "dataset": None})
+    with db.transaction(gw.conn):
+        job_id = gw.conn.execute(
+            "INSERT INTO jobs (name, state, submitted, model_name, spec_json, job_dir) VALUES "
+            "('harvest', 'RUNNING', ?, 'bench-harvest', ?, '')", (time.time(), spec)).lastrowid
+        gw.conn.execute("UPDATE jobs SET job_dir = ? WHERE id = ?",
+                        (str(gw.layout.job_dir(job_id)), job_id))
+    model = gw.layout.job_dir(job_id) / "model"
+    model.mkdir(parents=True)
+    chunk = os.urandom(1 << 20)
+    for part in range(8):
+        with open(model / f"shard-{part}.bin", "wb") as out:
+            for _ in range(size_mb // 8):
+                out.write(chunk)
+    (model / "config.json").write_text("{}")
+    copy_target = Path(tempfile.mkdtemp(dir=gw.layout.tmp))
+    start = time.perf_counter()
+    subprocess.run(["cp", "-r", str(model), str(copy_target / "model")], check=True)
+    baseline = time.perf_counter() - start
+    shutil.rmtree(copy_target)
+    write_spool_file(gw.layout.spool, {"job_id": job_id, "exit_code": 0, "node": "n",
+                                       "started": 0, "ended": 1})
+    start = time.perf_counter()
+    ingest_spool(gw)
+    ours = time.perf_counter() - start
+    row = gw.conn.execute("SELECT model_version_id FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    assert row[0] is not None, "harvest made no model version"
+    return report(f"harvest {size_mb} MB /model", ours, baseline, "cp -r", 0.1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--home", required=True, help="GW_HOME prepared by scripts/bench.sh")
+    parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--harvest-mb", type=int, default=1024)
+    parser.add_argument("--json", dest="json_out", help="also write the results here")
+    args = parser.parse_args()
+    env = {"GW_HOME": args.home}
+    results = [bench_submit(env, args.repeat)]
+    fill_jobs(env, args.jobs)
+    results.append(bench_list(env, args.repeat))
+    results.append(bench_harvest(env, args.harvest_mb))
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

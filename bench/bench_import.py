@@ -1,0 +1,63 @@
+"""`gw image import` of a ~200 MB `docker save` archive vs the raw tool pipeline by hand.
+
+The baseline runs the same tools a person would type: skopeo copy, umoci unpack,
+mksquashfs, siftool new + add. gw adds the archive safety check, the mount points and
+the database record (goal: at most 1.2x). Run it with `scripts/bench.sh`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.timing import gw_exe, report, run  # noqa: E402
+
+
+def raw_pipeline(archive: Path, work: Path) -> float:
+    """The conversion by hand; returns seconds."""
+    start = time.perf_counter()
+    run(["skopeo", "copy", "--quiet", f"docker-archive:{archive}", f"oci:{work}/oci:img"])
+    run(["umoci", "unpack", "--image", f"{work}/oci:img", f"{work}/bundle"])
+    run(["mksquashfs", f"{work}/bundle/rootfs", f"{work}/rootfs.squashfs", "-noappend",
+         "-quiet", "-no-progress"])
+    run(["siftool", "new", f"{work}/image.sif"])
+    run(["siftool", "add", "--datatype", "4", "--parttype", "2", "--partfs", "1",
+         "--partarch", "2", "--groupid", "1", f"{work}/image.sif", f"{work}/rootfs.squashfs"])
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("archive", type=Path)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--json", dest="json_out")
+    args = parser.parse_args()
+    size_mb = args.archive.stat().st_size / 1e6
+    ours_times, base_times = [], []
+    for _ in range(args.repeat):
+        with tempfile.TemporaryDirectory(dir="/var/tmp") as tmp:
+            base_times.append(raw_pipeline(args.archive, Path(tmp)))
+        home = tempfile.mkdtemp(dir="/var/tmp")
+        env = {**os.environ, "GW_HOME": home}
+        start = time.perf_counter()
+        subprocess.run([gw_exe(), "image", "import", str(args.archive), "--name", "bench:v1",
+                        "-q"], env=env, check=True)
+        ours_times.append(time.perf_counter() - start)
+        shutil.rmtree(home)
+    result = report(f"gw image import ({size_mb:.0f} MB)", min(ours_times), min(base_times),
+                    "raw tool pipeline", 1.2)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps([result], indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""gw image import with the real conversion tools: dedup by digest, nothing half-made."""
+
+import pytest
+
+from gateway.errors import InvalidInput, NotFound
+from gateway.images import get_image, import_archive, list_images, remove_image
+from tests.support.images import busybox_rootfs, make_archive
+
+pytestmark = pytest.mark.container
+
+
+@pytest.fixture(scope="module")
+def archives(tmp_path_factory):
+    base = tmp_path_factory.mktemp("img")
+    rootfs = busybox_rootfs(base / "rootfs")
+    return {"legacy": make_archive(base / "legacy.tar", [rootfs], layout="docker-legacy"),
+            "oci": make_archive(base / "oci.tar", [rootfs], layout="docker-oci")}
+
+
+def home_files(gw):
+    return sorted(str(p.relative_to(gw.config.home)) for p in gw.config.home.rglob("*")
+                  if not p.name.startswith("gateway.db"))
+
+
+def test_import_dedups_across_names_and_layouts(gw, archives):
+    first, converted = import_archive(gw, archives["legacy"], "bb:v1")
+    assert converted and first.sif_path.is_file() and first.partition_offset > 0
+    second, converted = import_archive(gw, archives["oci"], "other/bb:v2")
+    assert not converted and second.digest == first.digest
+    assert len(list(gw.layout.images.glob("*.sif"))) == 1
+    assert [i.name for i in list_images(gw)] == ["bb:v1", "other/bb:v2"]
+    assert get_image(gw, "bb:v1").config["env"] == {"PATH": "/bin"}
+    _image, deleted = remove_image(gw, "bb:v1")
+    assert not deleted and first.sif_path.exists()
+    _image, deleted = remove_image(gw, "other/bb:v2")
+    assert deleted and not first.sif_path.exists()
+    with pytest.raises(NotFound):
+        get_image(gw, "bb:v1")
+
+
+def test_failed_import_leaves_nothing(gw, tmp_path):
+    gw.layout.ensure()
+    before = home_files(gw)
+    bad = tmp_path / "bad.tar"
+    bad.write_bytes(b"garbage" * 1000)
+    with pytest.raises(InvalidInput, match="not a tar"):
+        import_archive(gw, bad, "bad:v1")
+    with pytest.raises(InvalidInput, match="invalid image name"):
+        import_archive(gw, bad, "Bad Name")
+    assert home_files(gw) == before
+    assert list_images(gw) == []
