@@ -93,10 +93,11 @@ def submit_job(gw: Gateway, request: JobRequest) -> dict[str, Any]:
     model_name = check_name(request.model_name or algo.meta.get("model_name") or algo.name,
                             "model")
     runtime = detect_runtime(str(gw.config["runtime"]))
-    check_against_partitions(request.resources, gw.slurm.partitions())
+    partition = check_against_partitions(request.resources, gw.slurm.partitions())
     name = request.name or f"{algo.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     spec = {"command": list(request.command), "env": request.env, "runtime": runtime,
-            "resources": request.resources.as_dict(), "algo": algo.ref, "image": image.name,
+            "resources": {**request.resources.as_dict(), "partition": partition},
+            "algo": algo.ref, "image": image.name,
             "image_digest": image.digest, "dataset": data.ref if data else None}
     with db.transaction(gw.conn):
         cursor = gw.conn.execute(
