@@ -24,10 +24,11 @@ def print_table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
     if not rows:
         print("(none)", file=sys.stderr)
         return
-    cells = [[_cell(v) for v in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
-    out = [_line(headers, widths)] + [_line(r, widths) for r in cells]
-    sys.stdout.write("\n".join(out) + "\n")
+    cells = [tuple(_cell(v) for v in row) for row in rows]
+    widths = [max(map(len, column)) for column in zip(headers, *cells)]
+    template = "  ".join(f"{{:<{w}}}" for w in widths)
+    sys.stdout.write("\n".join(template.format(*r).rstrip() for r in [tuple(headers), *cells]))
+    sys.stdout.write("\n")
 
 
 def print_fields(pairs: Sequence[tuple[str, Any]]) -> None:
@@ -37,15 +38,11 @@ def print_fields(pairs: Sequence[tuple[str, Any]]) -> None:
         print(f"{key + ':':<{width + 1}} {_cell(value)}")
 
 
-def _line(cells: Sequence[str], widths: Sequence[int]) -> str:
-    return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
-
-
 def _cell(value: Any) -> str:
     if value is None:
         return "-"
     text = str(value)
-    return text.replace("\n", "\\n")
+    return text.replace("\n", "\\n") if "\n" in text else text
 
 
 def human_size(size: int | None) -> str:

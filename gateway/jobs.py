@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import tarfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +12,6 @@ from typing import Any
 from gateway import db
 from gateway.context import Gateway
 from gateway.errors import InvalidInput, NotFound
-from gateway.render import render, sbatch_flag, slurm_job_name
 from gateway.slurm.adapter import ACTIVE, TERMINAL
 from gateway.specs import Resources, VersionRef, check_name, format_mib, format_time
 from gateway.trees import copy_writable, remove_tree
@@ -37,6 +35,8 @@ class JobRequest:
 
 def job_slurm_flags(job_id: int, name: str, resources: Resources, job_dir: Path) -> list[str]:
     """The ``#SBATCH`` flags of a job, built from data and quoted."""
+    from gateway.render import sbatch_flag, slurm_job_name
+
     flags = [sbatch_flag("job-name", slurm_job_name(name)),
              sbatch_flag("chdir", job_dir),
              sbatch_flag("output", job_dir / "slurm-%j.out"),
@@ -55,6 +55,7 @@ def render_job_script(gw: Gateway, *, job_id: int, name: str, job_dir: Path, ima
                       algo, data, request: JobRequest, runtime: str) -> str:
     """The sbatch script of a job (see templates/sbatch/job.sh.j2)."""
     from containers.runtime import ContainerSpec, Mount, container_script
+    from gateway.render import render
 
     mounts = [Mount(str(job_dir / "code"), "/code"), Mount(str(job_dir / "model"), "/model")]
     if data is not None:
@@ -202,6 +203,8 @@ def log_path(job: dict[str, Any]) -> Path:
 
 def write_outputs(job: dict[str, Any], out: Path) -> int:
     """Pack what the job left in /code and its logs into ``out`` (.tar.gz); returns bytes."""
+    import tarfile
+
     job_dir = Path(job["job_dir"])
     if not (job_dir / "code").exists():
         raise NotFound(f"job {job['id']} has no outputs (its directory {job_dir} is gone)")

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs the benchmarks in bench/ on the local cluster, each against a baseline timed in the
+# same run, and prints the ratios. Needs scripts/setup.sh to have run.
+# Writes bench/results.json. Usage: scripts/bench.sh [--quick]
+set -euo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+eval "$(bash "$REPO/scripts/cluster.sh" env)"
+PY="$REPO/.venv/bin/python"
+export PATH="$REPO/.venv/bin:$PATH"
+repeat=10; harvest_mb=1024
+if [ "${1:-}" = "--quick" ]; then repeat=3; harvest_mb=128; fi
+
+work=$(mktemp -d /var/tmp/gw-bench.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+export GW_HOME="$work/home"
+
+# A small image and algorithm for the submit benchmark.
+"$PY" -c "
+import sys; sys.path[:0] = ['$REPO', '$REPO/scripts']
+from pathlib import Path
+from tests.support.images import busybox_rootfs, make_archive
+base = Path('$work')
+make_archive(base / 'bench.tar', [busybox_rootfs(base / 'rootfs')])
+(base / 'algo').mkdir(); (base / 'algo' / 'run.sh').write_text('true\n')
+"
+gw image import "$work/bench.tar" --name bench:v1 -q >/dev/null
+gw algo push "$work/algo" --name bench -q >/dev/null
+
+echo "== gw vs baselines (median of $repeat runs; harvest and import: best run) =="
+"$PY" "$REPO/bench/bench_cli.py" --home "$GW_HOME" --repeat "$repeat" \
+    --harvest-mb "$harvest_mb" --json "$work/cli.json"
+archive=$(bash "$REPO/scripts/make-demo-image.sh")
+"$PY" "$REPO/bench/bench_import.py" "$archive" --json "$work/import.json"
+"$PY" -c "
+import json; print(json.dumps(json.load(open('$work/cli.json')) + json.load(open('$work/import.json')), indent=2))" > "$REPO/bench/results.json"
+echo "results: $REPO/bench/results.json"
