@@ -95,5 +95,7 @@ def _check_build_tools() -> Check:
 
 def run_checks(gw: Gateway) -> list[Check]:
     """Every check, in the order a person would fix them."""
-    return [_check_home(gw), _check_slurm(gw), _check_accounting(gw), *_check_runtime(gw),
-            _check_build_tools()]
+    slurm = _check_slurm(gw)
+    accounting = _check_accounting(gw) if slurm.ok else Check(
+        "accounting", False, "skipped: Slurm is not reachable", "fix the slurm check first")
+    return [_check_home(gw), slurm, accounting, *_check_runtime(gw), _check_build_tools()]

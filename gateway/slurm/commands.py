@@ -6,6 +6,7 @@ Output parsing lives in :mod:`gateway.slurm.adapter`. Every poll is batched: one
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Iterable
 from pathlib import Path
@@ -24,6 +25,10 @@ class SlurmCommands:
 
     def _run(self, argv: list[str], what: str, cwd: Path | None = None
              ) -> subprocess.CompletedProcess[str]:
+        conf = os.environ.get("SLURM_CONF")
+        if conf and not os.path.isfile(conf):
+            # Slurm itself would retry for 60 s before saying so.
+            raise SlurmUnavailable(argv, 1, f"SLURM_CONF={conf} does not exist", what)
         try:
             return run_command(argv, timeout=self.timeout, error_type=SlurmError, what=what,
                                cwd=cwd)
