@@ -21,7 +21,7 @@ def gw_exe() -> str:
 
 def run(argv: Sequence[str], env: dict[str, str] | None = None) -> None:
     """Run a command, failing loudly with its stderr."""
-    proc = subprocess.run(list(argv), capture_output=True, text=True,
+    proc = subprocess.run(list(argv), capture_output=True, text=True, check=False,
                           env=None if env is None else {**os.environ, **env})
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr}")

@@ -31,10 +31,10 @@ DATA = VersionInfo(2, "data", "coco", 1, Path("/shared/gw/datasets/coco/v1"), 1,
 
 
 def request(**kw) -> JobRequest:
-    base = dict(algo=VersionRef("detectron2", None), image="detectron2:v1",
-                data=VersionRef("coco", None), name="train run",
-                command=("python", "tools/train_net.py", "--lr", "0.02"), env={},
-                resources=Resources(4, 0, 16384, 2048, 7200, ""))
+    base = {"algo": VersionRef("detectron2", None), "image": "detectron2:v1",
+            "data": VersionRef("coco", None), "name": "train run",
+            "command": ("python", "tools/train_net.py", "--lr", "0.02"), "env": {},
+            "resources": Resources(4, 0, 16384, 2048, 7200, "")}
     base.update(kw)
     return JobRequest(**base)
 

@@ -32,8 +32,8 @@ def registry(tmp_path_factory):
     config = base / "config.yml"
     config.write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {base}/data\n"
                       f"http:\n  addr: 127.0.0.1:{port}\nlog:\n  level: error\n")
-    proc = subprocess.Popen([exe, "serve", str(config)], stdout=subprocess.DEVNULL,
-                            stderr=open(base / "registry.log", "w"))
+    log = (base / "registry.log").open("w")
+    proc = subprocess.Popen([exe, "serve", str(config)], stdout=subprocess.DEVNULL, stderr=log)
     deadline = time.time() + 30
     while time.time() < deadline:
         try:
@@ -47,6 +47,7 @@ def registry(tmp_path_factory):
     yield f"127.0.0.1:{port}"
     proc.terminate()
     proc.wait(timeout=10)
+    log.close()
 
 
 def test_pull_converts_once_and_dedups_with_import(registry, flow_home, tmp_path):

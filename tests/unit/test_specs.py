@@ -2,9 +2,17 @@ import pytest
 
 from gateway.errors import InvalidInput
 from gateway.slurm.adapter import PartitionLimits
-from gateway.specs import (Resources, check_against_partitions, check_image_name, format_mib,
-                           format_time, parse_env, parse_size_mib, parse_time_seconds,
-                           parse_version_ref)
+from gateway.specs import (
+    Resources,
+    check_against_partitions,
+    check_image_name,
+    format_mib,
+    format_time,
+    parse_env,
+    parse_size_mib,
+    parse_time_seconds,
+    parse_version_ref,
+)
 
 
 @pytest.mark.parametrize("text,mib", [("512M", 512), ("16G", 16384), ("1.5G", 1536),
@@ -75,7 +83,8 @@ PARTS = {"debug": PartitionLimits("debug", 2, 20000, 0, True, True),
 
 
 def res(**kw):
-    base = dict(cpus=1, gpus=0, mem_mib=1024, shm_mib=64, time_seconds=60, partition="")
+    base = {"cpus": 1, "gpus": 0, "mem_mib": 1024, "shm_mib": 64, "time_seconds": 60,
+            "partition": ""}
     base.update(kw)
     return Resources(**base)
 

@@ -136,7 +136,7 @@ def test_remove_collects_unshared_objects(gw, tmp_path):
     (src / "only1").unlink()
     (src / "only2").write_text("two")
     v2, _ = store.push(src, "x", {})
-    objects = lambda: sorted(p.name for p in gw.layout.objects.rglob("*") if p.is_file())  # noqa: E731
+    objects = lambda: sorted(p.name for p in gw.layout.objects.rglob("*") if p.is_file())
     assert len(objects()) == 3
     store.remove(VersionRef("x", 1))
     assert not v1.path.exists() and len(objects()) == 2
