@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.timing import gw_exe, median_seconds, report, run  # noqa: E402
+from bench.timing import gw_exe, median_seconds, report, run
 
 
 def bench_submit(env: dict[str, str], repeat: int) -> dict[str, object]:
@@ -98,8 +98,7 @@ def bench_harvest(env: dict[str, str], size_mb: int) -> dict[str, object]:
     chunk = os.urandom(1 << 20)
     for part in range(8):
         with open(model / f"shard-{part}.bin", "wb") as out:
-            for _ in range(size_mb // 8):
-                out.write(chunk)
+            out.writelines(chunk for _ in range(size_mb // 8))
     (model / "config.json").write_text("{}")
     copy_target = Path(tempfile.mkdtemp(dir=gw.layout.tmp))
     start = time.perf_counter()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.timing import gw_exe, report, run  # noqa: E402
+from bench.timing import gw_exe, report, run
 
 
 def raw_pipeline(archive: Path, work: Path) -> float:

@@ -81,7 +81,6 @@ def render_job_script(gw: Gateway, *, job_id: int, name: str, job_dir: Path, ima
 def submit_job(gw: Gateway, request: JobRequest) -> dict[str, Any]:
     """Render and submit a job; nothing is left behind when any step fails."""
     from containers.runtime import detect_runtime
-
     from gateway.images import get_image
     from gateway.specs import check_against_partitions
 
