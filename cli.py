@@ -186,7 +186,8 @@ def _store_group(kind: str, label: str, extra_fields: bool):
         else:
             click.echo(f"{version.ref}  unchanged: no new version")
 
-    push.help = (f"Store PATH (a directory or a .zip) as the next version of a {label}. "
+    article = "an" if label[0] in "aeiou" else "a"
+    push.help = (f"Store PATH (a directory or a .zip) as the next version of {article} {label}. "
                  "A zip whose entries share one top-level folder is stored without it.")
     if extra_fields:
         for option in (click.option("--framework", default="", help="e.g. PyTorch."),

@@ -50,7 +50,7 @@ def main() -> None:
         env = {**os.environ, "GW_HOME": home}
         start = time.perf_counter()
         subprocess.run([gw_exe(), "image", "import", str(args.archive), "--name", "bench:v1",
-                        "-q"], env=env, check=True)
+                        "-q"], env=env, check=True, stdout=subprocess.DEVNULL)
         ours_times.append(time.perf_counter() - start)
         shutil.rmtree(home)
     result = report(f"gw image import ({size_mb:.0f} MB)", min(ours_times), min(base_times),

@@ -197,3 +197,13 @@ def test_requests_no_partition_can_hold_are_refused_before_sbatch(flow):
     home = Path(env["GW_HOME"])
     assert sorted(p.name for p in (home / "jobs").iterdir()) == \
         sorted(str(j["id"]) for j in json.loads(jobs_before))
+
+
+def test_logs_follow_until_the_job_ends(flow):
+    env = flow["env"]
+    job = json.loads(submit(env, "--algo", "probe", "--image", "busybox:v1", "--model-name",
+                            "followed", "--", "sh", "-c",
+                            "for i in 1 2 3; do echo line $i; sleep 1; done").stdout)
+    proc = run_gw("job", "logs", str(job["id"]), "--follow", env=env)
+    assert proc.stdout.splitlines()[-3:] == ["line 1", "line 2", "line 3"]
+    assert job_json(env, job["id"])["state"] == "COMPLETED"
