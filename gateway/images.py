@@ -155,20 +155,25 @@ def pull_image(gw: Gateway, reference: str, name: str, *, tls_verify: bool = Tru
 def remove_image(gw: Gateway, name: str) -> tuple[ImageRecord, bool]:
     """Remove the name; the SIF goes too when no other name points at it.
 
-    Returns (image, whether the SIF was deleted).
+    Returns (image, whether the SIF was deleted). The last name of an image that active
+    jobs run is refused.
     """
     image = get_image(gw, name)
-    active = gw.conn.execute(
-        "SELECT id FROM jobs WHERE image_id = ? AND state IN "
-        "('SUBMITTING', 'PENDING', 'RUNNING', 'UNKNOWN')", (image.id,)).fetchall()
     with db.transaction(gw.conn):
-        gw.conn.execute("DELETE FROM image_tags WHERE name = ?", (image.name,))
-        others = gw.conn.execute("SELECT COUNT(*) FROM image_tags WHERE image_id = ?",
-                                 (image.id,)).fetchone()[0]
-        delete_sif = others == 0 and not active
-        if delete_sif:
+        others = gw.conn.execute("SELECT COUNT(*) FROM image_tags WHERE image_id = ? AND "
+                                 "name != ?", (image.id, image.name)).fetchone()[0]
+        if others == 0:
+            active = gw.conn.execute(
+                "SELECT id FROM jobs WHERE image_id = ? AND state IN "
+                "('SUBMITTING', 'PENDING', 'RUNNING', 'UNKNOWN')", (image.id,)).fetchall()
+            if active:
+                ids = ", ".join(str(r["id"]) for r in active)
+                raise InvalidInput(f"{image.name} is used by active job(s) {ids}; cancel them "
+                                   "first")
             gw.conn.execute("UPDATE jobs SET image_id = NULL WHERE image_id = ?", (image.id,))
+        gw.conn.execute("DELETE FROM image_tags WHERE name = ?", (image.name,))
+        if others == 0:
             gw.conn.execute("DELETE FROM images WHERE id = ?", (image.id,))
-    if delete_sif:
+    if others == 0:
         image.sif_path.unlink(missing_ok=True)
-    return image, delete_sif
+    return image, others == 0

@@ -19,8 +19,13 @@ from spool.layout import spool_file
 SPOOL_GRACE_SECONDS = 60
 
 
+# A submission whose `gw` process died before sbatch answered.
+SUBMITTING_GRACE_SECONDS = 600
+
+
 def reconcile(gw: Gateway) -> None:
     """Bring the states of active jobs up to date from squeue and sacct."""
+    _fail_interrupted_submissions(gw)
     rows = gw.conn.execute(
         f"SELECT id, slurm_job_id, state FROM jobs WHERE state IN "
         f"({','.join('?' * len(ACTIVE))}) AND slurm_job_id IS NOT NULL", ACTIVE).fetchall()
@@ -45,6 +50,18 @@ def reconcile(gw: Gateway) -> None:
                 _set_active(gw, row["id"], live)
             elif row["slurm_job_id"] in accounting:
                 _set_finished(gw, row["id"], accounting[row["slurm_job_id"]])
+
+
+def _fail_interrupted_submissions(gw: Gateway) -> None:
+    cutoff = time.time() - SUBMITTING_GRACE_SECONDS
+    stale = gw.conn.execute("SELECT id FROM jobs WHERE state = 'SUBMITTING' AND "
+                            "slurm_job_id IS NULL AND submitted < ?", (cutoff,)).fetchall()
+    if stale:
+        with db.transaction(gw.conn):
+            for row in stale:
+                gw.conn.execute(
+                    "UPDATE jobs SET state = 'FAILED', reason = ? WHERE id = ?",
+                    ("the submission was interrupted before sbatch answered", row["id"]))
 
 
 def _set_active(gw: Gateway, job_id: int, live: SlurmJobState) -> None:

@@ -49,3 +49,18 @@ def test_failed_import_leaves_nothing(gw, tmp_path):
         import_archive(gw, bad, "Bad Name")
     assert home_files(gw) == before
     assert list_images(gw) == []
+
+
+def test_last_name_of_an_image_in_use_is_kept(gw, archives):
+    import time
+
+    from gateway import db
+
+    image, _ = import_archive(gw, archives["legacy"], "busy:v1")
+    with db.transaction(gw.conn):
+        gw.conn.execute("INSERT INTO jobs (name, state, submitted, image_id, model_name, "
+                        "spec_json, job_dir) VALUES ('j', 'RUNNING', ?, ?, 'm', '{}', '')",
+                        (time.time(), image.id))
+    with pytest.raises(InvalidInput, match="used by active job"):
+        remove_image(gw, "busy:v1")
+    assert get_image(gw, "busy:v1").sif_path.exists()

@@ -191,3 +191,15 @@ def test_slurm_unreachable_means_unknown(gw):
     gw.slurm = Down()
     sync_state(gw)
     assert job(gw, a)["state"] == "UNKNOWN"
+
+
+def test_interrupted_submission_is_failed_after_grace(gw):
+    a = add_job(gw, slurm_id=None, state="SUBMITTING")
+    gw.slurm = FakeSlurm()
+    reconcile(gw)
+    assert job(gw, a)["state"] == "SUBMITTING"
+    with db.transaction(gw.conn):
+        gw.conn.execute("UPDATE jobs SET submitted = submitted - 3600 WHERE id = ?", (a,))
+    reconcile(gw)
+    assert job(gw, a)["state"] == "FAILED" and "interrupted" in job(gw, a)["reason"]
+    assert gw.slurm.calls == []
