@@ -1,0 +1,63 @@
+"""`gw spool sync`, `gw doctor`, `gw config`."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from gateway.commands import json_option, open_gateway
+
+
+@click.group()
+def spool() -> None:
+    """The spool: job end states written on compute nodes."""
+
+
+@spool.command("sync")
+@json_option
+def spool_sync(as_json: bool) -> None:
+    """Ingest spool files (harvesting models) and reconcile active jobs with Slurm."""
+    from gateway.display import print_json
+    from spool.sync import sync_state
+
+    changed = sync_state(open_gateway())
+    if as_json:
+        print_json({"ingested": changed})
+    else:
+        click.echo(f"ingested {len(changed)} spool file(s)")
+
+
+@click.command()
+@json_option
+def doctor(as_json: bool) -> None:
+    """Check Slurm, the container runtime, FUSE and paths; say what to fix."""
+    from gateway.display import print_json
+    from gateway.doctor import run_checks
+
+    checks = run_checks(open_gateway())
+    if as_json:
+        print_json([c.as_dict() for c in checks])
+    else:
+        for check in checks:
+            mark = "ok  " if check.ok else "FAIL"
+            click.echo(f"[{mark}] {check.name}: {check.detail}")
+            if not check.ok and check.fix:
+                click.echo(f"       fix: {check.fix}")
+    if not all(c.ok for c in checks):
+        sys.exit(1)
+
+
+@click.command("config")
+@json_option
+def config_cmd(as_json: bool) -> None:
+    """Print the resolved configuration and where each value came from."""
+    from gateway.config import KEYS, load_config
+    from gateway.display import print_json, print_table
+
+    config = load_config()
+    if as_json:
+        print_json(config.values)
+    else:
+        print_table([(k, config.values[k], config.sources[k], KEYS[k][1][:60]) for k in KEYS],
+                    ["KEY", "VALUE", "FROM", "MEANING"])

@@ -1,0 +1,202 @@
+"""`gw job ...`: submit, list, show, logs, cancel, script, outputs."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from gateway.commands import json_option, open_gateway, synced_gateway
+
+
+@click.group()
+def job() -> None:
+    """Training jobs: submit, follow, cancel, collect outputs."""
+
+
+@job.command("submit", context_settings={"ignore_unknown_options": False})
+@click.option("--algo", required=True, help="Algorithm NAME or NAME@vN (default: latest).")
+@click.option("--image", "image_name", required=True, help="Image NAME:TAG.")
+@click.option("--data", default=None, help="Dataset NAME or NAME@vN, mounted read-only at "
+                                           "/dataset.")
+@click.option("--name", default=None, help="Job name (default: ALGO-DATE-TIME).")
+@click.option("--cpus", type=int, default=None, help="CPUs (default from config).")
+@click.option("--gpus", type=int, default=None, help="GPUs: --gres=gpu:N and GPU passthrough.")
+@click.option("--mem", default=None, help="Memory, e.g. 16G (shm is added on top).")
+@click.option("--shm", default=None, help="Size of the private /dev/shm, e.g. 8G.")
+@click.option("--time", "time_limit", default=None, help="Time limit, D-HH:MM:SS.")
+@click.option("--partition", default=None, help="Slurm partition.")
+@click.option("--env", "env", multiple=True, help="K=V in the container (repeatable).")
+@click.option("--model-name", default=None, help="Model the job's /model becomes a version "
+                                                 "of (default: the algorithm's).")
+@click.option("--wait", is_flag=True, help="Wait for the job to end; exit 1 unless it "
+                                           "completed.")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@json_option
+def job_submit(algo: str, image_name: str, data: str | None, name: str | None,
+               cpus: int | None, gpus: int | None, mem: str | None, shm: str | None,
+               time_limit: str | None, partition: str | None, env: tuple[str, ...],
+               model_name: str | None, wait: bool, command: tuple[str, ...],
+               as_json: bool) -> None:
+    """Submit COMMAND (after --) as a Slurm job in the image's container.
+
+    In the container: /code is a private writable copy of the algorithm version (what the
+    job leaves there are its outputs), /dataset the dataset version (read-only), /model an
+    empty directory that becomes the next model version when the job exits 0. The working
+    directory is /code and the image's environment applies.
+    """
+    from gateway.jobs import JobRequest, submit_job
+    from gateway.specs import check_image_name, parse_env, parse_resources, parse_version_ref
+
+    gw = open_gateway()
+    request = JobRequest(
+        algo=parse_version_ref(algo, "algorithm"), image=check_image_name(image_name),
+        data=parse_version_ref(data, "dataset") if data else None, name=name,
+        command=command, env=parse_env(env), model_name=model_name,
+        resources=parse_resources(cpus=cpus, gpus=gpus, mem=mem, shm=shm, time=time_limit,
+                                  partition=partition, defaults=gw.config))
+    submitted = submit_job(gw, request)
+    if not wait:
+        _print_job(submitted, as_json, short=True)
+        return
+    final = _wait_for(gw, submitted["id"])
+    _print_job(final, as_json)
+    if final["state"] != "COMPLETED":
+        sys.exit(1)
+
+
+def _wait_for(gw, job_id: int, poll: float = 1.0):
+    import time
+
+    from gateway.jobs import get_job
+    from gateway.slurm.adapter import TERMINAL
+    from spool.sync import sync_state
+
+    delay = poll
+    while True:
+        sync_state(gw, quiet=True)
+        job_info = get_job(gw, job_id)
+        if job_info["state"] in TERMINAL:
+            return job_info
+        time.sleep(delay)
+        delay = min(delay * 1.5, 10.0)
+
+
+def _print_job(job_info, as_json: bool, short: bool = False) -> None:
+    from gateway.display import human_time, print_fields, print_json
+
+    if as_json:
+        print_json(job_info)
+        return
+    if short:
+        click.echo(f"job {job_info['id']} submitted (Slurm job {job_info['slurm_job_id']}); "
+                   f"follow it with: gw job logs {job_info['id']} -f")
+        return
+    print_fields([
+        ("job", job_info["id"]), ("name", job_info["name"]), ("state", job_info["state"]),
+        ("reason", job_info["reason"] or None), ("slurm job", job_info["slurm_job_id"]),
+        ("node", job_info["node"] or None), ("submitted", human_time(job_info["submitted"])),
+        ("started", human_time(job_info["started"])), ("ended", human_time(job_info["ended"])),
+        ("exit code", job_info["exit_code"]), ("algorithm", job_info["algo"]),
+        ("image", f"{job_info['image']} ({job_info['image_digest']})"),
+        ("dataset", job_info["dataset"]),
+        ("command", " ".join(job_info["command"])),
+        ("resources", ", ".join(f"{k}={v}" for k, v in job_info["resources"].items() if v)),
+        ("runtime", job_info["runtime"]),
+        ("model", job_info["model"] or f"(none yet; becomes {job_info['model_name']})"),
+        ("job dir", job_info["job_dir"]), ("script", job_info["script"]),
+        ("log", job_info["log"]),
+    ])
+
+
+@job.command("list")
+@click.option("--state", "states", multiple=True, help="Only jobs in this state (repeatable).")
+@click.option("--limit", type=int, default=None, help="At most this many, newest first.")
+@json_option
+def job_list(states: tuple[str, ...], limit: int | None, as_json: bool) -> None:
+    """List jobs, newest first."""
+    from gateway.display import human_time, print_json, print_table
+    from gateway.jobs import list_jobs
+
+    jobs = list_jobs(synced_gateway(), states, limit)
+    if as_json:
+        print_json(jobs)
+    else:
+        print_table([(j["id"], j["name"], j["state"], j["slurm_job_id"], j["node"] or None,
+                      human_time(j["submitted"]), j["exit_code"]) for j in jobs],
+                    ["ID", "NAME", "STATE", "SLURM_ID", "NODE", "SUBMITTED", "EXIT"])
+
+
+@job.command("show")
+@click.argument("job_id", type=int)
+@json_option
+def job_show(job_id: int, as_json: bool) -> None:
+    """Show a job: state, Slurm id, node, times, exit code, resources, versions, files."""
+    from gateway.jobs import get_job
+
+    _print_job(get_job(synced_gateway(), job_id), as_json)
+
+
+@job.command("script")
+@click.argument("job_id", type=int)
+def job_script(job_id: int) -> None:
+    """Print the exact sbatch script that was submitted."""
+    from gateway.jobs import get_job
+
+    click.echo(Path(get_job(open_gateway(), job_id)["script"]).read_text(), nl=False)
+
+
+@job.command("logs")
+@click.argument("job_id", type=int)
+@click.option("--follow", "-f", is_flag=True, help="Keep printing until the job ends.")
+def job_logs(job_id: int, follow: bool) -> None:
+    """Print the job's output (stdout and stderr)."""
+    import time
+
+    from gateway.jobs import get_job, log_path
+    from gateway.slurm.adapter import TERMINAL
+    from spool.sync import sync_state
+
+    gw = synced_gateway()
+    path = log_path(get_job(gw, job_id))
+    position = 0
+    while True:
+        if path.exists():
+            with path.open("rb") as handle:
+                handle.seek(position)
+                chunk = handle.read()
+                position += len(chunk)
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.flush()
+        if not follow:
+            return
+        sync_state(gw, quiet=True)
+        if get_job(gw, job_id)["state"] in TERMINAL:
+            if path.exists() and path.stat().st_size > position:
+                continue
+            return
+        time.sleep(1)
+
+
+@job.command("cancel")
+@click.argument("job_id", type=int)
+def job_cancel(job_id: int) -> None:
+    """Cancel a pending or running job (scancel)."""
+    from gateway.jobs import cancel_job
+
+    job_info = cancel_job(synced_gateway(), job_id)
+    click.echo(f"cancelled job {job_id} (Slurm job {job_info['slurm_job_id']})")
+
+
+@job.command("outputs")
+@click.argument("job_id", type=int)
+@click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path),
+              help="The .tar.gz to write.")
+def job_outputs(job_id: int, output: Path) -> None:
+    """Pack what the job left in /code, its log and its script into a .tar.gz."""
+    from gateway.display import human_size
+    from gateway.jobs import get_job, write_outputs
+
+    size = write_outputs(get_job(synced_gateway(), job_id), output)
+    click.echo(f"wrote {output} ({human_size(size)})")

@@ -1,0 +1,124 @@
+"""`gw algo ...` and `gw data ...`: versioned algorithms and datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from gateway.commands import json_option, open_gateway
+
+
+def store_group(kind: str, label: str, extra_fields: bool):
+    @click.group(name=kind, help=f"{label.capitalize()}s: immutable numbered versions "
+                 f"(v1, v2, ...); unchanged files are stored once.")
+    def group() -> None:
+        pass
+
+    @group.command("push")
+    @click.argument("path", type=click.Path(path_type=Path))
+    @click.option("--name", required=True, help=f"The {label}'s name.")
+    @click.option("--description", default="", help="Free text shown with the version.")
+    @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+    @json_option
+    def push(path: Path, name: str, description: str, quiet: bool, as_json: bool,
+             **fields: str) -> None:
+        from gateway.display import human_size, print_json
+        from gateway.progress import StepProgress
+
+        meta = {"description": description, **{k: v for k, v in fields.items() if v}}
+        with StepProgress(f"push {name}", enabled=not quiet) as progress:
+            version, created = open_gateway().store(kind).push(
+                path, name, meta, lambda done, total: progress("store", done, total))
+        if as_json:
+            print_json({**version.as_dict(), "created": created})
+        elif created:
+            click.echo(f"{version.ref}  {version.file_count} files  "
+                       f"{human_size(version.size_bytes)}")
+        else:
+            click.echo(f"{version.ref}  unchanged: no new version")
+
+    article = "an" if label[0] in "aeiou" else "a"
+    push.help = (f"Store PATH (a directory or a .zip) as the next version of {article} {label}. "
+                 "A zip whose entries share one top-level folder is stored without it.")
+    if extra_fields:
+        for option in (click.option("--framework", default="", help="e.g. PyTorch."),
+                       click.option("--task", default="", help="e.g. object detection."),
+                       click.option("--model-name", "model_name", default="",
+                                    help="Name of the model its jobs make (default: the "
+                                         "algorithm's name).")):
+            push = option(push)
+
+    @group.command("list")
+    @json_option
+    def list_(as_json: bool) -> None:
+        from gateway.display import human_time, print_json, print_table
+
+        rows = open_gateway().store(kind).collections()
+        if as_json:
+            print_json(rows)
+        else:
+            print_table([(r["name"], r["versions"], f"v{r['latest']}", human_time(r["updated"]))
+                         for r in rows], ["NAME", "VERSIONS", "LATEST", "UPDATED"])
+    list_.help = f"List {label}s."
+
+    @group.command("versions")
+    @click.argument("name")
+    @json_option
+    def versions(name: str, as_json: bool) -> None:
+        print_versions(open_gateway().store(kind).versions(name), as_json)
+    versions.help = f"List the versions of a {label}."
+
+    @group.command("show")
+    @click.argument("ref")
+    @json_option
+    def show(ref: str, as_json: bool) -> None:
+        from gateway.specs import parse_version_ref
+
+        print_version(open_gateway().store(kind).resolve(parse_version_ref(ref, label)), as_json)
+    show.help = f"Show a {label} version: NAME (latest) or NAME@vN."
+
+    @group.command("rm")
+    @click.argument("ref")
+    def rm(ref: str) -> None:
+        from gateway.specs import parse_version_ref
+
+        version = open_gateway().store(kind).remove(parse_version_ref(ref, label))
+        click.echo(f"removed {version.ref}")
+    rm.help = f"Remove one version of a {label}: NAME@vN."
+    return group
+
+
+def print_versions(versions, as_json: bool) -> None:
+    from gateway.display import human_size, human_time, print_json, print_table
+
+    if as_json:
+        print_json([v.as_dict() for v in versions])
+        return
+    print_table([(v.ref, v.file_count, human_size(v.size_bytes), human_time(v.created),
+                  v.meta.get("description") or (f"job {v.job_id}" if v.job_id else ""))
+                 for v in versions], ["VERSION", "FILES", "SIZE", "CREATED", "NOTE"])
+
+
+def print_version(version, as_json: bool) -> None:
+    from gateway.display import human_size, human_time, print_fields, print_json
+
+    if as_json:
+        print_json(version.as_dict())
+        return
+    pairs = [("version", version.ref), ("path", version.path), ("files", version.file_count),
+             ("size", human_size(version.size_bytes)), ("created", human_time(version.created))]
+    for key, value in version.meta.items():
+        if key in ("started", "ended"):
+            value = human_time(value)
+        elif isinstance(value, list):
+            value = " ".join(map(str, value))
+        elif isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items())
+        if value not in ("", None):
+            pairs.append((key, value))
+    print_fields(pairs)
+
+
+algo = store_group("algo", "algorithm", extra_fields=True)
+data = store_group("data", "dataset", extra_fields=False)
