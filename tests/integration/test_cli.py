@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -12,13 +11,10 @@ from tests.conftest import run_gw
 from tests.integration.conftest import gw_ok
 
 
-def test_help_is_fast_and_lists_groups(flow_home):
-    start = time.perf_counter()
+def test_help_lists_groups(flow_home):
     out = gw_ok(flow_home, "--help")
-    elapsed = time.perf_counter() - start
     for group in ("image", "algo", "data", "job", "model", "spool", "doctor"):
         assert group in out
-    assert elapsed < 5  # generous: a sanity bound, the figure is in bench/
     assert "--gpus" in gw_ok(flow_home, "job", "submit", "--help")
 
 
