@@ -34,12 +34,16 @@ def gw(gw_env: Path):
     return Gateway()
 
 
+def gw_executable() -> str:
+    """The `gw` console script of the environment running the tests."""
+    return shutil.which("gw", path=str(Path(sys.executable).parent)) or "gw"
+
+
 def run_gw(*args: str, check: bool = True, input_text: str | None = None,
            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run the real `gw` console script in a subprocess."""
-    exe = shutil.which("gw", path=str(Path(sys.executable).parent)) or "gw"
     full_env = dict(os.environ, **(env or {}))
-    proc = subprocess.run([exe, *args], capture_output=True, text=True, input=input_text, check=False,
+    proc = subprocess.run([gw_executable(), *args], capture_output=True, text=True, input=input_text, check=False,
                           env=full_env, timeout=600)
     if check and proc.returncode != 0:
         raise AssertionError(f"gw {' '.join(args)} exited {proc.returncode}:\n"

@@ -207,3 +207,30 @@ def test_logs_follow_until_the_job_ends(flow):
     proc = run_gw("job", "logs", str(job["id"]), "--follow", env=env)
     assert proc.stdout.splitlines()[-3:] == ["line 1", "line 2", "line 3"]
     assert job_json(env, job["id"])["state"] == "COMPLETED"
+
+
+def test_two_syncs_at_once_harvest_each_job_once(flow):
+    import os
+    import subprocess
+
+    from tests.conftest import gw_executable
+
+    env = flow["env"]
+    ids = [json.loads(submit(env, "--algo", "probe", "--image", "busybox:v1", "--model-name",
+                             "concurrent", "--", "sh", "train.sh", str(i)).stdout)["id"]
+           for i in range(3)]
+    spool = Path(env["GW_HOME"]) / "spool"
+    deadline = time.time() + 120
+    while not all((spool / f"{i}.json").exists() for i in ids) and time.time() < deadline:
+        time.sleep(0.5)
+    full_env = {**os.environ, **env}
+    procs = [subprocess.Popen([gw_executable(), "spool", "sync", "--json"], env=full_env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    ingested = sorted(i for out, _err in outputs for i in json.loads(out)["ingested"])
+    assert ingested == sorted(ids)
+    versions = json.loads(gw_ok(env, "model", "versions", "concurrent", "--json"))
+    assert sorted(v["job_id"] for v in versions) == sorted(ids)
+    assert [v["version"] for v in versions] == [1, 2, 3]
