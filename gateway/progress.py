@@ -6,6 +6,8 @@ import sys
 from types import TracebackType
 from typing import Self
 
+from gateway.display import human_size
+
 
 class StepProgress:
     """Reports ``(step, done, total)``: steps with a total get a bar, others a spinner line."""
@@ -23,7 +25,6 @@ class StepProgress:
             from rich.console import Console
             from rich.progress import (
                 BarColumn,
-                DownloadColumn,
                 Progress,
                 SpinnerColumn,
                 TextColumn,
@@ -31,8 +32,9 @@ class StepProgress:
             )
 
             self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"),
-                                      BarColumn(), DownloadColumn(), TimeElapsedColumn(),
-                                      console=Console(stderr=True), transient=False)
+                                      BarColumn(), TextColumn("{task.fields[amount]}"),
+                                      TimeElapsedColumn(), console=Console(stderr=True),
+                                      transient=False)
             self._progress.start()
         return self
 
@@ -50,8 +52,10 @@ class StepProgress:
                 if task.total is None:
                     self._progress.update(task_id, total=1, completed=1)
             self._tasks[step] = self._progress.add_task(f"{self.title}: {step}",
-                                                        total=total or None)
-        self._progress.update(self._tasks[step], completed=done, total=total or None)
+                                                        total=total or None, amount="")
+        amount = f"{human_size(done)} / {human_size(total)}" if total else ""
+        self._progress.update(self._tasks[step], completed=done, total=total or None,
+                              amount=amount)
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
