@@ -51,6 +51,17 @@ def job_slurm_flags(job_id: int, name: str, resources: Resources, job_dir: Path)
     return flags
 
 
+def node_scratch_name(job_id: int, job_dir: Path) -> str:
+    """A node-local directory name unique to this job across every user's GW_HOME.
+
+    Job ids restart at 1 in each GW_HOME, so two users' job 1 could share a node: the
+    name also carries a hash of the job's directory.
+    """
+    import hashlib
+
+    return f"gw-job-{job_id}-{hashlib.sha256(str(job_dir).encode()).hexdigest()[:10]}"
+
+
 def render_job_script(gw: Gateway, *, job_id: int, name: str, job_dir: Path, image,
                       algo, data, request: JobRequest, runtime: str) -> str:
     """The sbatch script of a job (see templates/sbatch/job.sh.j2)."""
@@ -66,7 +77,7 @@ def render_job_script(gw: Gateway, *, job_id: int, name: str, job_dir: Path, ima
     env.update(request.env)
     spec = ContainerSpec(
         sif=str(image.sif_path), partition_offset=image.partition_offset,
-        scratch=str(Path(gw.config["node_scratch"]) / f"gw-job-{job_id}"),
+        scratch=str(Path(gw.config["node_scratch"]) / node_scratch_name(job_id, job_dir)),
         mounts=tuple(mounts), workdir="/code", env=tuple(env.items()),
         command=request.command, gpus=request.resources.gpus,
         shm_bytes=request.resources.shm_mib * 1024 * 1024)
