@@ -94,6 +94,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
     return data
 
 
+def _expand_path(text: str) -> str:
+    """``~`` and ``$VARS`` expanded (a site file can say ``/shared/gw/$USER``), made absolute."""
+    return str(Path(os.path.expandvars(str(text))).expanduser().absolute())
+
+
 def load_config() -> Config:
     """Resolve the configuration from defaults, the site file, the user file and the env."""
     values = {key: default for key, (default, _help) in KEYS.items()}
@@ -108,7 +113,7 @@ def load_config() -> Config:
             sources[key] = f"${env_name}"
     if not values["home"]:
         values["home"] = str(default_home())
-    values["home"] = str(Path(values["home"]).expanduser().absolute())
-    if not values["database"]:
-        values["database"] = str(Path(values["home"]) / "gateway.db")
+    values["home"] = _expand_path(values["home"])
+    values["database"] = (_expand_path(values["database"]) if values["database"]
+                          else str(Path(values["home"]) / "gateway.db"))
     return Config(values, sources)

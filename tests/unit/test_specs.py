@@ -100,3 +100,30 @@ def test_partition_limits_named():
         check_against_partitions(res(mem_mib=19990, shm_mib=64), PARTS)
     with pytest.raises(InvalidInput, match="no partition 'nope'"):
         check_against_partitions(res(partition="nope"), PARTS)
+
+
+def test_config_layers_and_expansion(tmp_path, monkeypatch):
+    from gateway.config import load_config
+
+    site = tmp_path / "site.toml"
+    user = tmp_path / "user.toml"
+    site.write_text('home = "/shared/gw/$GWTEST_USER"\ncpus = 4\nmem = "8G"\n')
+    user.write_text('cpus = 2\n')
+    monkeypatch.setenv("GW_SITE_CONFIG", str(site))
+    monkeypatch.setenv("GW_USER_CONFIG", str(user))
+    monkeypatch.setenv("GWTEST_USER", "alice")
+    monkeypatch.delenv("GW_HOME", raising=False)
+    monkeypatch.delenv("GW_DATABASE", raising=False)
+    monkeypatch.setenv("GW_PARTITION", "gpu")
+    config = load_config()
+    assert str(config.home) == "/shared/gw/alice"
+    assert str(config.database) == "/shared/gw/alice/gateway.db"
+    assert config["cpus"] == 2 and config["mem"] == "8G" and config["partition"] == "gpu"
+    assert config.sources["cpus"].startswith("user file")
+    assert config.sources["partition"] == "$GW_PARTITION"
+    user.write_text("bogus = 1\n")
+    with pytest.raises(InvalidInput, match="unknown key"):
+        load_config()
+    user.write_text("cpus = [\n")
+    with pytest.raises(InvalidInput, match="not valid TOML"):
+        load_config()
