@@ -3,15 +3,16 @@
 Both layouts are read: the legacy one (``<id>/layer.tar``, ``<config>.json``,
 ``manifest.json``) and Docker 25+'s OCI one (``oci-layout``, ``index.json``,
 ``blobs/sha256/...``, with or without ``manifest.json``). :func:`read_archive` checks the
-structure (fast: headers only); :func:`check_layers` streams every layer and refuses what
-could write outside the image or onto the host: absolute or ``..`` paths, hardlinks out of
-the tree, relative symlinks that climb above the root, and device nodes.
+structure (fast: headers, manifest and config only). :func:`check_layers` streams every
+layer once, verifies it against its digests and refuses what could write outside the
+image or onto the host (see :mod:`containers.layers`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import platform
 import posixpath
 import tarfile
 from collections.abc import Callable
@@ -19,16 +20,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from containers.layers import LayerProgress, scan_layer
 from gateway.errors import InvalidInput
+
+# `uname -m` -> the architecture names image configs use.
+HOST_ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64", "ppc64le": "ppc64le",
+                      "s390x": "s390x", "riscv64": "riscv64", "i686": "386", "armv7l": "arm"}
 
 
 class ImageArchiveError(InvalidInput):
-    """The archive is not a usable, safe `docker save` archive."""
+    """The archive is not a usable, safe `docker save` archive (names the part at fault)."""
 
 
 @dataclass(frozen=True)
 class ImageArchive:
-    """What a `docker save` archive holds, as far as import needs it."""
+    """What a `docker save` archive holds, as far as an import needs it."""
 
     path: Path
     layout: str
@@ -63,16 +69,23 @@ class ImageArchive:
         """``amd64``, ``arm64``, ..."""
         return image_config_summary(self.config)["architecture"]
 
+    @property
+    def diff_ids(self) -> tuple[str, ...]:
+        """The config's ``rootfs.diff_ids``: the sha256 of each uncompressed layer."""
+        return tuple((self.config.get("rootfs") or {}).get("diff_ids") or ())
+
 
 def image_config_summary(config: dict[str, Any]) -> dict[str, Any]:
     """The parts of an image config a job uses: env, workdir, cmd, entrypoint, architecture."""
     inner = config.get("config") or {}
     env: dict[str, str] = {}
     for item in inner.get("Env") or []:
-        key, _sep, value = str(item).partition("=")
-        env[key] = value
+        key, sep, value = str(item).partition("=")
+        if sep and key:
+            env[key] = value
     return {"env": env, "workdir": inner.get("WorkingDir") or "/",
-            "cmd": list(inner.get("Cmd") or []), "entrypoint": list(inner.get("Entrypoint") or []),
+            "cmd": [str(a) for a in inner.get("Cmd") or []],
+            "entrypoint": [str(a) for a in inner.get("Entrypoint") or []],
             "architecture": config.get("architecture") or "amd64"}
 
 
@@ -80,10 +93,13 @@ def _open_tar(path: Path) -> tarfile.TarFile:
     if not path.is_file():
         raise ImageArchiveError(f"{path}: no such file")
     with path.open("rb") as handle:
-        head = handle.read(2)
-    if head == b"\x1f\x8b":
+        head = handle.read(4)
+    if head[:2] == b"\x1f\x8b":
         raise ImageArchiveError(f"{path}: gzip-compressed; import the plain `docker save` "
                                 "tar (gunzip it first)")
+    if head == b"\x28\xb5\x2f\xfd":
+        raise ImageArchiveError(f"{path}: zstd-compressed; import the plain `docker save` "
+                                "tar (unzstd it first)")
     try:
         return tarfile.open(path, "r:")
     except (tarfile.TarError, OSError, EOFError) as exc:
@@ -103,31 +119,37 @@ class _Members:
         self.by_name = {posixpath.normpath(m.name.removeprefix("./")): m for m in members}
         self.size = path.stat().st_size
 
+    def __contains__(self, name: str) -> bool:
+        return posixpath.normpath(name) in self.by_name
+
     def get(self, name: str, what: str) -> tarfile.TarInfo:
         """The regular-file member ``name`` (links inside the archive are followed)."""
-        seen = set()
+        seen: set[str] = set()
         key = posixpath.normpath(name)
         while True:
             member = self.by_name.get(key)
             if member is None:
                 raise ImageArchiveError(f"{self.path}: {what} {name!r} is missing from the "
                                         "archive")
-            if member.issym() or member.islnk():
-                if key in seen:
-                    raise ImageArchiveError(f"{self.path}: {what} {name!r} is a link loop")
-                seen.add(key)
-                base = posixpath.dirname(key) if member.issym() else ""
-                key = posixpath.normpath(posixpath.join(base, member.linkname))
-                continue
-            if not member.isfile():
-                raise ImageArchiveError(f"{self.path}: {what} {name!r} is not a file")
-            if member.offset_data + member.size > self.size:
-                raise ImageArchiveError(f"{self.path}: {what} {name!r} is truncated")
-            return member
+            if not (member.issym() or member.islnk()):
+                break
+            if key in seen:
+                raise ImageArchiveError(f"{self.path}: {what} {name!r} is a link loop")
+            seen.add(key)
+            base = posixpath.dirname(key) if member.issym() else ""
+            key = posixpath.normpath(posixpath.join(base, member.linkname))
+        if not member.isfile():
+            raise ImageArchiveError(f"{self.path}: {what} {name!r} is not a file")
+        if member.offset_data + member.size > self.size:
+            raise ImageArchiveError(f"{self.path}: {what} {name!r} is truncated")
+        return member
 
-    def read(self, name: str, what: str) -> bytes:
-        """The bytes of member ``name``."""
+    def read(self, name: str, what: str, limit: int = 64 << 20) -> bytes:
+        """The bytes of member ``name`` (a small JSON document: at most ``limit`` bytes)."""
         member = self.get(name, what)
+        if member.size > limit:
+            raise ImageArchiveError(f"{self.path}: {what} {name!r} is implausibly large "
+                                    f"({member.size} bytes)")
         handle = self.tar.extractfile(member)
         assert handle is not None
         data = handle.read()
@@ -143,11 +165,16 @@ class _Members:
             raise ImageArchiveError(f"{self.path}: {what} {name!r} is not valid JSON") from exc
 
 
-def _blob(digest: str) -> str:
-    algorithm, _sep, hexdigest = digest.partition(":")
-    if algorithm != "sha256" or len(hexdigest) != 64:
-        raise ImageArchiveError(f"unsupported digest {digest!r}")
+def blob_path(digest: str) -> str:
+    """``blobs/sha256/<hex>`` for ``sha256:<hex>`` (any other digest is refused)."""
+    algorithm, _sep, hexdigest = str(digest).partition(":")
+    if algorithm != "sha256" or len(hexdigest) != 64 or not _is_hex(hexdigest):
+        raise ImageArchiveError(f"unsupported or malformed digest {digest!r}")
     return f"blobs/sha256/{hexdigest}"
+
+
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789abcdef" for c in text)
 
 
 def _from_manifest_json(members: _Members) -> tuple[str, list[str], list[str]]:
@@ -158,34 +185,80 @@ def _from_manifest_json(members: _Members) -> tuple[str, list[str], list[str]]:
         raise ImageArchiveError(f"{members.path}: holds {len(manifest)} images; save and import "
                                 "one at a time")
     entry = manifest[0]
-    if not isinstance(entry, dict) or "Config" not in entry or "Layers" not in entry:
+    if (not isinstance(entry, dict) or not isinstance(entry.get("Config"), str)
+            or not isinstance(entry.get("Layers"), list)):
         raise ImageArchiveError(f"{members.path}: manifest.json has no Config/Layers")
-    return entry["Config"], list(entry["Layers"]), list(entry.get("RepoTags") or [])
+    return entry["Config"], [str(x) for x in entry["Layers"]], list(entry.get("RepoTags") or [])
+
+
+def _short_name(reference: str) -> str:
+    for prefix in ("docker.io/library/", "docker.io/"):
+        if reference.startswith(prefix):
+            return reference[len(prefix):]
+    return reference
+
+
+def _pick_manifest(members: _Members, manifests: list[Any]) -> dict[str, Any]:
+    """The descriptor for this host's platform whose blob is present, else the first present."""
+    present = [m for m in manifests
+               if isinstance(m, dict) and blob_path(m.get("digest", "")) in members]
+    if not present:
+        raise ImageArchiveError(f"{members.path}: index.json names no manifest present in "
+                                "the archive")
+    host = HOST_ARCHITECTURES.get(platform.machine(), platform.machine())
+    for descriptor in present:
+        if (descriptor.get("platform") or {}).get("architecture") == host:
+            return descriptor
+    return present[0]
 
 
 def _from_index_json(members: _Members) -> tuple[str, list[str], list[str]]:
-    index = members.json("index.json", "index")
-    for _depth in range(3):
-        manifests = index.get("manifests") or []
-        if not manifests:
-            raise ImageArchiveError(f"{members.path}: index.json lists no image")
-        descriptor = manifests[0]
-        document = members.json(_blob(descriptor["digest"]), "manifest")
+    document = members.json("index.json", "index")
+    tags: list[str] = []
+    for _depth in range(4):
+        if not isinstance(document, dict):
+            break
         if "layers" in document:
-            tags = [descriptor.get("annotations", {}).get("io.containerd.image.name", "")]
-            return (_blob(document["config"]["digest"]),
-                    [_blob(layer["digest"]) for layer in document["layers"]], [t for t in tags if t])
-        index = document
-    raise ImageArchiveError(f"{members.path}: index.json nests too deeply")
+            config = (document.get("config") or {}).get("digest", "")
+            return (blob_path(config), [blob_path(layer.get("digest", ""))
+                                        for layer in document["layers"]], tags)
+        descriptor = _pick_manifest(members, document.get("manifests") or [])
+        name = (descriptor.get("annotations") or {}).get("io.containerd.image.name")
+        if name and not tags:
+            tags = [_short_name(name)]
+        document = members.json(blob_path(descriptor["digest"]), "manifest")
+    raise ImageArchiveError(f"{members.path}: index.json leads to no image manifest")
+
+
+def _check_config(path: Path, config: Any, layers: list[str]) -> None:
+    if not isinstance(config, dict):
+        raise ImageArchiveError(f"{path}: the image config is not a JSON object")
+    if config.get("os", "linux") != "linux":
+        raise ImageArchiveError(f"{path}: a {config['os']!r} image; only linux images run here")
+    if not layers:
+        raise ImageArchiveError(f"{path}: the image has no layers")
+
+
+def _check_diff_id_count(archive: ImageArchive) -> None:
+    diff_ids = (archive.config.get("rootfs") or {}).get("diff_ids")
+    count = len(diff_ids) if isinstance(diff_ids, list) else 0
+    if count != len(archive.layer_members):
+        raise ImageArchiveError(f"{archive.path}: the image config lists {count or 'no'} layer "
+                                f"digests (rootfs.diff_ids) for {len(archive.layer_members)} "
+                                "layers")
 
 
 def read_archive(path: Path) -> ImageArchive:
-    """Check the structure of a `docker save` archive and read its config (no layer data)."""
+    """Check the structure of a `docker save` archive and read its config (no layer data).
+
+    The config digest is computed from the config's bytes and must match the name the
+    archive gives it. Raises :class:`ImageArchiveError` naming the file and part at fault.
+    """
     path = Path(path)
     with _open_tar(path) as tar:
         members = _Members(tar, path)
-        has_manifest = "manifest.json" in members.by_name
-        layout = "docker-oci" if "index.json" in members.by_name else "docker-legacy"
+        has_manifest = "manifest.json" in members
+        layout = "docker-oci" if "index.json" in members else "docker-legacy"
         if has_manifest:
             config_name, layers, tags = _from_manifest_json(members)
         elif layout == "docker-oci":
@@ -196,58 +269,44 @@ def read_archive(path: Path) -> ImageArchive:
         config_bytes = members.read(config_name, "image config")
         digest = "sha256:" + hashlib.sha256(config_bytes).hexdigest()
         expected = posixpath.basename(config_name).removesuffix(".json")
-        if len(expected) == 64 and expected != digest.split(":")[1]:
+        if len(expected) == 64 and _is_hex(expected) and expected != digest[7:]:
             raise ImageArchiveError(f"{path}: image config {config_name!r} does not match its "
                                     "digest (corrupt archive)")
         try:
             config = json.loads(config_bytes)
-        except ValueError as exc:
-            raise ImageArchiveError(f"{path}: image config is not valid JSON") from exc
-        if not layers:
-            raise ImageArchiveError(f"{path}: the image has no layers")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ImageArchiveError(f"{path}: image config {config_name!r} is not valid "
+                                    "JSON") from exc
+        _check_config(path, config, layers)
         resolved = tuple(members.get(layer, "layer").name for layer in layers)
     return ImageArchive(path, layout, digest, config, resolved, tuple(tags), has_manifest)
 
 
-def _check_member(member: tarfile.TarInfo, layer: str, archive: Path) -> None:
-    name = member.name
-    where = f"{archive}: layer {layer}: {name!r}"
-    if name.startswith("/"):
-        raise ImageArchiveError(f"{where} has an absolute path")
-    normalised = posixpath.normpath(name)
-    if normalised == ".." or normalised.startswith("../") or "/../" in f"/{name}/":
-        raise ImageArchiveError(f"{where} leaves the image ('..')")
-    if member.ischr() or member.isblk():
-        raise ImageArchiveError(f"{where} is a device node; images may not carry devices")
-    if member.islnk():
-        target = member.linkname
-        if target.startswith("/") or ".." in target.split("/"):
-            raise ImageArchiveError(f"{where} is a hardlink to {target!r}, outside the image")
-    elif member.issym() and not member.linkname.startswith("/"):
-        resolved = posixpath.normpath(posixpath.join(posixpath.dirname(normalised),
-                                                     member.linkname))
-        if resolved == ".." or resolved.startswith("../"):
-            raise ImageArchiveError(f"{where} is a symlink to {member.linkname!r}, which "
-                                    "climbs out of the image")
-
-
 def check_layers(archive: ImageArchive,
                  progress: Callable[[int, int], None] | None = None) -> None:
-    """Stream every layer and refuse entries that are unsafe to unpack."""
+    """Stream every layer (plain or gzip) once and refuse anything unsafe or corrupt.
+
+    Refused, naming the layer and entry: absolute paths, ``..`` components, hardlinks
+    whose target is absolute or has ``..``, relative symlinks that climb above the image
+    root, character and block devices, and truncated or corrupt layers (a layer whose
+    sha256 differs from the config's ``rootfs.diff_ids``, or from its blob name, is
+    corrupt; so is a config without one diff_id per layer, checked last so that unsafe
+    entries are named first). Absolute symlinks are allowed: they resolve inside the
+    container.
+    ``progress(bytes_done, bytes_total)`` follows the layer bytes read.
+    """
     with _open_tar(archive.path) as tar:
         members = _Members(tar, archive.path)
-        layer_infos = [members.get(name, "layer") for name in archive.layer_members]
-        total = sum(info.size for info in layer_infos)
-        done = 0
-        for name, info in zip(archive.layer_members, layer_infos):
+        infos = [members.get(name, "layer") for name in archive.layer_members]
+        meter = LayerProgress(sum(info.size for info in infos), progress)
+        diff_ids = archive.diff_ids
+        for index, (name, info) in enumerate(zip(archive.layer_members, infos)):
             handle = tar.extractfile(info)
-            try:
-                with tarfile.open(fileobj=handle, mode="r:*") as layer:
-                    for member in layer:
-                        _check_member(member, name, archive.path)
-            except (tarfile.TarError, OSError, EOFError) as exc:
-                raise ImageArchiveError(f"{archive.path}: layer {name} is truncated or "
-                                        f"corrupt ({exc})") from exc
-            done += info.size
-            if progress:
-                progress(done, total)
+            assert handle is not None
+            blob_hex = name[len("blobs/sha256/"):] if name.startswith("blobs/sha256/") else None
+            scan_layer(handle, f"{archive.path}: layer {name}", meter,
+                       diff_id=diff_ids[index] if index < len(diff_ids) else None,
+                       blob_digest=f"sha256:{blob_hex}" if blob_hex else None,
+                       error_type=ImageArchiveError)
+        meter.finish()
+    _check_diff_id_count(archive)

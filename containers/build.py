@@ -1,10 +1,12 @@
 """Building SIF images from `docker save` archives and registry images.
 
-With Apptainer installed: ``apptainer build``. Without it (as on Debian 12, where
-Apptainer is not packaged): skopeo copies the image into an OCI layout, ``umoci raw
-unpack`` applies the layers with their whiteouts, the mount points and Apptainer's
-metadata are added, mksquashfs packs the rootfs and siftool wraps it as the SIF's primary
-system partition: a file Apptainer runs as it is, and bubblewrap runs through squashfuse.
+With Apptainer on PATH: ``apptainer build``. Without it (Debian 12 does not package it):
+skopeo copies the image into an OCI layout, ``umoci raw unpack`` applies the layers with
+their whiteouts, :func:`containers.rootfs.prepare_rootfs` adds the mount points and
+Apptainer's metadata, mksquashfs packs the rootfs and siftool wraps it as the SIF's
+primary system partition: a file Apptainer runs as it is, and bubblewrap runs through
+squashfuse. The SIF is written under a temp name beside ``dest`` and renamed into place;
+on any failure the temp SIF and the work directory are removed.
 """
 
 from __future__ import annotations
@@ -12,25 +14,28 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
-import shlex
 import shutil
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from containers.archive import ImageArchive, ImageArchiveError, image_config_summary
-from gateway.errors import ContainerToolError
+from containers.oci_layout import check_oci_layers, read_oci_image
+from containers.rootfs import prepare_rootfs
+from containers.sif import sif_partition, write_sif
+from gateway.errors import ContainerToolError, InvalidInput
 from gateway.process import run_command
+from gateway.trees import remove_tree
 
-# The bind targets a job needs: bubblewrap cannot create them in a read-only image.
-MOUNT_POINTS = ("code", "dataset", "model", "proc", "dev", "tmp", "sys",
-                ".singularity.d/env", ".singularity.d/libs",
-                ".singularity.d/bin", ".singularity.d/actions")
-SIF_ARCH = {"386": 1, "amd64": 2, "arm": 3, "arm64": 4, "ppc64": 5, "ppc64le": 6, "mips": 7,
-            "mipsle": 8, "mips64": 9, "mips64le": 10, "s390x": 11, "riscv64": 12}
 TOOL_TIMEOUT = 3600
+OCI_REF = "img"
+# gzip is what every Apptainer reads; level 6 packs a 320 MB rootfs ~3x faster than the
+# default 9 for 0.3% more bytes (measured: docs/containers.md).
+GZIP_LEVEL = 6
+BUILDERS = ("auto", "apptainer", "tools")
 
 Progress = Callable[[str], None] | None
 
@@ -45,168 +50,196 @@ class SifImage:
     size_bytes: int
 
 
-def _tool(argv: list[str], what: str) -> str:
-    return run_command(argv, timeout=TOOL_TIMEOUT, error_type=ContainerToolError,
-                       what=what).stdout
+def _tool(argv: list[str], what: str, env: dict[str, str] | None = None) -> str:
+    return run_command(argv, timeout=TOOL_TIMEOUT, error_type=ContainerToolError, what=what,
+                       env=env).stdout
 
 
-def sif_partition(path: Path) -> tuple[int, int]:
-    """(offset, size) of the SIF's squashfs system partition, from ``siftool list``."""
-    listing = _tool(["siftool", "list", str(path)], "siftool list")
-    for line in listing.splitlines():
-        match = re.search(r"\|(\d+)-(\d+)\s*\|FS \(Squashfs/\*?System", line)
-        if match:
-            start, end = int(match.group(1)), int(match.group(2))
-            return start, end - start
-    raise ContainerToolError(["siftool", "list", str(path)], 0,
-                             f"no squashfs system partition in {path}", "siftool list")
-
-
-def _safe_dir(root: Path, rel: str) -> Path:
-    """Create ``root/rel`` as real directories, refusing links an image may plant."""
-    current = root
-    for part in rel.split("/"):
-        current = current / part
-        if current.is_symlink():
-            raise ImageArchiveError(f"the image's /{rel} goes through a symlink "
-                                    f"(/{current.relative_to(root)}); it cannot be a mount point")
-        if not current.exists():
-            current.mkdir(mode=0o755)
-        elif not current.is_dir():
-            raise ImageArchiveError(f"the image's /{current.relative_to(root)} is not a "
-                                    "directory; it cannot be a mount point")
-    return current
-
-
-def _safe_write(root: Path, rel: str, text: str, mode: int = 0o644,
-                keep_existing: bool = False) -> None:
-    parent = _safe_dir(root, posixpath_dirname(rel)) if "/" in rel else root
-    target = parent / rel.rsplit("/", 1)[-1]
-    if target.is_symlink() or (target.exists() and not target.is_file()):
-        if keep_existing:
-            return
-        raise ImageArchiveError(f"the image's /{rel} is a link or not a file")
-    if keep_existing and target.exists():
-        return
-    target.write_text(text)
-    os.chmod(target, mode)
-
-
-def posixpath_dirname(rel: str) -> str:
-    """The directory part of a '/'-separated relative path."""
-    return rel.rsplit("/", 1)[0]
-
-
-def prepare_rootfs(rootfs: Path, config: dict[str, Any]) -> None:
-    """Add the mount points, Apptainer's env file and runscript, /etc/hosts, resolv.conf."""
-    summary = image_config_summary(config)
-    for rel in MOUNT_POINTS:
-        _safe_dir(rootfs, rel)
-    exports = "".join(f"export {key}={shlex.quote(value)}\n"
-                      for key, value in summary["env"].items()
-                      if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key))
-    _safe_write(rootfs, ".singularity.d/env/10-docker2singularity.sh",
-                "#!/bin/sh\n" + exports, 0o755)
-    command = " ".join(shlex.quote(a) for a in summary["entrypoint"] + summary["cmd"])
-    _safe_write(rootfs, ".singularity.d/runscript",
-                f"#!/bin/sh\nexec {command or '/bin/sh'} \"$@\"\n", 0o755)
-    _safe_write(rootfs, ".singularity.d/labels.json", json.dumps({}) + "\n")
-    _safe_dir(rootfs, "etc")
-    for name in ("hosts", "resolv.conf"):
-        _safe_write(rootfs, f"etc/{name}", "", keep_existing=True)
-
-
-def _squash_to_sif(rootfs: Path, work: Path, dest: Path, architecture: str,
-                   progress: Progress) -> SifImage:
-    squashfs = work / "rootfs.squashfs"
+def _step(progress: Progress, name: str) -> None:
     if progress:
-        progress("squash")
-    _tool(["mksquashfs", str(rootfs), str(squashfs), "-noappend", "-quiet", "-no-progress"],
-          "mksquashfs")
-    if progress:
-        progress("sif")
-    tmp = dest.with_name(f".{dest.name}.partial-{os.getpid()}")
+        progress(name)
+
+
+@contextmanager
+def _work_dir(workdir: Path) -> Iterator[Path]:
+    """Create ``workdir`` (new or empty) for one build and remove it afterwards, always."""
+    workdir = Path(workdir).absolute()
+    if ":" in str(workdir):
+        raise InvalidInput(f"work directory {workdir} contains ':', which skopeo and umoci "
+                           "image references cannot carry")
+    if workdir.exists() and any(workdir.iterdir()):
+        raise InvalidInput(f"work directory {workdir} is not empty")
+    workdir.mkdir(parents=True, exist_ok=True)
     try:
-        _tool(["siftool", "new", str(tmp)], "siftool new")
-        _tool(["siftool", "add", "--datatype", "4", "--parttype", "2", "--partfs", "1",
-               "--partarch", str(SIF_ARCH.get(architecture, 2)), "--groupid", "1",
-               str(tmp), str(squashfs)], "siftool add")
-        offset, size = sif_partition(tmp)
-        os.replace(tmp, dest)
+        yield workdir
     finally:
-        tmp.unlink(missing_ok=True)
-    return SifImage(dest, offset, size, dest.stat().st_size)
+        remove_tree(workdir)
 
 
-def _unpack_oci(oci_ref: str, work: Path, config: dict[str, Any], progress: Progress) -> Path:
-    if progress:
-        progress("unpack")
+def _unpack(work: Path, progress: Progress) -> Path:
+    _step(progress, "unpack")
     rootfs = work / "rootfs"
     argv = ["umoci", "raw", "unpack"]
     if os.geteuid() != 0:
         argv.append("--rootless")
-    _tool([*argv, "--image", oci_ref, str(rootfs)], "umoci unpack")
-    prepare_rootfs(rootfs, config)
+    _tool([*argv, "--image", f"{work / 'oci'}:{OCI_REF}", str(rootfs)], "umoci unpack")
     return rootfs
 
 
-def _apptainer_build(source: str, dest: Path, progress: Progress) -> SifImage:
-    if progress:
-        progress("apptainer build")
-    tmp = dest.with_name(f".{dest.name}.partial-{os.getpid()}")
-    try:
-        _tool(["apptainer", "build", "--force", str(tmp), source], "apptainer build")
-        offset, size = sif_partition(tmp)
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+def _install(tmp: Path, dest: Path) -> SifImage:
+    """fsync the finished temp SIF and rename it to ``dest``."""
+    offset, size = sif_partition(tmp)
+    with tmp.open("rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, dest)
     return SifImage(dest, offset, size, dest.stat().st_size)
 
 
+@contextmanager
+def _temp_sif(dest: Path) -> Iterator[Path]:
+    """A unique temp name beside ``dest`` (same file system), removed unless renamed."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:12]}.partial")
+    try:
+        yield tmp
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _convert(work: Path, config: dict[str, Any], dest: Path, progress: Progress) -> SifImage:
+    """OCI layout in ``work/oci`` -> rootfs -> squashfs -> SIF at ``dest``."""
+    architecture = image_config_summary(config)["architecture"]
+    rootfs = _unpack(work, progress)
+    prepare_rootfs(rootfs, config)
+    _step(progress, "squash")
+    squashfs = work / "rootfs.squashfs"
+    _tool(["mksquashfs", str(rootfs), str(squashfs), "-noappend", "-comp", "gzip",
+           "-Xcompression-level", str(GZIP_LEVEL), "-quiet", "-no-progress"], "mksquashfs")
+    _step(progress, "sif")
+    config_json = work / "image-config.json"
+    config_json.write_text(json.dumps(config, sort_keys=True))
+    with _temp_sif(dest) as tmp:
+        write_sif(tmp, squashfs, architecture, config_json)
+        return _install(tmp, dest)
+
+
+def _apptainer_build(source: str, dest: Path, work: Path, progress: Progress) -> SifImage:
+    _step(progress, "build")
+    tmpdir = work / "apptainer-tmp"
+    tmpdir.mkdir()
+    with _temp_sif(dest) as tmp:
+        _tool(["apptainer", "build", "--force", "--disable-cache", str(tmp), source],
+              "apptainer build", env={"APPTAINER_TMPDIR": str(tmpdir)})
+        return _install(tmp, dest)
+
+
+def use_apptainer(builder: str = "auto") -> bool:
+    """Whether ``apptainer build`` makes the SIF: ``auto`` (when on PATH), ``apptainer``,
+    or ``tools`` (skopeo, umoci, mksquashfs, siftool).
+
+    Only the tools' SIF has the bind targets bubblewrap needs (/code, /dataset, /model);
+    Apptainer's runs under Apptainer alone, which creates missing targets itself.
+    """
+    if builder not in BUILDERS:
+        raise InvalidInput(f"unknown SIF builder {builder!r}: use {', '.join(BUILDERS)}")
+    if builder == "apptainer" and not shutil.which("apptainer"):
+        raise InvalidInput("builder apptainer: apptainer is not on PATH")
+    return builder == "apptainer" or (builder == "auto" and bool(shutil.which("apptainer")))
+
+
 def build_sif_from_archive(archive: ImageArchive, dest: Path, workdir: Path,
-                           progress: Progress = None) -> SifImage:
-    """Convert a checked archive into the SIF ``dest`` (written atomically)."""
+                           progress: Progress = None, *, builder: str = "auto",
+                           before_unpack: Callable[[], object] | None = None) -> SifImage:
+    """Convert a (checked) `docker save` archive into the SIF ``dest``, atomically.
+
+    ``workdir`` must be new or empty; it is removed when the build ends. ``progress``
+    gets the step names: ``copy``, ``unpack``, ``squash``, ``sif`` (``build`` when
+    Apptainer does the work). ``builder``: see :func:`use_apptainer`. ``before_unpack``
+    runs after the copy and before anything is unpacked (or before Apptainer starts); an
+    import passes the wait for its layer check there, so the check overlaps the copy.
+    """
+    dest = Path(dest).absolute()
     transport = "docker-archive" if archive.has_manifest_json else "oci-archive"
-    if shutil.which("apptainer"):
-        return _apptainer_build(f"{transport}:{archive.path}", dest, progress)
-    workdir.mkdir(parents=True, exist_ok=True)
-    if progress:
-        progress("copy")
-    _tool(["skopeo", "copy", "--quiet", f"{transport}:{archive.path}",
-           f"oci:{workdir}/oci:img"], "skopeo copy")
-    rootfs = _unpack_oci(f"{workdir}/oci:img", workdir, archive.config, progress)
-    return _squash_to_sif(rootfs, workdir, dest, archive.architecture, progress)
+    apptainer = use_apptainer(builder)
+    with _work_dir(workdir) as work:
+        source = work / "image.tar"  # a link: the archive's own path may hold ':'
+        source.symlink_to(Path(archive.path).absolute())
+        if apptainer:
+            if before_unpack:
+                before_unpack()
+            return _apptainer_build(f"{transport}:{source}", dest, work, progress)
+        _step(progress, "copy")
+        _tool(["skopeo", "copy", "--quiet", f"{transport}:{source}",
+               f"oci:{work / 'oci'}:{OCI_REF}"], "skopeo copy")
+        if before_unpack:
+            before_unpack()
+        return _convert(work, archive.config, dest, progress)
 
 
 def _docker_reference(reference: str) -> str:
-    return reference if "://" in reference else f"docker://{reference}"
+    if "://" in reference:
+        if not reference.startswith("docker://"):
+            raise InvalidInput(f"{reference!r}: only docker:// registry references are pulled")
+        return reference
+    return f"docker://{reference}"
 
 
 def inspect_registry_image(reference: str, *, tls_verify: bool = True) -> tuple[str, dict]:
-    """(config digest, config) of a registry image, without pulling its layers."""
-    raw = _tool(["skopeo", "inspect", "--config", "--raw", f"--tls-verify={str(tls_verify).lower()}",
-                 _docker_reference(reference)], "skopeo inspect")
-    config_bytes = raw.encode()
+    """(config digest, config) of a registry image, without pulling its layers.
+
+    The digest is the one the image manifest names when the registry serves a plain
+    image manifest, else the sha256 of the config bytes.
+    """
+    ref = _docker_reference(reference)
+    tls = f"--tls-verify={str(tls_verify).lower()}"
+    raw = _tool(["skopeo", "inspect", "--config", "--raw", tls, ref], "skopeo inspect")
+    manifest_text = _tool(["skopeo", "inspect", "--raw", tls, ref], "skopeo inspect")
     try:
-        config = json.loads(config_bytes)
+        config = json.loads(raw)
+        manifest = json.loads(manifest_text)
     except ValueError as exc:
-        raise ContainerToolError(["skopeo", "inspect"], 0, "the registry returned a config "
-                                 "that is not JSON", "skopeo inspect") from exc
-    return "sha256:" + hashlib.sha256(config_bytes).hexdigest(), config
+        raise ContainerToolError(["skopeo", "inspect", ref], 0, "the registry returned a "
+                                 "config or manifest that is not JSON", "skopeo inspect") from exc
+    digest = (manifest.get("config") or {}).get("digest") if isinstance(manifest, dict) else None
+    if not digest:
+        digest = "sha256:" + hashlib.sha256(raw.encode()).hexdigest()
+    return digest, config
 
 
 def build_sif_from_registry(reference: str, dest: Path, workdir: Path, *,
-                            tls_verify: bool = True, progress: Progress = None
+                            tls_verify: bool = True, progress: Progress = None,
+                            expected_digest: str | None = None, builder: str = "auto"
                             ) -> tuple[str, dict, SifImage]:
-    """Pull ``reference`` and convert it into the SIF ``dest``."""
+    """Pull ``reference`` and convert it into the SIF ``dest``; returns (digest, config, SIF).
+
+    The digest is the registry's (as :func:`inspect_registry_image` gives it): skopeo
+    re-serialises the config when it converts to OCI, so the pulled copy's own digest
+    differs. A pulled config that is not the inspected one (the tag moved meanwhile), or
+    a digest other than ``expected_digest``, is refused. The layers get the same checks
+    as an imported archive. ``builder``: see :func:`use_apptainer`.
+    """
+    dest = Path(dest).absolute()
+    apptainer = use_apptainer(builder)
     digest, config = inspect_registry_image(reference, tls_verify=tls_verify)
-    if shutil.which("apptainer"):
-        return digest, config, _apptainer_build(_docker_reference(reference), dest, progress)
-    workdir.mkdir(parents=True, exist_ok=True)
-    if progress:
-        progress("pull")
-    _tool(["skopeo", "copy", "--quiet", f"--src-tls-verify={str(tls_verify).lower()}",
-           _docker_reference(reference), f"oci:{workdir}/oci:img"], "skopeo copy")
-    rootfs = _unpack_oci(f"{workdir}/oci:img", workdir, config, progress)
-    arch = image_config_summary(config)["architecture"]
-    return digest, config, _squash_to_sif(rootfs, workdir, dest, arch, progress)
+    if expected_digest and digest != expected_digest:
+        raise ImageArchiveError(f"{reference} is now {digest}, not {expected_digest}; "
+                                "try again")
+    with _work_dir(workdir) as work:
+        _step(progress, "copy")
+        _tool(["skopeo", "copy", "--quiet", f"--src-tls-verify={str(tls_verify).lower()}",
+               _docker_reference(reference), f"oci:{work / 'oci'}:{OCI_REF}"], "skopeo copy")
+        image = read_oci_image(work / "oci", OCI_REF)
+        if image.config != config:
+            raise ImageArchiveError(f"{reference} changed while it was pulled (config "
+                                    f"{digest} expected); try again")
+        _step(progress, "check")
+        check_oci_layers(image)
+        if apptainer:
+            sif = _apptainer_build(f"oci:{work / 'oci'}:{OCI_REF}", dest, work, progress)
+        else:
+            sif = _convert(work, config, dest, progress)
+        return digest, config, sif
+
+
+__all__ = ["SifImage", "build_sif_from_archive", "build_sif_from_registry",
+           "inspect_registry_image", "sif_partition", "use_apptainer"]

@@ -15,7 +15,7 @@ from typing import Any
 
 from gateway import db
 from gateway.context import Gateway
-from gateway.errors import InvalidInput, NotFound
+from gateway.errors import ContainerToolError, InvalidInput, NotFound
 from gateway.specs import check_image_name
 from gateway.trees import remove_tree
 
@@ -114,6 +114,12 @@ def _store(gw: Gateway, name: str, digest: str, config: dict[str, Any], source: 
     return get_image(gw, name), existing is None
 
 
+def _builder(gw: Gateway) -> str:
+    """``tools`` when jobs run with bubblewrap: an ``apptainer build`` SIF lacks the mount
+    points bubblewrap needs. Otherwise ``auto`` (apptainer build where installed)."""
+    return "tools" if str(gw.config["runtime"]) == "bwrap" else "auto"
+
+
 def import_archive(gw: Gateway, tarball: Path, name: str,
                    progress: Progress | None = None) -> tuple[ImageRecord, bool]:
     """Import a `docker save` tarball as ``name``; returns (image, whether it was converted)."""
@@ -126,10 +132,22 @@ def import_archive(gw: Gateway, tarball: Path, name: str,
     archive = read_archive(tarball)
 
     def build(dest: Path, work: Path):
-        check_layers(archive, (lambda done, total: progress("check", done, total))
-                     if progress else None)
-        return build_sif_from_archive(archive, dest, work,
-                                      (lambda step: progress(step, 0, 0)) if progress else None)
+        from concurrent.futures import ThreadPoolExecutor
+
+        # The layer check (a read of every layer) overlaps skopeo's copy; nothing is
+        # unpacked until it has passed.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            check = pool.submit(check_layers, archive,
+                                (lambda done, total: progress("check", done, total))
+                                if progress else None)
+            try:
+                return build_sif_from_archive(
+                    archive, dest, work,
+                    (lambda step: progress(step, 0, 0)) if progress else None,
+                    builder=_builder(gw), before_unpack=check.result)
+            except ContainerToolError:
+                check.result()  # a failed check says better why the tool failed
+                raise
 
     return _store(gw, name, archive.config_digest, archive.config, str(tarball.absolute()),
                   build)
@@ -145,8 +163,9 @@ def pull_image(gw: Gateway, reference: str, name: str, *, tls_verify: bool = Tru
 
     def build(dest: Path, work: Path):
         _digest, _config, sif = build_sif_from_registry(
-            reference, dest, work, tls_verify=tls_verify,
-            progress=(lambda step: progress(step, 0, 0)) if progress else None)
+            reference, dest, work, tls_verify=tls_verify, expected_digest=digest,
+            progress=(lambda step: progress(step, 0, 0)) if progress else None,
+            builder=_builder(gw))
         return sif
 
     return _store(gw, name, digest, config, reference, build)

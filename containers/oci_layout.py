@@ -1,0 +1,72 @@
+"""Reading an OCI image layout directory (what ``skopeo copy ... oci:DIR:REF`` writes).
+
+Used for registry pulls: the config is read from the bytes skopeo stored (so its digest
+is exact), and the layers get the same streaming checks as a `docker save` archive.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from containers.archive import ImageArchiveError, blob_path
+from containers.layers import LayerProgress, scan_layer
+
+
+@dataclass(frozen=True)
+class OciImage:
+    """One image of an OCI layout: its config (and digest) and its layer blobs."""
+
+    layout: Path
+    config_digest: str
+    config: dict[str, Any]
+    layers: tuple[Path, ...]
+    diff_ids: tuple[str, ...]
+
+
+def _blob_bytes(layout: Path, digest: str, what: str) -> bytes:
+    data = (layout / blob_path(digest)).read_bytes()
+    if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+        raise ImageArchiveError(f"{layout}: {what} {digest} does not match its digest")
+    return data
+
+
+def _manifest_for(layout: Path, ref: str) -> dict[str, Any]:
+    index = json.loads((layout / "index.json").read_bytes())
+    for descriptor in index.get("manifests") or []:
+        names = (descriptor.get("annotations") or {}).get("org.opencontainers.image.ref.name")
+        if names == ref:
+            return json.loads(_blob_bytes(layout, descriptor["digest"], "manifest"))
+    raise ImageArchiveError(f"{layout}: no image {ref!r} in index.json")
+
+
+def read_oci_image(layout: Path, ref: str) -> OciImage:
+    """The image tagged ``ref`` in the OCI layout ``layout``, digests verified."""
+    try:
+        manifest = _manifest_for(layout, ref)
+        config_digest = manifest["config"]["digest"]
+        config_bytes = _blob_bytes(layout, config_digest, "config")
+        config = json.loads(config_bytes)
+        layers = tuple(layout / blob_path(layer["digest"]) for layer in manifest["layers"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ImageArchiveError(f"{layout}: unreadable OCI image {ref!r} ({exc})") from exc
+    diff_ids = tuple((config.get("rootfs") or {}).get("diff_ids") or ())
+    if len(diff_ids) != len(layers):
+        raise ImageArchiveError(f"{layout}: the config lists {len(diff_ids)} layer digests for "
+                                f"{len(layers)} layers")
+    return OciImage(layout, config_digest, config, layers, diff_ids)
+
+
+def check_oci_layers(image: OciImage,
+                     progress: Callable[[int, int], None] | None = None) -> None:
+    """Stream every layer blob: the checks of :func:`containers.archive.check_layers`."""
+    meter = LayerProgress(sum(p.stat().st_size for p in image.layers), progress)
+    for path, diff_id in zip(image.layers, image.diff_ids):
+        with path.open("rb") as handle:
+            scan_layer(handle, f"layer {path.name}", meter, diff_id=diff_id,
+                       blob_digest=f"sha256:{path.name}", error_type=ImageArchiveError)
+    meter.finish()

@@ -1,0 +1,257 @@
+"""Container command lines for bubblewrap and Apptainer, parsed back by a real bash."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from containers import runtime
+from containers.runtime import (
+    ContainerScript,
+    ContainerSpec,
+    Mount,
+    container_script,
+    detect_runtime,
+)
+from gateway.errors import InvalidInput
+
+HOSTILE = "it's \"q\" $(echo x) `y` \nnew\nline  spaces; rm -rf / & \\ *"
+IMAGE_ENV = (("PATH", "/usr/bin:/bin"), ("LANG", "C.UTF-8"), ("MSG", "from image"))
+
+
+def spec(**changes) -> ContainerSpec:
+    base = {"sif": "/shared/gw/images/x y.sif", "partition_offset": 32768,
+            "scratch": "/tmp/gw-job-42",
+            "mounts": (Mount("/jobs/42/code", "/code"), Mount("/data/coco v1", "/dataset", True),
+                       Mount("/jobs/42/model", "/model")),
+            "workdir": "/code", "env": IMAGE_ENV + (("MSG", HOSTILE), ("EMPTY", "")),
+            "command": ("python", "-c", HOSTILE, "--lr=0.1")}
+    base.update(changes)
+    return ContainerSpec(**base)
+
+
+def argv_of(script: ContainerScript, program: str, setup: str = "") -> list[str]:
+    """The argv bash really passes to ``program`` when it runs ``script.run``."""
+    shim = f"{program}() {{ printf '%s\\0' \"$@\"; }}\n"
+    out = subprocess.run(["bash", "-c", shim + setup + script.run], capture_output=True,
+                         check=True).stdout.decode()
+    return out.split("\0")[:-1]
+
+
+def pairs(argv: list[str], flag: str) -> list[tuple[str, ...]]:
+    """The values after each ``flag`` (two for --setenv and binds, one otherwise)."""
+    width = 1 if flag in ("--chdir", "--size", "--tmpfs", "--pwd") else 2
+    return [tuple(argv[i + 1:i + 1 + width]) for i, a in enumerate(argv[:argv.index("--")])
+            if a == flag]
+
+
+# -- bubblewrap ---------------------------------------------------------------------------
+
+def test_bwrap_run_line_reaches_bwrap_literally():
+    argv = argv_of(container_script(spec(), "bwrap"), "bwrap")
+    assert argv[:4] == ["--ro-bind", "/tmp/gw-job-42/rootfs", "/", "--dev"]
+    split = argv.index("--")
+    assert argv[split + 1:] == ["python", "-c", HOSTILE, "--lr=0.1"]
+    assert pairs(argv, "--bind") == [("/jobs/42/code", "/code"), ("/jobs/42/model", "/model")]
+    assert ("/data/coco v1", "/dataset") in pairs(argv, "--ro-bind")
+    assert pairs(argv, "--chdir") == [("/code",)]
+    env = pairs(argv, "--setenv")
+    assert env == [("PATH", "/usr/bin:/bin"), ("LANG", "C.UTF-8"), ("MSG", HOSTILE),
+                   ("EMPTY", ""), ("HOME", "/tmp")]
+    assert argv.index("--clearenv") < argv.index("--setenv")
+    for flag in ("--unshare-pid", "--die-with-parent", "--new-session"):
+        assert flag in argv[:split]
+
+
+def test_bwrap_bind_order_mounts_after_root_and_dev():
+    argv = argv_of(container_script(spec(shm_bytes=1 << 30), "bwrap"), "bwrap")
+    order = [argv.index(x) for x in ("/", "--dev", "--proc", "/dev/shm", "/code", "--chdir")]
+    assert order == sorted(order)
+
+
+def test_bwrap_shm_size_immediately_precedes_its_tmpfs():
+    argv = argv_of(container_script(spec(shm_bytes=8 << 30), "bwrap"), "bwrap")
+    at = argv.index("--size")
+    assert argv[at:at + 4] == ["--size", str(8 << 30), "--tmpfs", "/dev/shm"]
+    assert "--size" not in argv_of(container_script(spec(), "bwrap"), "bwrap")
+
+
+def test_bwrap_without_gpus_binds_no_devices():
+    script = container_script(spec(), "bwrap")
+    assert "nvidia" not in script.setup + script.run
+    assert "LD_LIBRARY_PATH" not in script.run
+
+
+def test_bwrap_gpu_setup_collects_devices_and_64bit_driver_libraries(tmp_path):
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    libs = tmp_path / "lib"
+    libs.mkdir()
+    for name in ("libcuda.so.1", "libnvidia-ml.so.1", "libcuda32.so.1"):
+        (libs / name).write_text("")
+    (fake_bin / "ldconfig").write_text(
+        "#!/bin/sh\ncat <<EOF\n"
+        "42 libs found in cache\n"
+        f"\tlibcuda.so.1 (libc6) => {libs}/libcuda32.so.1\n"
+        f"\tlibcuda.so.1 (libc6,x86-64) => {libs}/libcuda.so.1\n"
+        f"\tlibnvidia-ml.so.1 (libc6,x86-64) => {libs}/libnvidia-ml.so.1\n"
+        f"\tlibnvidia-ml.so.1 (libc6,x86-64) => {libs}/duplicate.so\n"
+        "\tlibz.so.1 (libc6,x86-64) => /lib/x86_64-linux-gnu/libz.so.1\nEOF\n")
+    (fake_bin / "nvidia-smi").write_text("#!/bin/sh\n")
+    for tool in ("ldconfig", "nvidia-smi"):
+        os.chmod(fake_bin / tool, 0o755)
+    script = container_script(spec(gpus=2, env=IMAGE_ENV + (("LD_LIBRARY_PATH", "/opt/x"),)),
+                              "bwrap")
+    gpu_part = script.setup[script.setup.index("# GPU"):]
+    env = f"export PATH={shlex.quote(str(fake_bin))}:$PATH CUDA_VISIBLE_DEVICES=1,3\n"
+    argv = argv_of(script, "bwrap", env + gpu_part + "\n")
+    split = argv.index("--")
+    gpu_args = argv[argv.index("--new-session") + 1:split]
+    assert ("--tmpfs", "/.singularity.d/libs") in itertools.pairwise(gpu_args)
+    binds = [tuple(gpu_args[i + 1:i + 3]) for i, a in enumerate(gpu_args) if a == "--ro-bind"]
+    assert binds == [(f"{libs}/libcuda.so.1", "/.singularity.d/libs/libcuda.so.1"),
+                     (f"{libs}/libnvidia-ml.so.1", "/.singularity.d/libs/libnvidia-ml.so.1"),
+                     (f"{fake_bin}/nvidia-smi", "/.singularity.d/bin/nvidia-smi")]
+    assert ("--setenv", "CUDA_VISIBLE_DEVICES", "1,3") in zip(gpu_args, gpu_args[1:],
+                                                              gpu_args[2:])
+    for device in Path("/dev").glob("nvidia*"):
+        assert str(device) in gpu_args
+    env_pairs = pairs(argv, "--setenv")
+    assert ("LD_LIBRARY_PATH", "/.singularity.d/libs:/opt/x") in env_pairs
+    assert ("PATH", "/usr/bin:/bin:/.singularity.d/bin") in env_pairs
+
+
+def test_bwrap_setup_and_teardown_are_quoted_and_repeatable(tmp_path):
+    scratch = tmp_path / "scr $(touch pwned) 'x'"
+    script = container_script(spec(scratch=str(scratch)), "bwrap")
+    assert f"-o offset=32768 {shlex.quote('/shared/gw/images/x y.sif')}" in script.setup
+    scratch.mkdir()
+    (scratch / "rootfs").mkdir()
+    for _ in range(2):  # safe twice, and when setup never ran
+        subprocess.run(["bash", "-c", script.teardown], check=True, cwd=tmp_path)
+        assert not scratch.exists()
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_bwrap_setup_refuses_a_scratch_link(tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "scratch").symlink_to(tmp_path / "elsewhere")
+    script = container_script(spec(scratch=str(tmp_path / "scratch")), "bwrap")
+    first_lines = "\n".join(script.setup.splitlines()[:2])
+    proc = subprocess.run(["bash", "-ec", first_lines], capture_output=True, text=True,
+                          check=False)
+    assert proc.returncode != 0 and "is not a directory of this user" in proc.stderr
+
+
+# -- Apptainer ----------------------------------------------------------------------------
+
+def test_apptainer_run_line_reaches_apptainer_literally():
+    script = container_script(spec(shm_bytes=1 << 30), "apptainer")
+    argv = argv_of(script, "env")
+    assert argv[0] == "-i"
+    start = argv.index("apptainer")
+    assigned = dict(a.split("=", 1) for a in argv[1:start])
+    assert assigned["APPTAINERENV_MSG"] == HOSTILE and assigned["APPTAINERENV_EMPTY"] == ""
+    assert assigned["APPTAINERENV_PATH"] == "/usr/bin:/bin"
+    assert "APPTAINERENV_HOME" not in assigned and set(assigned) >= {"PATH", "HOME"}
+    rest = argv[start:]
+    assert rest[:6] == ["apptainer", "exec", "--containall", "--cleanenv", "--pwd", "/code"]
+    binds = [rest[i + 1] for i, a in enumerate(rest) if a == "--bind"]
+    assert binds == ["/jobs/42/code:/code", "/data/coco v1:/dataset:ro", "/jobs/42/model:/model"]
+    assert rest[-5:] == ["/shared/gw/images/x y.sif", "python", "-c", HOSTILE, "--lr=0.1"]
+    assert "--nv" not in rest
+
+
+def test_apptainer_gpus_add_nv_and_pass_cuda_devices():
+    script = container_script(spec(gpus=1), "apptainer")
+    argv = argv_of(script, "env", "CUDA_VISIBLE_DEVICES=0,1\n" + script.setup + "\n")
+    assert "APPTAINERENV_CUDA_VISIBLE_DEVICES=0,1" in argv[:argv.index("apptainer")]
+    assert "--nv" in argv
+    unset = argv_of(script, "env", "unset CUDA_VISIBLE_DEVICES\n" + script.setup + "\n")
+    assert not any(a.startswith("APPTAINERENV_CUDA") for a in unset)
+
+
+def test_apptainer_refuses_mount_paths_its_bind_syntax_cannot_carry():
+    with pytest.raises(InvalidInput, match="Apptainer's --bind"):
+        container_script(spec(mounts=(Mount("/data/a,b", "/dataset"),)), "apptainer")
+    container_script(spec(mounts=(Mount("/data/a,b", "/dataset"),)), "bwrap")
+
+
+# -- validation and detection -------------------------------------------------------------
+
+@pytest.mark.parametrize("changes,message", [
+    ({"env": (("BAD KEY", "x"),)}, "invalid environment variable name"),
+    ({"env": (("A=B", "x"),)}, "invalid environment variable name"),
+    ({"env": (("$(id)", "x"),)}, "invalid environment variable name"),
+    ({"env": (("A", "nul\0byte"),)}, "NUL byte"),
+    ({"command": ("sh", "a\0b")}, "NUL byte"),
+    ({"command": ()}, "needs a command"),
+    ({"mounts": (Mount("relative/path", "/code"),)}, "absolute path"),
+    ({"mounts": (Mount("/x", "/"),)}, "over the container's root"),
+    ({"workdir": "code"}, "absolute path"),
+    ({"scratch": "tmp/x"}, "absolute path"),
+    ({"shm_bytes": -1}, "must not be negative"),
+])
+@pytest.mark.parametrize("name", ["bwrap", "apptainer"])
+def test_unsafe_specs_refused(changes, message, name):
+    with pytest.raises(InvalidInput, match=message):
+        container_script(spec(**changes), name)
+
+
+def test_unknown_runtime():
+    with pytest.raises(InvalidInput, match="unknown container runtime"):
+        container_script(spec(), "docker")
+    with pytest.raises(InvalidInput, match="unknown container runtime"):
+        detect_runtime("podman")
+
+
+@pytest.mark.parametrize("installed,preferred,expected", [
+    ({"apptainer", "bwrap", "squashfuse"}, "auto", "apptainer"),
+    ({"bwrap", "squashfuse"}, "auto", "bwrap"),
+    ({"bwrap", "squashfuse_ll"}, "auto", "bwrap"),
+    ({"apptainer", "bwrap", "squashfuse"}, "bwrap", "bwrap"),
+    ({"apptainer"}, "apptainer", "apptainer"),
+])
+def test_detect_runtime(monkeypatch, installed, preferred, expected):
+    monkeypatch.setattr(runtime.shutil, "which",
+                        lambda name: f"/usr/bin/{name}" if name in installed else None)
+    assert detect_runtime(preferred) == expected
+
+
+@pytest.mark.parametrize("installed,preferred,message", [
+    (set(), "auto", "no container runtime found"),
+    ({"bwrap"}, "auto", "no container runtime found"),
+    ({"bwrap", "squashfuse"}, "apptainer", "apptainer is not on PATH"),
+    ({"bwrap"}, "bwrap", "needs squashfuse"),
+])
+def test_detect_runtime_missing(monkeypatch, installed, preferred, message):
+    monkeypatch.setattr(runtime.shutil, "which",
+                        lambda name: f"/usr/bin/{name}" if name in installed else None)
+    with pytest.raises(InvalidInput, match=message):
+        detect_runtime(preferred)
+
+
+@pytest.mark.parametrize("installed,builder,expected", [
+    ({"apptainer"}, "auto", True), (set(), "auto", False), ({"apptainer"}, "tools", False),
+    ({"apptainer"}, "apptainer", True)])
+def test_sif_builder_choice(monkeypatch, installed, builder, expected):
+    from containers import build
+
+    monkeypatch.setattr(build.shutil, "which",
+                        lambda name: f"/usr/bin/{name}" if name in installed else None)
+    assert build.use_apptainer(builder) is expected
+
+
+def test_sif_builder_refused(monkeypatch):
+    from containers import build
+
+    monkeypatch.setattr(build.shutil, "which", lambda name: None)
+    with pytest.raises(InvalidInput, match="apptainer is not on PATH"):
+        build.use_apptainer("apptainer")
+    with pytest.raises(InvalidInput, match="unknown SIF builder"):
+        build.use_apptainer("docker")
