@@ -8,24 +8,24 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from containers.archive import ImageArchiveError, check_layers, read_archive
-from containers.build import (
+from hpc_gateway.containers.archive import ImageArchiveError, check_layers, read_archive
+from hpc_gateway.containers.build import (
     SifImage,
     build_sif_from_archive,
     build_sif_from_registry,
     inspect_registry_image,
     sif_partition,
 )
-from containers.runtime import ContainerSpec, Mount, container_script
-from gateway.errors import ContainerToolError
+from hpc_gateway.containers.runtime import ContainerSpec, Mount, container_script
+from hpc_gateway.gateway.errors import ContainerToolError
 from tests.support.images import Entry, busybox_rootfs, make_archive
+from tests.support.registry import local_registry
 
 pytestmark = pytest.mark.container
 
@@ -287,32 +287,9 @@ def test_apptainer_on_path_does_the_build(tmp_path, layers, built, monkeypatch, 
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
-    """Debian's docker-registry on a free localhost port."""
-    exe = shutil.which("docker-registry")
-    if exe is None:
-        pytest.fail("docker-registry is not installed: run scripts/install-deps.sh")
-    base = tmp_path_factory.mktemp("registry")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    config = base / "config.yml"
-    config.write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {base}/data\n"
-                      f"http:\n  addr: 127.0.0.1:{port}\nlog:\n  level: error\n")
-    proc = subprocess.Popen([exe, "serve", str(config)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("docker-registry did not start")
-    yield f"127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=10)
+    """A docker-registry serving on 127.0.0.1, stopped after the module."""
+    with local_registry(tmp_path_factory.mktemp("registry")) as address:
+        yield address
 
 
 def test_registry_image_keeps_its_digest_and_runs(tmp_path, layers, registry):

@@ -3,51 +3,21 @@
 from __future__ import annotations
 
 import json
-import shutil
-import socket
 import subprocess
-import time
 
 import pytest
 
 from tests.conftest import run_gw
 from tests.integration.conftest import gw_ok
 from tests.support.images import busybox_rootfs, make_archive
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.support.registry import local_registry
 
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
     """A docker-registry serving on 127.0.0.1, stopped after the module."""
-    exe = shutil.which("docker-registry")
-    if exe is None:
-        pytest.fail("docker-registry is not installed: run scripts/install-deps.sh")
-    base = tmp_path_factory.mktemp("registry")
-    port = free_port()
-    config = base / "config.yml"
-    config.write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {base}/data\n"
-                      f"http:\n  addr: 127.0.0.1:{port}\nlog:\n  level: error\n")
-    log = (base / "registry.log").open("w")
-    proc = subprocess.Popen([exe, "serve", str(config)], stdout=subprocess.DEVNULL, stderr=log)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail(f"registry did not start: {(base / 'registry.log').read_text()}")
-    yield f"127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=10)
-    log.close()
+    with local_registry(tmp_path_factory.mktemp("registry")) as address:
+        yield address
 
 
 def test_pull_converts_once_and_dedups_with_import(registry, flow_home, tmp_path):
