@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from gateway.errors import GatewayError
+from hpc_gateway.gateway.errors import GatewayError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -32,7 +32,7 @@ def cli() -> None:
 
 
 def _register_commands() -> None:
-    from gateway.commands import admin, images, jobs, models, stores
+    from hpc_gateway.gateway.commands import admin, images, jobs, models, stores
 
     for command in (images.image, stores.algo, stores.data, jobs.job, models.model,
                     admin.spool, admin.doctor, admin.config_cmd):

@@ -49,8 +49,8 @@ def fill_jobs(env: dict[str, str], count: int) -> None:
     """Insert ``count`` finished jobs straight into the database."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     os.environ.update(env)
-    from gateway import db
-    from gateway.context import Gateway
+    from hpc_gateway.gateway import db
+    from hpc_gateway.gateway.context import Gateway
 
     gw = Gateway()
     spec = db.dumps({"command": ["python", "train.py"], "env": {}, "runtime": "bwrap",
@@ -78,10 +78,10 @@ def bench_list(env: dict[str, str], repeat: int) -> dict[str, object]:
 def bench_harvest(env: dict[str, str], size_mb: int) -> dict[str, object]:
     """Ingest of one spool file whose job left ``size_mb`` MB in /model, vs cp -r."""
     os.environ.update(env)
-    from gateway import db
-    from gateway.context import Gateway
-    from spool.ingest import ingest_spool
-    from spool.layout import write_spool_file
+    from hpc_gateway.gateway import db
+    from hpc_gateway.gateway.context import Gateway
+    from hpc_gateway.spool.ingest import ingest_spool
+    from hpc_gateway.spool.layout import write_spool_file
 
     gw = Gateway()
     spec = db.dumps({"command": ["x"], "env": {}, "runtime": "bwrap", "resources": {},

@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from containers.archive import ImageArchive, ImageArchiveError, image_config_summary
-from containers.oci_layout import check_oci_layers, read_oci_image
-from containers.rootfs import prepare_rootfs
-from containers.sif import sif_partition, write_sif
-from gateway.errors import ContainerToolError, InvalidInput
-from gateway.process import run_command
-from gateway.trees import remove_tree
+from hpc_gateway.containers.archive import ImageArchive, ImageArchiveError, image_config_summary
+from hpc_gateway.containers.oci_layout import check_oci_layers, read_oci_image
+from hpc_gateway.containers.rootfs import prepare_rootfs
+from hpc_gateway.containers.sif import sif_partition, write_sif
+from hpc_gateway.gateway.errors import ContainerToolError, InvalidInput
+from hpc_gateway.gateway.process import run_command
+from hpc_gateway.gateway.trees import remove_tree
 
 TOOL_TIMEOUT = 3600
 OCI_REF = "img"

@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Callable
 from typing import BinaryIO
 
-from gateway.errors import InvalidInput
+from hpc_gateway.gateway.errors import InvalidInput
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from containers.archive import ImageArchiveError, blob_path
-from containers.layers import LayerProgress, scan_layer
+from hpc_gateway.containers.archive import ImageArchiveError, blob_path
+from hpc_gateway.containers.layers import LayerProgress, scan_layer
 
 
 @dataclass(frozen=True)

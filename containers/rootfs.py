@@ -16,7 +16,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from containers.archive import ImageArchiveError, image_config_summary
+from hpc_gateway.containers.archive import ImageArchiveError, image_config_summary
 
 MOUNT_POINTS = ("code", "dataset", "model", "proc", "dev", "tmp", "sys", "etc",
                 ".singularity.d/env", ".singularity.d/libs", ".singularity.d/bin",

@@ -18,7 +18,7 @@ import shlex
 import shutil
 from dataclasses import dataclass
 
-from gateway.errors import InvalidInput
+from hpc_gateway.gateway.errors import InvalidInput
 
 RUNTIMES = ("apptainer", "bwrap")
 ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

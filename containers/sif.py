@@ -11,8 +11,8 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from gateway.errors import ContainerToolError, GatewayError
-from gateway.process import run_command
+from hpc_gateway.gateway.errors import ContainerToolError, GatewayError
+from hpc_gateway.gateway.process import run_command
 
 # Little-endian and packed, as Go's encoding/binary writes the sif v2 structs.
 HEADER = struct.Struct("<32s10s3s3s16s8q")    # launch, magic, version, arch, uuid, 8 int64

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.errors import InvalidInput
+from hpc_gateway.gateway.errors import InvalidInput
 
 # key -> (default, help). Values in the files use the same names.
 KEYS: dict[str, tuple[Any, str]] = {

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlite3
 from functools import cached_property
 
-from gateway.config import Config, load_config
-from gateway.home import HomeLayout
+from hpc_gateway.gateway.config import Config, load_config
+from hpc_gateway.gateway.home import HomeLayout
 
 
 class Gateway:
@@ -19,7 +19,7 @@ class Gateway:
     @cached_property
     def conn(self) -> sqlite3.Connection:
         """The database connection (schema created on first use)."""
-        from gateway import db
+        from hpc_gateway.gateway import db
 
         self.layout.ensure()
         return db.connect(self.config.database)
@@ -27,12 +27,12 @@ class Gateway:
     @cached_property
     def slurm(self):  # -> SlurmCommands
         """The Slurm backend."""
-        from gateway.slurm.commands import SlurmCommands
+        from hpc_gateway.gateway.slurm.commands import SlurmCommands
 
         return SlurmCommands(timeout=float(self.config["slurm_timeout"]))
 
     def store(self, kind: str):  # -> VersionedStore
         """The versioned store for "algo", "data" or "model"."""
-        from gateway.stores import VersionedStore
+        from hpc_gateway.gateway.stores import VersionedStore
 
         return VersionedStore(self.conn, self.layout, kind)

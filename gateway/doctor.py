@@ -6,8 +6,8 @@ import os
 import shutil
 from dataclasses import dataclass
 
-from gateway.context import Gateway
-from gateway.errors import GatewayError
+from hpc_gateway.gateway.context import Gateway
+from hpc_gateway.gateway.errors import GatewayError
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def _check_accounting(gw: Gateway) -> Check:
 
 
 def _check_runtime(gw: Gateway) -> list[Check]:
-    from containers.runtime import detect_runtime
+    from hpc_gateway.containers.runtime import detect_runtime
 
     try:
         runtime = detect_runtime(str(gw.config["runtime"]))

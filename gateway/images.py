@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway import db
-from gateway.context import Gateway
-from gateway.errors import ContainerToolError, InvalidInput, NotFound
-from gateway.specs import check_image_name
-from gateway.trees import remove_tree
+from hpc_gateway.gateway import db
+from hpc_gateway.gateway.context import Gateway
+from hpc_gateway.gateway.errors import ContainerToolError, InvalidInput, NotFound
+from hpc_gateway.gateway.specs import check_image_name
+from hpc_gateway.gateway.trees import remove_tree
 
 Progress = Callable[[str, int, int], None]
 
@@ -79,7 +79,7 @@ def _tag(gw: Gateway, name: str, image_id: int) -> None:
 def _store(gw: Gateway, name: str, digest: str, config: dict[str, Any], source: str,
            build: Callable[[Path, Path], Any]) -> tuple[ImageRecord, bool]:
     """Tag an existing image with this digest, or build a SIF with ``build`` and record it."""
-    from containers.archive import image_config_summary
+    from hpc_gateway.containers.archive import image_config_summary
 
     with db.transaction(gw.conn):
         existing = _existing_by_digest(gw, digest)
@@ -123,8 +123,8 @@ def _builder(gw: Gateway) -> str:
 def import_archive(gw: Gateway, tarball: Path, name: str,
                    progress: Progress | None = None) -> tuple[ImageRecord, bool]:
     """Import a `docker save` tarball as ``name``; returns (image, whether it was converted)."""
-    from containers.archive import check_layers, read_archive
-    from containers.build import build_sif_from_archive
+    from hpc_gateway.containers.archive import check_layers, read_archive
+    from hpc_gateway.containers.build import build_sif_from_archive
 
     name = check_image_name(name)
     if not tarball.is_file():
@@ -156,7 +156,7 @@ def import_archive(gw: Gateway, tarball: Path, name: str,
 def pull_image(gw: Gateway, reference: str, name: str, *, tls_verify: bool = True,
                progress: Progress | None = None) -> tuple[ImageRecord, bool]:
     """Take ``reference`` from a registry as ``name``; converted once per digest."""
-    from containers.build import build_sif_from_registry, inspect_registry_image
+    from hpc_gateway.containers.build import build_sif_from_registry, inspect_registry_image
 
     name = check_image_name(name)
     digest, config = inspect_registry_image(reference, tls_verify=tls_verify)

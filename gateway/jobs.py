@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway import db
-from gateway.context import Gateway
-from gateway.errors import InvalidInput, NotFound
-from gateway.slurm.adapter import ACTIVE, TERMINAL
-from gateway.specs import Resources, VersionRef, check_name, format_mib, format_time
-from gateway.trees import copy_writable, remove_tree
+from hpc_gateway.gateway import db
+from hpc_gateway.gateway.context import Gateway
+from hpc_gateway.gateway.errors import InvalidInput, NotFound
+from hpc_gateway.gateway.slurm.adapter import ACTIVE, TERMINAL
+from hpc_gateway.gateway.specs import Resources, VersionRef, check_name, format_mib, format_time
+from hpc_gateway.gateway.trees import copy_writable, remove_tree
 
 SCRIPT_NAME = "job.sbatch"
 
@@ -35,7 +35,7 @@ class JobRequest:
 
 def job_slurm_flags(job_id: int, name: str, resources: Resources, job_dir: Path) -> list[str]:
     """The ``#SBATCH`` flags of a job, built from data and quoted."""
-    from gateway.render import sbatch_flag, slurm_job_name
+    from hpc_gateway.gateway.render import sbatch_flag, slurm_job_name
 
     flags = [sbatch_flag("job-name", slurm_job_name(name)),
              sbatch_flag("chdir", job_dir),
@@ -65,8 +65,8 @@ def node_scratch_name(job_id: int, job_dir: Path) -> str:
 def render_job_script(gw: Gateway, *, job_id: int, name: str, job_dir: Path, image,
                       algo, data, request: JobRequest, runtime: str) -> str:
     """The sbatch script of a job (see templates/sbatch/job.sh.j2)."""
-    from containers.runtime import ContainerSpec, Mount, container_script
-    from gateway.render import render
+    from hpc_gateway.containers.runtime import ContainerSpec, Mount, container_script
+    from hpc_gateway.gateway.render import render
 
     mounts = [Mount(str(job_dir / "code"), "/code"), Mount(str(job_dir / "model"), "/model")]
     if data is not None:
@@ -91,9 +91,9 @@ def render_job_script(gw: Gateway, *, job_id: int, name: str, job_dir: Path, ima
 
 def submit_job(gw: Gateway, request: JobRequest) -> dict[str, Any]:
     """Render and submit a job; nothing is left behind when any step fails."""
-    from containers.runtime import detect_runtime
-    from gateway.images import get_image
-    from gateway.specs import check_against_partitions
+    from hpc_gateway.containers.runtime import detect_runtime
+    from hpc_gateway.gateway.images import get_image
+    from hpc_gateway.gateway.specs import check_against_partitions
 
     if not request.command:
         raise InvalidInput("no command: put it after `--`, e.g. gw job submit ... -- python "

@@ -7,9 +7,9 @@ import tarfile
 from pathlib import Path
 from typing import BinaryIO
 
-from gateway.context import Gateway
-from gateway.errors import InvalidInput, NotFound
-from gateway.specs import parse_version_ref
+from hpc_gateway.gateway.context import Gateway
+from hpc_gateway.gateway.errors import InvalidInput, NotFound
+from hpc_gateway.gateway.specs import parse_version_ref
 
 
 def open_model_file(gw: Gateway, ref: str, path: str) -> BinaryIO:

@@ -6,7 +6,7 @@ import os
 import subprocess
 from collections.abc import Mapping, Sequence
 
-from gateway.errors import CommandFailed
+from hpc_gateway.gateway.errors import CommandFailed
 
 
 def run_command(argv: Sequence[str], *, input_text: str | None = None,

@@ -6,7 +6,7 @@ import sys
 from types import TracebackType
 from typing import Self
 
-from gateway.display import human_size
+from hpc_gateway.gateway.display import human_size
 
 
 class StepProgress:

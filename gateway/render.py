@@ -13,8 +13,8 @@ from pathlib import Path
 
 import jinja2
 
-import templates
-from gateway.errors import InvalidInput
+from hpc_gateway import templates
+from hpc_gateway.gateway.errors import InvalidInput
 
 TEMPLATE_DIR = Path(templates.__file__).parent
 

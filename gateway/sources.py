@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from gateway.errors import InvalidInput
+from hpc_gateway.gateway.errors import InvalidInput
 
 
 @dataclass(frozen=True)

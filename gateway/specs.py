@@ -6,7 +6,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from gateway.errors import InvalidInput
+from hpc_gateway.gateway.errors import InvalidInput
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 IMAGE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._/-]{0,127}:[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")

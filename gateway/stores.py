@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway import db
-from gateway.errors import InvalidInput, NotFound
-from gateway.home import HomeLayout
-from gateway.objects import ObjectStore
-from gateway.sources import open_source
-from gateway.specs import VersionRef, check_name
-from gateway.trees import make_read_only, remove_tree, tree_size
+from hpc_gateway.gateway import db
+from hpc_gateway.gateway.errors import InvalidInput, NotFound
+from hpc_gateway.gateway.home import HomeLayout
+from hpc_gateway.gateway.objects import ObjectStore
+from hpc_gateway.gateway.sources import open_source
+from hpc_gateway.gateway.specs import VersionRef, check_name
+from hpc_gateway.gateway.trees import make_read_only, remove_tree, tree_size
 
 KIND_LABEL = {"algo": "algorithm", "data": "dataset", "model": "model"}
 ACTIVE_STATES = ("SUBMITTING", "PENDING", "RUNNING", "UNKNOWN")

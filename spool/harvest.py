@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gateway import db
-from gateway.context import Gateway
-from gateway.trees import make_read_only, tree_size
+from hpc_gateway.gateway import db
+from hpc_gateway.gateway.context import Gateway
+from hpc_gateway.gateway.trees import make_read_only, tree_size
 
 
 def incoming_dir(gw: Gateway, model_name: str, job_id: int) -> Path:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway import db
-from gateway.context import Gateway
-from gateway.errors import SlurmError
-from gateway.slurm.adapter import TERMINAL
-from spool.harvest import harvest_model
-from spool.layout import pending_spool_files, read_spool_file, set_aside, spool_lock
+from hpc_gateway.gateway import db
+from hpc_gateway.gateway.context import Gateway
+from hpc_gateway.gateway.errors import SlurmError
+from hpc_gateway.gateway.slurm.adapter import TERMINAL
+from hpc_gateway.spool.harvest import harvest_model
+from hpc_gateway.spool.layout import pending_spool_files, read_spool_file, set_aside, spool_lock
 
 SIGNAL_NAMES = {129: "SIGHUP", 130: "SIGINT", 137: "SIGKILL", 143: "SIGTERM"}
 

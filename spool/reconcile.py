@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import time
 
-from gateway import db
-from gateway.context import Gateway
-from gateway.errors import SlurmUnavailable
-from gateway.slurm.adapter import ACTIVE, SlurmJobState
-from spool.layout import spool_file
+from hpc_gateway.gateway import db
+from hpc_gateway.gateway.context import Gateway
+from hpc_gateway.gateway.errors import SlurmUnavailable
+from hpc_gateway.gateway.slurm.adapter import ACTIVE, SlurmJobState
+from hpc_gateway.spool.layout import spool_file
 
 # A job Slurm calls finished gets this long to have its spool file show up (NFS delays).
 SPOOL_GRACE_SECONDS = 60

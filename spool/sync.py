@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from gateway.context import Gateway
-from gateway.errors import SlurmError
+from hpc_gateway.gateway.context import Gateway
+from hpc_gateway.gateway.errors import SlurmError
 
 
 def sync_state(gw: Gateway, *, quiet: bool = False) -> list[int]:
     """Run at the start of every command that reads job or model state."""
-    from spool.ingest import ingest_spool
-    from spool.reconcile import reconcile
+    from hpc_gateway.spool.ingest import ingest_spool
+    from hpc_gateway.spool.reconcile import reconcile
 
     changed = ingest_spool(gw)
     try:

@@ -14,14 +14,14 @@ json_option = click.option("--json", "as_json", is_flag=True,
 
 def open_gateway():
     """The Gateway for this command (configuration, home, database, Slurm)."""
-    from gateway.context import Gateway
+    from hpc_gateway.gateway.context import Gateway
 
     return Gateway()
 
 
 def synced_gateway():
     """A Gateway whose job states are brought up to date first (spool files, Slurm)."""
-    from spool.sync import sync_state
+    from hpc_gateway.spool.sync import sync_state
 
     gw = open_gateway()
     sync_state(gw)

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from gateway.commands import json_option, open_gateway
+from hpc_gateway.gateway.commands import json_option, open_gateway
 
 
 @click.group()
@@ -18,8 +18,8 @@ def spool() -> None:
 @json_option
 def spool_sync(as_json: bool) -> None:
     """Ingest spool files (harvesting models) and reconcile active jobs with Slurm."""
-    from gateway.display import print_json
-    from spool.sync import sync_state
+    from hpc_gateway.gateway.display import print_json
+    from hpc_gateway.spool.sync import sync_state
 
     changed = sync_state(open_gateway())
     if as_json:
@@ -32,8 +32,8 @@ def spool_sync(as_json: bool) -> None:
 @json_option
 def doctor(as_json: bool) -> None:
     """Check Slurm, the container runtime, FUSE and paths; say what to fix."""
-    from gateway.display import print_json
-    from gateway.doctor import run_checks
+    from hpc_gateway.gateway.display import print_json
+    from hpc_gateway.gateway.doctor import run_checks
 
     checks = run_checks(open_gateway())
     if as_json:
@@ -52,8 +52,8 @@ def doctor(as_json: bool) -> None:
 @json_option
 def config_cmd(as_json: bool) -> None:
     """Print the resolved configuration and where each value came from."""
-    from gateway.config import KEYS, load_config
-    from gateway.display import print_json, print_table
+    from hpc_gateway.gateway.config import KEYS, load_config
+    from hpc_gateway.gateway.display import print_json, print_table
 
     config = load_config()
     if as_json:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from gateway.commands import json_option, open_gateway
+from hpc_gateway.gateway.commands import json_option, open_gateway
 
 
 @click.group()
@@ -15,7 +15,7 @@ def image() -> None:
 
 
 def _image_rows(images):
-    from gateway.display import human_size
+    from hpc_gateway.gateway.display import human_size
 
     return [(i.name, i.digest[:19], human_size(i.size_bytes), i.source) for i in images]
 
@@ -32,9 +32,9 @@ def image_import(tarball: Path, name: str, quiet: bool, as_json: bool) -> None:
     whiteouts, and the result becomes a SIF image. The same content imported again, under
     any name, is converted and stored once.
     """
-    from gateway.display import print_json
-    from gateway.images import import_archive
-    from gateway.progress import StepProgress
+    from hpc_gateway.gateway.display import print_json
+    from hpc_gateway.gateway.images import import_archive
+    from hpc_gateway.gateway.progress import StepProgress
 
     with StepProgress(f"import {name}", enabled=not quiet) as progress:
         record, converted = import_archive(open_gateway(), tarball, name, progress)
@@ -53,9 +53,9 @@ def image_import(tarball: Path, name: str, quiet: bool, as_json: bool) -> None:
 @json_option
 def image_pull(reference: str, name: str, insecure: bool, quiet: bool, as_json: bool) -> None:
     """Take REFERENCE (e.g. registry.example.org/team/img:1.0) from a registry as NAME:TAG."""
-    from gateway.display import print_json
-    from gateway.images import pull_image
-    from gateway.progress import StepProgress
+    from hpc_gateway.gateway.display import print_json
+    from hpc_gateway.gateway.images import pull_image
+    from hpc_gateway.gateway.progress import StepProgress
 
     with StepProgress(f"pull {name}", enabled=not quiet) as progress:
         record, converted = pull_image(open_gateway(), reference, name, tls_verify=not insecure,
@@ -71,8 +71,8 @@ def image_pull(reference: str, name: str, insecure: bool, quiet: bool, as_json: 
 @json_option
 def image_list(as_json: bool) -> None:
     """List image names."""
-    from gateway.display import print_json, print_table
-    from gateway.images import list_images
+    from hpc_gateway.gateway.display import print_json, print_table
+    from hpc_gateway.gateway.images import list_images
 
     images = list_images(open_gateway())
     if as_json:
@@ -86,8 +86,8 @@ def image_list(as_json: bool) -> None:
 @json_option
 def image_show(name: str, as_json: bool) -> None:
     """Show an image: digest, SIF, size, and its config (env, workdir, cmd)."""
-    from gateway.display import human_size, human_time, print_fields, print_json
-    from gateway.images import get_image
+    from hpc_gateway.gateway.display import human_size, human_time, print_fields, print_json
+    from hpc_gateway.gateway.images import get_image
 
     record = get_image(open_gateway(), name)
     if as_json:
@@ -108,7 +108,7 @@ def image_show(name: str, as_json: bool) -> None:
 @click.argument("name")
 def image_rm(name: str) -> None:
     """Remove an image name; its SIF goes when no other name uses it."""
-    from gateway.images import remove_image
+    from hpc_gateway.gateway.images import remove_image
 
     record, deleted = remove_image(open_gateway(), name)
     click.echo(f"removed {record.name}" + (f" and {record.sif_path}" if deleted else ""))

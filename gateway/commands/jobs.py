@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from gateway.commands import json_option, open_gateway, synced_gateway
+from hpc_gateway.gateway.commands import json_option, open_gateway, synced_gateway
 
 
 @click.group()
@@ -46,8 +46,8 @@ def job_submit(algo: str, image_name: str, data: str | None, name: str | None,
     empty directory that becomes the next model version when the job exits 0. The working
     directory is /code and the image's environment applies.
     """
-    from gateway.jobs import JobRequest, submit_job
-    from gateway.specs import check_image_name, parse_env, parse_resources, parse_version_ref
+    from hpc_gateway.gateway.jobs import JobRequest, submit_job
+    from hpc_gateway.gateway.specs import check_image_name, parse_env, parse_resources, parse_version_ref
 
     gw = open_gateway()
     request = JobRequest(
@@ -69,9 +69,9 @@ def job_submit(algo: str, image_name: str, data: str | None, name: str | None,
 def _wait_for(gw, job_id: int, poll: float = 1.0):
     import time
 
-    from gateway.jobs import get_job
-    from gateway.slurm.adapter import TERMINAL
-    from spool.sync import sync_state
+    from hpc_gateway.gateway.jobs import get_job
+    from hpc_gateway.gateway.slurm.adapter import TERMINAL
+    from hpc_gateway.spool.sync import sync_state
 
     delay = poll
     while True:
@@ -84,7 +84,7 @@ def _wait_for(gw, job_id: int, poll: float = 1.0):
 
 
 def _print_job(job_info, as_json: bool, short: bool = False) -> None:
-    from gateway.display import human_time, print_fields, print_json
+    from hpc_gateway.gateway.display import human_time, print_fields, print_json
 
     if as_json:
         print_json(job_info)
@@ -116,8 +116,8 @@ def _print_job(job_info, as_json: bool, short: bool = False) -> None:
 @json_option
 def job_list(states: tuple[str, ...], limit: int | None, as_json: bool) -> None:
     """List jobs, newest first."""
-    from gateway.display import human_time, print_json, print_table
-    from gateway.jobs import list_jobs
+    from hpc_gateway.gateway.display import human_time, print_json, print_table
+    from hpc_gateway.gateway.jobs import list_jobs
 
     jobs = list_jobs(synced_gateway(), states, limit)
     if as_json:
@@ -133,7 +133,7 @@ def job_list(states: tuple[str, ...], limit: int | None, as_json: bool) -> None:
 @json_option
 def job_show(job_id: int, as_json: bool) -> None:
     """Show a job: state, Slurm id, node, times, exit code, resources, versions, files."""
-    from gateway.jobs import get_job
+    from hpc_gateway.gateway.jobs import get_job
 
     _print_job(get_job(synced_gateway(), job_id), as_json)
 
@@ -142,7 +142,7 @@ def job_show(job_id: int, as_json: bool) -> None:
 @click.argument("job_id", type=int)
 def job_script(job_id: int) -> None:
     """Print the exact sbatch script that was submitted."""
-    from gateway.jobs import get_job
+    from hpc_gateway.gateway.jobs import get_job
 
     click.echo(Path(get_job(open_gateway(), job_id)["script"]).read_text(), nl=False)
 
@@ -154,9 +154,9 @@ def job_logs(job_id: int, follow: bool) -> None:
     """Print the job's output (stdout and stderr)."""
     import time
 
-    from gateway.jobs import get_job, log_path
-    from gateway.slurm.adapter import TERMINAL
-    from spool.sync import sync_state
+    from hpc_gateway.gateway.jobs import get_job, log_path
+    from hpc_gateway.gateway.slurm.adapter import TERMINAL
+    from hpc_gateway.spool.sync import sync_state
 
     gw = synced_gateway()
     path = log_path(get_job(gw, job_id))
@@ -183,7 +183,7 @@ def job_logs(job_id: int, follow: bool) -> None:
 @click.argument("job_id", type=int)
 def job_cancel(job_id: int) -> None:
     """Cancel a pending or running job (scancel)."""
-    from gateway.jobs import cancel_job
+    from hpc_gateway.gateway.jobs import cancel_job
 
     job_info = cancel_job(synced_gateway(), job_id)
     click.echo(f"cancelled job {job_id} (Slurm job {job_info['slurm_job_id']})")
@@ -195,8 +195,8 @@ def job_cancel(job_id: int) -> None:
               help="The .tar.gz to write.")
 def job_outputs(job_id: int, output: Path) -> None:
     """Pack what the job left in /code, its log and its script into a .tar.gz."""
-    from gateway.display import human_size
-    from gateway.jobs import get_job, write_outputs
+    from hpc_gateway.gateway.display import human_size
+    from hpc_gateway.gateway.jobs import get_job, write_outputs
 
     size = write_outputs(get_job(synced_gateway(), job_id), output)
     click.echo(f"wrote {output} ({human_size(size)})")

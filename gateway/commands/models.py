@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from gateway.commands import json_option, synced_gateway
-from gateway.commands.stores import print_version, print_versions
+from hpc_gateway.gateway.commands import json_option, synced_gateway
+from hpc_gateway.gateway.commands.stores import print_version, print_versions
 
 
 @click.group()
@@ -20,7 +20,7 @@ def model() -> None:
 @json_option
 def model_list(as_json: bool) -> None:
     """List models."""
-    from gateway.display import human_time, print_json, print_table
+    from hpc_gateway.gateway.display import human_time, print_json, print_table
 
     rows = synced_gateway().store("model").collections()
     if as_json:
@@ -43,7 +43,7 @@ def model_versions(name: str, as_json: bool) -> None:
 @json_option
 def model_show(ref: str, as_json: bool) -> None:
     """Show a model version and its lineage: NAME (latest) or NAME@vN."""
-    from gateway.specs import parse_version_ref
+    from hpc_gateway.gateway.specs import parse_version_ref
 
     print_version(synced_gateway().store("model").resolve(parse_version_ref(ref, "model")), as_json)
 
@@ -53,9 +53,9 @@ def model_show(ref: str, as_json: bool) -> None:
 @json_option
 def model_files(ref: str, as_json: bool) -> None:
     """List the files of a model version."""
-    from gateway.display import human_size, print_json, print_table
-    from gateway.specs import parse_version_ref
-    from gateway.trees import list_files
+    from hpc_gateway.gateway.display import human_size, print_json, print_table
+    from hpc_gateway.gateway.specs import parse_version_ref
+    from hpc_gateway.gateway.trees import list_files
 
     version = synced_gateway().store("model").resolve(parse_version_ref(ref, "model"))
     files = list_files(version.path)
@@ -70,7 +70,7 @@ def model_files(ref: str, as_json: bool) -> None:
 @click.argument("path")
 def model_cat(ref: str, path: str) -> None:
     """Print one file of a model version."""
-    from gateway.models import open_model_file
+    from hpc_gateway.gateway.models import open_model_file
 
     with open_model_file(synced_gateway(), ref, path) as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -83,8 +83,8 @@ def model_cat(ref: str, path: str) -> None:
               help="The .tar.gz to write.")
 def model_download(ref: str, output: Path) -> None:
     """Write a model version as a .tar.gz."""
-    from gateway.display import human_size
-    from gateway.models import download_model
+    from hpc_gateway.gateway.display import human_size
+    from hpc_gateway.gateway.models import download_model
 
     size = download_model(synced_gateway(), ref, output)
     click.echo(f"wrote {output} ({human_size(size)})")

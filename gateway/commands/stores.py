@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from gateway.commands import json_option, open_gateway
+from hpc_gateway.gateway.commands import json_option, open_gateway
 
 
 def store_group(kind: str, label: str, extra_fields: bool):
@@ -23,8 +23,8 @@ def store_group(kind: str, label: str, extra_fields: bool):
     @json_option
     def push(path: Path, name: str, description: str, quiet: bool, as_json: bool,
              **fields: str) -> None:
-        from gateway.display import human_size, print_json
-        from gateway.progress import StepProgress
+        from hpc_gateway.gateway.display import human_size, print_json
+        from hpc_gateway.gateway.progress import StepProgress
 
         meta = {"description": description, **{k: v for k, v in fields.items() if v}}
         with StepProgress(f"push {name}", enabled=not quiet) as progress:
@@ -52,7 +52,7 @@ def store_group(kind: str, label: str, extra_fields: bool):
     @group.command("list")
     @json_option
     def list_(as_json: bool) -> None:
-        from gateway.display import human_time, print_json, print_table
+        from hpc_gateway.gateway.display import human_time, print_json, print_table
 
         rows = open_gateway().store(kind).collections()
         if as_json:
@@ -73,7 +73,7 @@ def store_group(kind: str, label: str, extra_fields: bool):
     @click.argument("ref")
     @json_option
     def show(ref: str, as_json: bool) -> None:
-        from gateway.specs import parse_version_ref
+        from hpc_gateway.gateway.specs import parse_version_ref
 
         print_version(open_gateway().store(kind).resolve(parse_version_ref(ref, label)), as_json)
     show.help = f"Show a {label} version: NAME (latest) or NAME@vN."
@@ -81,7 +81,7 @@ def store_group(kind: str, label: str, extra_fields: bool):
     @group.command("rm")
     @click.argument("ref")
     def rm(ref: str) -> None:
-        from gateway.specs import parse_version_ref
+        from hpc_gateway.gateway.specs import parse_version_ref
 
         version = open_gateway().store(kind).remove(parse_version_ref(ref, label))
         click.echo(f"removed {version.ref}")
@@ -90,7 +90,7 @@ def store_group(kind: str, label: str, extra_fields: bool):
 
 
 def print_versions(versions, as_json: bool) -> None:
-    from gateway.display import human_size, human_time, print_json, print_table
+    from hpc_gateway.gateway.display import human_size, human_time, print_json, print_table
 
     if as_json:
         print_json([v.as_dict() for v in versions])
@@ -101,7 +101,7 @@ def print_versions(versions, as_json: bool) -> None:
 
 
 def print_version(version, as_json: bool) -> None:
-    from gateway.display import human_size, human_time, print_fields, print_json
+    from hpc_gateway.gateway.display import human_size, human_time, print_fields, print_json
 
     if as_json:
         print_json(version.as_dict())

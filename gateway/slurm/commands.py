@@ -11,10 +11,10 @@ import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
-from gateway.errors import SlurmError, SlurmUnavailable
-from gateway.process import run_command
-from gateway.slurm import adapter
-from gateway.slurm.adapter import PartitionLimits, SlurmJobState
+from hpc_gateway.gateway.errors import SlurmError, SlurmUnavailable
+from hpc_gateway.gateway.process import run_command
+from hpc_gateway.gateway.slurm import adapter
+from hpc_gateway.gateway.slurm.adapter import PartitionLimits, SlurmJobState
 
 
 class SlurmCommands:

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import KEYS, Config
-from gateway.context import Gateway
-from gateway.images import ImageRecord
-from gateway.jobs import JobRequest, render_job_script
-from gateway.specs import Resources, VersionRef
-from gateway.stores import VersionInfo
+from hpc_gateway.gateway.config import KEYS, Config
+from hpc_gateway.gateway.context import Gateway
+from hpc_gateway.gateway.images import ImageRecord
+from hpc_gateway.gateway.jobs import JobRequest, render_job_script
+from hpc_gateway.gateway.specs import Resources, VersionRef
+from hpc_gateway.gateway.stores import VersionInfo
 
 GOLDEN = Path(__file__).parent
 

@@ -2,11 +2,11 @@
 
 import pytest
 
-from gateway.errors import SlurmError
-from gateway.images import import_archive
-from gateway.jobs import JobRequest, list_jobs, submit_job
-from gateway.slurm.adapter import PartitionLimits
-from gateway.specs import Resources, VersionRef
+from hpc_gateway.gateway.errors import SlurmError
+from hpc_gateway.gateway.images import import_archive
+from hpc_gateway.gateway.jobs import JobRequest, list_jobs, submit_job
+from hpc_gateway.gateway.slurm.adapter import PartitionLimits
+from hpc_gateway.gateway.specs import Resources, VersionRef
 from tests.support.images import busybox_rootfs, make_archive
 
 pytestmark = pytest.mark.container

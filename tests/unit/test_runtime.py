@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from containers import runtime
-from containers.runtime import (
+from hpc_gateway.containers import runtime
+from hpc_gateway.containers.runtime import (
     ContainerScript,
     ContainerSpec,
     Mount,
     container_script,
     detect_runtime,
 )
-from gateway.errors import InvalidInput
+from hpc_gateway.gateway.errors import InvalidInput
 
 HOSTILE = "it's \"q\" $(echo x) `y` \nnew\nline  spaces; rm -rf / & \\ *"
 IMAGE_ENV = (("PATH", "/usr/bin:/bin"), ("LANG", "C.UTF-8"), ("MSG", "from image"))
@@ -240,7 +240,7 @@ def test_detect_runtime_missing(monkeypatch, installed, preferred, message):
     ({"apptainer"}, "auto", True), (set(), "auto", False), ({"apptainer"}, "tools", False),
     ({"apptainer"}, "apptainer", True)])
 def test_sif_builder_choice(monkeypatch, installed, builder, expected):
-    from containers import build
+    from hpc_gateway.containers import build
 
     monkeypatch.setattr(build.shutil, "which",
                         lambda name: f"/usr/bin/{name}" if name in installed else None)
@@ -248,7 +248,7 @@ def test_sif_builder_choice(monkeypatch, installed, builder, expected):
 
 
 def test_sif_builder_refused(monkeypatch):
-    from containers import build
+    from hpc_gateway.containers import build
 
     monkeypatch.setattr(build.shutil, "which", lambda name: None)
     with pytest.raises(InvalidInput, match="apptainer is not on PATH"):

@@ -1,5 +1,5 @@
-from gateway.slurm import adapter
-from gateway.slurm.adapter import FIELD_SEP as S
+from hpc_gateway.gateway.slurm import adapter
+from hpc_gateway.gateway.slurm.adapter import FIELD_SEP as S
 
 
 def test_sbatch_output():

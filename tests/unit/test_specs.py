@@ -1,8 +1,8 @@
 import pytest
 
-from gateway.errors import InvalidInput
-from gateway.slurm.adapter import PartitionLimits
-from gateway.specs import (
+from hpc_gateway.gateway.errors import InvalidInput
+from hpc_gateway.gateway.slurm.adapter import PartitionLimits
+from hpc_gateway.gateway.specs import (
     Resources,
     check_against_partitions,
     check_image_name,
@@ -103,7 +103,7 @@ def test_partition_limits_named():
 
 
 def test_config_layers_and_expansion(tmp_path, monkeypatch):
-    from gateway.config import load_config
+    from hpc_gateway.gateway.config import load_config
 
     site = tmp_path / "site.toml"
     user = tmp_path / "user.toml"

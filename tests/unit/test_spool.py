@@ -5,13 +5,13 @@ import time
 
 import pytest
 
-from gateway import db
-from gateway.slurm.adapter import SlurmJobState
-from spool.harvest import incoming_dir
-from spool.ingest import ingest_spool
-from spool.layout import pending_spool_files, write_spool_file
-from spool.reconcile import reconcile
-from spool.sync import sync_state
+from hpc_gateway.gateway import db
+from hpc_gateway.gateway.slurm.adapter import SlurmJobState
+from hpc_gateway.spool.harvest import incoming_dir
+from hpc_gateway.spool.ingest import ingest_spool
+from hpc_gateway.spool.layout import pending_spool_files, write_spool_file
+from hpc_gateway.spool.reconcile import reconcile
+from hpc_gateway.spool.sync import sync_state
 
 
 class FakeSlurm:
@@ -99,7 +99,7 @@ def test_signal_refined_by_sacct(gw):
 
 
 def test_ingest_twice_and_concurrently_is_idempotent(gw, gw_env):
-    from gateway.context import Gateway
+    from hpc_gateway.gateway.context import Gateway
 
     gw.slurm = FakeSlurm()
     ids = [add_job(gw, model_files={"w": str(i)}, slurm_id=str(200 + i)) for i in range(6)]
@@ -128,7 +128,7 @@ def test_ingest_twice_and_concurrently_is_idempotent(gw, gw_env):
 
 
 def test_crash_between_record_and_rename_is_finished(gw):
-    from spool import harvest
+    from hpc_gateway.spool import harvest
 
     gw.slurm = FakeSlurm()
     a = add_job(gw, model_files={"w": "x"})
@@ -181,7 +181,7 @@ def test_reconcile_batches_and_maps(gw):
 
 
 def test_slurm_unreachable_means_unknown(gw):
-    from gateway.errors import SlurmUnavailable
+    from hpc_gateway.gateway.errors import SlurmUnavailable
 
     class Down(FakeSlurm):
         def queue(self):

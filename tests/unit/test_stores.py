@@ -3,8 +3,8 @@ import zipfile
 
 import pytest
 
-from gateway.errors import InvalidInput, NotFound
-from gateway.specs import VersionRef
+from hpc_gateway.gateway.errors import InvalidInput, NotFound
+from hpc_gateway.gateway.specs import VersionRef
 
 
 def make_tree(root, files):
