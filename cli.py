@@ -7,10 +7,10 @@ Exit status: 0 success, 2 bad usage or invalid input, 1 when Slurm or a tool fai
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
-
 from hpc_gateway.gateway.errors import GatewayError
 
 
@@ -43,7 +43,12 @@ _register_commands()
 
 
 def main() -> None:
-    """Console entry point: one clear line on stderr and a meaningful exit status."""
+    """Console entry point: one clear line on stderr and a meaningful exit status.
+
+    Everything `gw` creates is private to its owner (0700/0600) whatever the caller's umask:
+    a home holds code, data, models and job secrets. Sharing is explicit, never a default.
+    """
+    os.umask(0o077)
     try:
         code = cli.main(standalone_mode=False, prog_name="gw")
     except click.exceptions.UsageError as exc:

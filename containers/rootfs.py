@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from hpc_gateway.containers.archive import ImageArchiveError, image_config_summary
+from hpc_gateway.containers.mounts import JOB_MOUNT_TARGETS
 
-MOUNT_POINTS = ("code", "dataset", "model", "proc", "dev", "tmp", "sys", "etc",
+MOUNT_POINTS = (*(t.lstrip("/") for t in JOB_MOUNT_TARGETS), "proc", "dev", "tmp", "sys", "etc",
                 ".singularity.d/env", ".singularity.d/libs", ".singularity.d/bin",
                 ".singularity.d/actions")
 # Files the runtimes bind over: they must be regular files, not links, in the image.

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import sqlite3
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from hpc_gateway.gateway.config import Config, load_config
 from hpc_gateway.gateway.home import HomeLayout
+
+if TYPE_CHECKING:
+    from hpc_gateway.gateway.job_repository import JobRepository
+    from hpc_gateway.gateway.slurm.commands import SlurmCommands
+    from hpc_gateway.gateway.stores import VersionedStore
 
 
 class Gateway:
@@ -18,21 +24,47 @@ class Gateway:
 
     @cached_property
     def conn(self) -> sqlite3.Connection:
-        """The database connection (schema created on first use)."""
+        """The database connection, migrated, and checked to belong to this home."""
         from hpc_gateway.gateway import db
+        from hpc_gateway.gateway.home_identity import bind_home
 
         self.layout.ensure()
-        return db.connect(self.config.database)
+        conn = db.connect(self.config.database)
+        try:
+            self.__dict__["home_id"] = bind_home(conn, self.config.home, self.config.database)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     @cached_property
-    def slurm(self):  # -> SlurmCommands
-        """The Slurm backend."""
+    def home_id(self) -> str:
+        """This home's identity (it goes into every job's Slurm comment and spool file)."""
+        self.conn  # noqa: B018 - opening the database binds and sets the home id
+        return self.__dict__["home_id"]
+
+    @cached_property
+    def jobs(self) -> JobRepository:
+        """The job repository (all SQL on jobs)."""
+        from hpc_gateway.gateway.job_repository import JobRepository
+
+        return JobRepository(self.conn)
+
+    @cached_property
+    def slurm(self) -> SlurmCommands:
+        """The scheduler (the Slurm CLI on this host)."""
         from hpc_gateway.gateway.slurm.commands import SlurmCommands
 
-        return SlurmCommands(timeout=float(self.config["slurm_timeout"]))
+        timeout = float(self.config["slurm_timeout"])
+        return SlurmCommands(timeout=timeout, read_timeout=min(timeout, READ_TIMEOUT))
 
-    def store(self, kind: str):  # -> VersionedStore
+    def store(self, kind: str) -> VersionedStore:
         """The versioned store for "algo", "data" or "model"."""
         from hpc_gateway.gateway.stores import VersionedStore
 
         return VersionedStore(self.conn, self.layout, kind)
+
+
+# Seconds a read command waits for squeue/sacct before it answers from the database with a
+# warning (squeue answers in 0.01 s when the controller is well).
+READ_TIMEOUT = 10.0

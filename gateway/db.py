@@ -12,13 +12,14 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+from hpc_gateway.gateway.errors import DatabaseError
 
-SCHEMA = """
+# The schema that first landed, verbatim. Never edit it: migrations build on it.
+SCHEMA_1 = """
 CREATE TABLE images (
     id INTEGER PRIMARY KEY,
     digest TEXT NOT NULL UNIQUE,          -- sha256:<hex> of the image config (the image ID)
@@ -78,21 +79,97 @@ CREATE INDEX jobs_slurm ON jobs(slurm_job_id);
 """
 
 
+def _schema_1(conn: sqlite3.Connection) -> None:
+    for statement in SCHEMA_1.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def _schema_2(conn: sqlite3.Connection) -> None:
+    """Jobs get a kind, an origin and ids that are never reused (AUTOINCREMENT: a failed
+    submission used to be deleted and its id handed to the next job). ``meta`` holds the
+    identity of the home the database belongs to (gateway/home_identity.py)."""
+    conn.execute("""CREATE TABLE jobs_v2 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL DEFAULT 'training',
+        origin TEXT NOT NULL DEFAULT 'cli',   -- cli, adopted, ...: who made the record
+        name TEXT NOT NULL,
+        slurm_job_id TEXT,
+        state TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        exit_code INTEGER,
+        node TEXT NOT NULL DEFAULT '',
+        submitted REAL NOT NULL,
+        started REAL,
+        ended REAL,
+        updated REAL,                         -- when the state last changed
+        algo_version_id INTEGER REFERENCES versions(id),
+        data_version_id INTEGER REFERENCES versions(id),
+        image_id INTEGER REFERENCES images(id),
+        model_name TEXT NOT NULL,
+        model_version_id INTEGER REFERENCES versions(id),
+        spec_json TEXT NOT NULL,              -- command, env, resources, runtime, refs by name
+        job_dir TEXT NOT NULL
+    )""")
+    conn.execute("""INSERT INTO jobs_v2 (id, name, slurm_job_id, state, reason, exit_code,
+        node, submitted, started, ended, updated, algo_version_id, data_version_id, image_id,
+        model_name, model_version_id, spec_json, job_dir)
+        SELECT id, name, slurm_job_id, state, reason, exit_code, node, submitted, started,
+        ended, COALESCE(ended, started, submitted), algo_version_id, data_version_id,
+        image_id, model_name, model_version_id, spec_json, job_dir FROM jobs""")
+    conn.execute("DROP TABLE jobs")
+    conn.execute("ALTER TABLE jobs_v2 RENAME TO jobs")
+    conn.execute("CREATE INDEX jobs_state ON jobs(state)")
+    conn.execute("CREATE INDEX jobs_slurm ON jobs(slurm_job_id)")
+    conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+
+
+# Step N moves the schema from N-1 to N. A new database runs every step and an old one the
+# steps it has not had, so both take the same path. Never edit a landed step; add one.
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_schema_1, _schema_2)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
 def connect(path: Path) -> sqlite3.Connection:
-    """Open (creating and migrating if needed) the database at ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=60, isolation_level=None)
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA foreign_keys = ON")
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    """Open the database at ``path``, creating it or running the migrations it lacks.
+
+    The journal is SQLite's rollback journal (never WAL, whose shared memory network
+    filesystems do not give). A database newer than this code is refused, not misread.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, timeout=60, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    except (OSError, sqlite3.Error) as exc:
+        raise DatabaseError(f"cannot open the database {path}: {exc}") from exc
+    if version > SCHEMA_VERSION:
+        conn.close()
+        raise DatabaseError(f"the database {path} has schema {version}, newer than this gw "
+                            f"knows ({SCHEMA_VERSION}): upgrade hpc-gateway")
     if version < SCHEMA_VERSION:
-        with transaction(conn):
-            if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        migrate(conn)
+    conn.execute("PRAGMA foreign_keys = ON")
     return conn
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Run the steps the database has not had, in one transaction; returns the version.
+
+    Two processes migrating at once take turns (``BEGIN IMMEDIATE``); the second finds
+    nothing left to do. A step that fails leaves the database as it was.
+    """
+    conn.execute("PRAGMA foreign_keys = OFF")  # tables are rebuilt; checked below instead
+    with transaction(conn):
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        for number in range(version + 1, SCHEMA_VERSION + 1):
+            MIGRATIONS[number - 1](conn)
+            conn.execute(f"PRAGMA user_version = {number}")
+        problems = conn.execute("PRAGMA foreign_key_check").fetchall()
+        if problems:
+            raise DatabaseError(f"migration found {len(problems)} broken reference(s), e.g. "
+                                f"table {problems[0][0]} row {problems[0][1]}; nothing changed")
+    return SCHEMA_VERSION
 
 
 @contextlib.contextmanager

@@ -55,7 +55,7 @@ def _check_slurm(gw: Gateway) -> Check:
 
 def _check_accounting(gw: Gateway) -> Check:
     try:
-        gw.slurm.accounting(["1"])
+        gw.slurm.query_finished(["1"])
     except GatewayError as exc:
         return Check("accounting", False, str(exc),
                      "configure slurmdbd so sacct works; without it finished jobs that "

@@ -66,3 +66,12 @@ class SlurmUnavailable(SlurmError):
 
 class ContainerToolError(CommandFailed):
     """A container tool (skopeo, umoci, mksquashfs, siftool, apptainer, bwrap) failed."""
+
+
+class DatabaseError(GatewayError):
+    """The database cannot be opened, migrated or used."""
+
+
+class HomeMismatch(InvalidInput):
+    """The database and GW_HOME do not belong together (another home, or a second database
+    on one home): refused before anything is written."""

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from hpc_gateway.gateway.errors import InvalidInput
 
 KIND_DIRS = {"algo": "algos", "data": "datasets", "model": "models"}
 
@@ -52,7 +55,15 @@ class HomeLayout:
         return self.jobs / str(job_id)
 
     def ensure(self) -> None:
-        """Create the top-level directories (idempotent)."""
-        for path in (self.objects, self.images, self.jobs, self.spool, self.tmp,
-                     *(self.kind_root(k) for k in KIND_DIRS)):
-            path.mkdir(parents=True, exist_ok=True)
+        """Create the top-level directories (idempotent), private to the owner (0700)
+        whatever the umask: a home holds code, data, models and job secrets."""
+        try:
+            self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if self.root.stat().st_uid == os.getuid():
+                os.chmod(self.root, 0o700)
+            for path in (self.objects, self.images, self.jobs, self.spool, self.tmp,
+                         *(self.kind_root(k) for k in KIND_DIRS)):
+                path.mkdir(mode=0o700, exist_ok=True)
+        except OSError as exc:
+            raise InvalidInput(f"GW_HOME {self.root} is not usable: {exc.strerror or exc}; "
+                               "set GW_HOME to a writable directory") from exc

@@ -182,14 +182,11 @@ def remove_image(gw: Gateway, name: str) -> tuple[ImageRecord, bool]:
         others = gw.conn.execute("SELECT COUNT(*) FROM image_tags WHERE image_id = ? AND "
                                  "name != ?", (image.id, image.name)).fetchone()[0]
         if others == 0:
-            active = gw.conn.execute(
-                "SELECT id FROM jobs WHERE image_id = ? AND state IN "
-                "('SUBMITTING', 'PENDING', 'RUNNING', 'UNKNOWN')", (image.id,)).fetchall()
+            active = gw.jobs.active_using("image_id", image.id)
             if active:
-                ids = ", ".join(str(r["id"]) for r in active)
-                raise InvalidInput(f"{image.name} is used by active job(s) {ids}; cancel them "
-                                   "first")
-            gw.conn.execute("UPDATE jobs SET image_id = NULL WHERE image_id = ?", (image.id,))
+                raise InvalidInput(f"{image.name} is used by active job(s) "
+                                   f"{', '.join(map(str, active))}; cancel them first")
+            gw.jobs.forget_image(image.id)
         gw.conn.execute("DELETE FROM image_tags WHERE name = ?", (image.name,))
         if others == 0:
             gw.conn.execute("DELETE FROM images WHERE id = ?", (image.id,))

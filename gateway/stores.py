@@ -26,7 +26,6 @@ from hpc_gateway.gateway.specs import VersionRef, check_name
 from hpc_gateway.gateway.trees import make_read_only, remove_tree, tree_size
 
 KIND_LABEL = {"algo": "algorithm", "data": "dataset", "model": "model"}
-ACTIVE_STATES = ("SUBMITTING", "PENDING", "RUNNING", "UNKNOWN")
 
 
 @dataclass(frozen=True)
@@ -223,21 +222,16 @@ class VersionedStore:
         if ref.number is None:
             raise InvalidInput(f"name the version to remove, e.g. {ref.name}@v1")
         version = self.resolve(ref)
-        active = self.conn.execute(
-            f"""SELECT id FROM jobs WHERE state IN ({','.join('?' * len(ACTIVE_STATES))})
-                AND (algo_version_id = ? OR data_version_id = ?)""",
-            (*ACTIVE_STATES, version.id, version.id)).fetchall()
-        if active:
-            ids = ", ".join(str(r["id"]) for r in active)
-            raise InvalidInput(f"{version.ref} is used by active job(s) {ids}; cancel them first")
-        with db.transaction(self.conn):
-            self.conn.execute("UPDATE jobs SET algo_version_id = NULL WHERE algo_version_id = ?",
-                              (version.id,))
-            self.conn.execute("UPDATE jobs SET data_version_id = NULL WHERE data_version_id = ?",
-                              (version.id,))
-            self.conn.execute(
-                "UPDATE jobs SET model_version_id = NULL WHERE model_version_id = ?",
-                (version.id,))
+        from hpc_gateway.gateway.job_repository import JobRepository
+
+        jobs = JobRepository(self.conn)
+        with db.transaction(self.conn):  # checked and removed in one transaction
+            active = sorted(set(jobs.active_using("algo_version_id", version.id)
+                                + jobs.active_using("data_version_id", version.id)))
+            if active:
+                raise InvalidInput(f"{version.ref} is used by active job(s) "
+                                   f"{', '.join(map(str, active))}; cancel them first")
+            jobs.forget_version(version.id)
             self.conn.execute("DELETE FROM versions WHERE id = ?", (version.id,))
         remove_tree(version.path)
         ObjectStore(self.layout.objects, self.layout.tmp).collect_garbage()

@@ -279,6 +279,9 @@ AccountingStoragePass=$MUNGE_SOCKET
 JobAcctGatherType=jobacct_gather/linux
 JobAcctGatherFrequency=10
 JobCompType=jobcomp/none
+# sacct shows each job's --comment: the gateway's identity of the job, by which a job
+# whose submission answer was lost is adopted (gateway/slurm/adapter.py SACCT_FIELDS).
+AccountingStoreFlags=job_comment
 
 # Short timeouts for a test cluster; finished jobs stay in squeue for MinJobAge seconds.
 KillWait=5

@@ -5,7 +5,8 @@ Crash-safe and idempotent. The steps, each safe to repeat:
 2. in one transaction, record version N (path ``models/<name>/vN``) and link the job to it;
 3. rename the incoming directory to ``vN`` and make it read-only.
 A crash after 2 is finished by the next run: the job already points at vN and the incoming
-directory is still there. Renames stay on one filesystem, so 1 GB costs no copy.
+directory is still there. Renames stay on one filesystem, so 1 GB costs no copy. Entries a
+model may not hold (FIFOs, devices, links leading outside it) are dropped and named.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from typing import Any
 
 from hpc_gateway.gateway import db
 from hpc_gateway.gateway.context import Gateway
+from hpc_gateway.gateway.job_model import Job
 from hpc_gateway.gateway.trees import make_read_only, tree_size
+from hpc_gateway.spool.format import SpoolRecord
 
 
 def incoming_dir(gw: Gateway, model_name: str, job_id: int) -> Path:
@@ -25,47 +28,57 @@ def incoming_dir(gw: Gateway, model_name: str, job_id: int) -> Path:
     return gw.layout.kind_root("model") / model_name / f".incoming-job{job_id}"
 
 
-def lineage(gw: Gateway, job: Any, record: dict[str, Any]) -> dict[str, Any]:
+def lineage(job: Job, record: SpoolRecord) -> dict[str, Any]:
     """What a model version records of the job that made it."""
-    spec = db.loads(job["spec_json"])
-    return {"job_id": job["id"], "job_name": job["name"], "slurm_job_id": job["slurm_job_id"],
-            "algo": spec["algo"], "image": spec["image"], "image_digest": spec["image_digest"],
-            "dataset": spec["dataset"], "command": spec["command"],
-            "resources": spec["resources"], "node": record.get("node", ""),
-            "started": record.get("started"), "ended": record.get("ended")}
+    spec = job.spec
+    return {"job_id": job.id, "job_name": job.name, "slurm_job_id": job.slurm_job_id,
+            "kind": job.kind, "algo": spec.algo, "image": spec.image,
+            "image_digest": spec.image_digest, "dataset": spec.dataset,
+            "command": list(spec.command), "resources": spec.resources,
+            "node": record.node, "started": record.started, "ended": record.ended}
 
 
-def harvest_model(gw: Gateway, job_id: int, record: dict[str, Any]) -> str:
-    """Turn job ``job_id``'s /model into a model version; returns a note for the job."""
-    job = gw.conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-    if job["model_version_id"] is not None:
-        _finish(gw, job["model_version_id"], incoming_dir(gw, job["model_name"], job_id))
+def harvest_model(gw: Gateway, job: Job, record: SpoolRecord) -> str:
+    """Turn the job's /model into a model version; returns a note for the job."""
+    job = gw.jobs.get(job.id)  # fresh: another ingester may have harvested it meanwhile
+    incoming = incoming_dir(gw, job.model_name, job.id)
+    if job.model_version_id is not None:
+        _finish(gw, job.model_version_id, incoming)
         return ""
-    source = Path(job["job_dir"]) / "model"
-    incoming = incoming_dir(gw, job["model_name"], job_id)
+    source = job.job_dir / "model"
     if source.is_dir():
-        incoming.parent.mkdir(parents=True, exist_ok=True)
+        incoming.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.rename(source, incoming)
     if not incoming.is_dir():
         return "the job left no /model directory; no model version made"
+    dropped = _drop_unsafe(incoming)
     file_count, size = tree_size(incoming)
     if file_count == 0:
         os.rename(incoming, source)
         return "/model was empty; no model version made"
+    make_read_only(incoming)
     store = gw.store("model")
     with db.transaction(gw.conn):
-        collection_id = store.ensure_collection(job["model_name"])
-        number = store.next_number(collection_id, job["model_name"])
-        final = gw.layout.version_dir("model", job["model_name"], number)
+        collection_id = store.ensure_collection(job.model_name)
+        number = store.next_number(collection_id, job.model_name)
+        final = gw.layout.version_dir("model", job.model_name, number)
         cursor = gw.conn.execute(
             """INSERT INTO versions (collection_id, number, path, file_count, size_bytes,
                meta_json, job_id, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
             (collection_id, number, str(final), file_count, size,
-             db.dumps(lineage(gw, job, record)), job_id, time.time()))
-        gw.conn.execute("UPDATE jobs SET model_version_id = ? WHERE id = ?",
-                        (cursor.lastrowid, job_id))
-    _finish(gw, int(cursor.lastrowid), incoming)
-    return ""
+             db.dumps(lineage(job, record)), job.id, time.time()))
+        version_id = int(cursor.lastrowid or 0)
+        gw.jobs.link_model(job.id, version_id)
+    _finish(gw, version_id, incoming)
+    return f"left out of the model: {'; '.join(dropped)}"[:500] if dropped else ""
+
+
+def _drop_unsafe(root: Path) -> list[str]:
+    """Remove what a model may not hold; returns what was removed and why."""
+    from hpc_gateway.gateway import trees
+
+    remove = getattr(trees, "remove_unsafe_entries", None)
+    return list(remove(root)) if remove is not None else []
 
 
 def _finish(gw: Gateway, version_id: int, incoming: Path) -> None:
@@ -75,4 +88,3 @@ def _finish(gw: Gateway, version_id: int, incoming: Path) -> None:
     final = Path(row["path"])
     if not final.exists():
         os.rename(incoming, final)
-        make_read_only(final)

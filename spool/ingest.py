@@ -1,79 +1,145 @@
-"""Ingest: read spool files into the database and harvest the models of successful jobs."""
+"""Ingest: read spool files into the database and finish their jobs.
+
+A spool file is trusted only for its own job: it must name this home and the job's Slurm
+id (a job still SUBMITTING is adopted by it). A file that names another home, an unknown
+job or another Slurm job is put aside with a warning and changes nothing. A file that
+cannot be read yet (half-written on a network filesystem, a passing I/O error) stays
+where it is and is tried again by the next command; `gw doctor` reports it. A job whose
+end was not clean (a signal, an interrupted trap) takes its final state from Slurm.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
-from hpc_gateway.gateway import db
 from hpc_gateway.gateway.context import Gateway
 from hpc_gateway.gateway.errors import SlurmError
-from hpc_gateway.gateway.slurm.adapter import TERMINAL
-from hpc_gateway.spool.harvest import harvest_model
-from hpc_gateway.spool.layout import pending_spool_files, read_spool_file, set_aside, spool_lock
+from hpc_gateway.gateway.job_model import ACTIVE, Job, state_from_slurm
+from hpc_gateway.spool.finish import failure_reason, finish_job
+from hpc_gateway.spool.format import SpoolFormatError, SpoolRecord, read_record
+from hpc_gateway.spool.layout import pending_spool_files, set_aside, spool_lock
 
-SIGNAL_NAMES = {129: "SIGHUP", 130: "SIGINT", 137: "SIGKILL", 143: "SIGTERM"}
-
-
-def failure_reason(exit_code: int) -> str:
-    """Why a job with this exit status failed, in words."""
-    if exit_code in SIGNAL_NAMES:
-        return f"killed by {SIGNAL_NAMES[exit_code]} (exit code {exit_code})"
-    return f"the command exited with code {exit_code}"
+# How long a job whose end was not clean waits for Slurm's accounting to hold any record
+# of it before the spool file's own word is taken (a cluster without accounting).
+ACCOUNTING_GRACE_SECONDS = 120
 
 
-def ingest_spool(gw: Gateway) -> list[int]:
-    """Ingest every pending spool file; returns the gateway ids of jobs that changed."""
-    files = pending_spool_files(gw.layout.spool)
-    if not files:
-        return []
-    changed: list[int] = []
-    signalled: dict[str, int] = {}
+@dataclass
+class IngestReport:
+    """What one ingest pass did."""
+
+    finished: list[int] = field(default_factory=list)       # jobs that reached a final state
+    put_aside: list[str] = field(default_factory=list)      # files that change nothing
+    retry: list[str] = field(default_factory=list)          # files to try again later
+
+
+def warn(message: str) -> None:
+    """One warning line on stderr."""
+    print(f"gw: warning: {message}", file=sys.stderr)
+
+
+def ingest_spool(gw: Gateway) -> IngestReport:
+    """Ingest every pending spool file."""
+    report = IngestReport()
+    if not pending_spool_files(gw.layout.spool):
+        return report
     with spool_lock(gw.layout.spool):
+        waiting: dict[str, tuple[Job, SpoolRecord, Path]] = {}
         for path in pending_spool_files(gw.layout.spool):
-            record = read_spool_file(path)
-            job = None if record is None else gw.conn.execute(
-                "SELECT * FROM jobs WHERE id = ?", (record["job_id"],)).fetchone()
-            if job is None:
-                set_aside(path, "bad")
+            try:
+                record = read_record(path)
+            except FileNotFoundError:
+                continue  # another ingester took it
+            except (OSError, SpoolFormatError) as exc:
+                report.retry.append(f"{path.name}: {exc}")
                 continue
-            _apply(gw, job, record)
-            if record["exit_code"] >= 128 and job["slurm_job_id"]:
-                signalled[job["slurm_job_id"]] = job["id"]
-            set_aside(path, "done")
-            changed.append(job["id"])
-    if signalled:
-        _refine_from_accounting(gw, signalled)
-    return changed
+            try:
+                _ingest_one(gw, path, record, report, waiting)
+            except OSError as exc:  # a passing filesystem error during harvest
+                report.retry.append(f"{path.name}: {exc}")
+                warn(f"spool file {path.name} will be retried: {exc}")
+        if waiting:
+            _finish_from_accounting(gw, waiting, report)
+    return report
 
 
-def _apply(gw: Gateway, job: Any, record: dict[str, Any]) -> None:
-    exit_code = record["exit_code"]
-    with db.transaction(gw.conn):
-        gw.conn.execute(
-            """UPDATE jobs SET exit_code = ?, node = ?, started = ?, ended = ? WHERE id = ?""",
-            (exit_code, record.get("node") or job["node"], record.get("started"),
-             record.get("ended"), job["id"]))
-        if exit_code != 0:
-            gw.conn.execute("UPDATE jobs SET state = 'FAILED', reason = ? WHERE id = ?",
-                            (failure_reason(exit_code) + "; no model version made", job["id"]))
-            return
-    note = harvest_model(gw, job["id"], record)
-    with db.transaction(gw.conn):
-        gw.conn.execute("UPDATE jobs SET state = 'COMPLETED', reason = ? WHERE id = ?",
-                        (note, job["id"]))
-
-
-def _refine_from_accounting(gw: Gateway, signalled: dict[str, int]) -> None:
-    """A job killed by a signal was usually cancelled or ran out of time: ask sacct which."""
-    try:
-        states = gw.slurm.accounting(signalled)
-    except SlurmError:
+def _ingest_one(gw: Gateway, path: Path, record: SpoolRecord, report: IngestReport,
+                waiting: dict[str, tuple[Job, SpoolRecord, Path]]) -> None:
+    job = gw.jobs.find(record.job_id)
+    problem = _mismatch(gw, job, record)
+    if problem:
+        set_aside(path, "aside")
+        report.put_aside.append(f"{path.name}: {problem}")
+        warn(f"spool file {path.name} put aside in spool/aside/: {problem}")
         return
-    with db.transaction(gw.conn):
-        for slurm_id, state in states.items():
-            if slurm_id in signalled and state.state in TERMINAL and state.state != "COMPLETED" \
-                    and state.state != "FAILED":
-                gw.conn.execute(
-                    "UPDATE jobs SET state = ?, reason = ? WHERE id = ?",
-                    (state.state, f"Slurm: {state.slurm_state}; no model version made",
-                     signalled[slurm_id]))
+    assert job is not None
+    if job.slurm_job_id is None and record.slurm_job_id:
+        gw.jobs.attach_slurm_id(job.id, record.slurm_job_id, "RUNNING")
+        job = gw.jobs.get(job.id)
+    if not job.active:
+        set_aside(path, "done")
+        return
+    facts = {"exit_code": record.exit_code, "node": record.node or job.node,
+             "started": record.started, "ended": record.ended}
+    if record.clean and record.exit_code == 0:
+        state, reason = "COMPLETED", ""
+    elif record.clean and record.exit_code < 128:
+        state, reason = "FAILED", failure_reason(record.exit_code)
+    else:
+        # A signal or an interrupted end: Slurm knows better (cancelled, timeout, OOM).
+        gw.jobs.note(job.id, **facts)
+        waiting[job.slurm_job_id or ""] = (job, record, path)
+        return
+    if finish_job(gw, job, state, reason, record, **facts):
+        report.finished.append(job.id)
+    set_aside(path, "done")
+
+
+def _mismatch(gw: Gateway, job: Job | None, record: SpoolRecord) -> str:
+    """Why this record may not touch this job ("" when it may)."""
+    if record.home_id and record.home_id != gw.home_id:
+        return f"written for home {record.home_id}, not this home ({gw.home_id})"
+    if job is None:
+        return f"no job {record.job_id} in this database"
+    if job.slurm_job_id and record.slurm_job_id and record.slurm_job_id != job.slurm_job_id:
+        return (f"written by Slurm job {record.slurm_job_id}, but job {job.id} is Slurm job "
+                f"{job.slurm_job_id}")
+    return ""
+
+
+def _finish_from_accounting(gw: Gateway, waiting: dict[str, tuple[Job, SpoolRecord, Path]],
+                            report: IngestReport) -> None:
+    """Jobs whose end was a signal or not clean: their final state from ``sacct``."""
+    try:
+        accounting = gw.slurm.query_finished(waiting)
+    except SlurmError as exc:
+        accounting = {}
+        warn(f"could not ask Slurm's accounting how jobs ended: {exc}")
+    for slurm_id, (job, record, path) in waiting.items():
+        said = accounting.get(slurm_id)
+        slurm_state = state_from_slurm(said.slurm_state) if said else "UNKNOWN"
+        old = record.ended is None or time.time() - record.ended > ACCOUNTING_GRACE_SECONDS
+        if slurm_state in ACTIVE and (said is not None or not old):
+            # Slurm still runs it (a killed slurmstepd), or has not written the end yet.
+            report.retry.append(f"{path.name}: Slurm has not recorded the end yet")
+            continue
+        state, reason = _final_state(record, slurm_state, said.slurm_state if said else "")
+        facts = {"exit_code": record.exit_code, "node": record.node or job.node,
+                 "started": record.started, "ended": record.ended}
+        if finish_job(gw, job, state, reason, record, **facts):
+            report.finished.append(job.id)
+        set_aside(path, "done")
+
+
+def _final_state(record: SpoolRecord, slurm_state: str, slurm_words: str) -> tuple[str, str]:
+    """The final state of a job whose end the spool file alone does not settle."""
+    if slurm_state in ("CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL"):
+        return slurm_state, f"Slurm: {slurm_words}"
+    if record.clean:
+        return "FAILED", failure_reason(record.exit_code)
+    words = f"; Slurm: {slurm_words}" if slurm_words else "; Slurm has no record of its end"
+    return "FAILED", (f"the job's end was interrupted before its command returned (exit code "
+                      f"{record.exit_code}){words}")

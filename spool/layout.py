@@ -1,21 +1,17 @@
 """Spool files: how compute nodes tell the login node that a job ended.
 
 A job writes ``<spool>/<job id>.json`` atomically (temp name, fsync, rename) from its EXIT
-trap. The login-node side reads it, records it, and moves it to ``<spool>/done/``. Files
-that cannot be read as a job's end state go to ``<spool>/bad/``.
+trap; the format is spool/format.py. The login-node side reads it, records it, and moves
+it to ``<spool>/done/``; a file that may not change its job goes to ``<spool>/aside/``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-REQUIRED_FIELDS = ("job_id", "exit_code")
 
 
 def spool_file(spool_dir: Path, job_id: int) -> Path:
@@ -34,35 +30,10 @@ def pending_spool_files(spool_dir: Path) -> list[Path]:
         return []
 
 
-def read_spool_file(path: Path) -> dict[str, Any] | None:
-    """The record in ``path``, or None when it is not a valid end state."""
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(record, dict) or not all(k in record for k in REQUIRED_FIELDS):
-        return None
-    if not isinstance(record["job_id"], int) or not isinstance(record["exit_code"], int):
-        return None
-    return record
-
-
-def write_spool_file(spool_dir: Path, record: dict[str, Any]) -> Path:
-    """Write a record atomically, as the job script does."""
-    target = spool_file(spool_dir, record["job_id"])
-    tmp = spool_dir / f".{target.name}.{os.getpid()}"
-    with tmp.open("w") as out:
-        json.dump(record, out)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, target)
-    return target
-
-
 def set_aside(path: Path, folder: str) -> None:
-    """Move a handled spool file to ``done/`` or ``bad/`` beside it."""
+    """Move a handled spool file to ``done/`` or ``aside/`` beside it."""
     dest_dir = path.parent / folder
-    dest_dir.mkdir(exist_ok=True)
+    dest_dir.mkdir(mode=0o700, exist_ok=True)
     os.replace(path, dest_dir / path.name)
 
 

@@ -1,91 +1,156 @@
-"""Reconcile: ask Slurm about active jobs that have written no spool file yet.
+"""Reconcile: bring unfinished jobs up to date from Slurm, in batched calls.
 
-One ``squeue`` call for all of them; one ``sacct`` call for those squeue no longer knows.
-A job missing from squeue is not proof of success: only its spool file says that. If
-slurmctld cannot be reached, the jobs' state is UNKNOWN, never FAILED.
+One ``squeue`` call for all of them; one ``sacct`` call for those squeue no longer lists;
+one more ``sacct`` only when a job is still SUBMITTING past its grace. A job missing from
+squeue is not proof of success: only its spool file says that. If slurmctld cannot be
+reached, jobs become UNKNOWN (never FAILED) with the last state known, and recover when it
+answers. Every change is a compare-and-set from the state that was read, so a job the
+spool finished meanwhile is never turned back.
+
+Jobs still SUBMITTING (the gateway died between sbatch and recording its answer, or sbatch
+timed out after the controller took the job) are adopted by the identity in their Slurm
+comment, so no Slurm job is orphaned or counted twice.
 """
 
 from __future__ import annotations
 
 import time
 
-from hpc_gateway.gateway import db
 from hpc_gateway.gateway.context import Gateway
 from hpc_gateway.gateway.errors import SlurmUnavailable
-from hpc_gateway.gateway.slurm.adapter import ACTIVE, SlurmJobState
+from hpc_gateway.gateway.job_model import ACTIVE, Job, state_from_slurm
+from hpc_gateway.gateway.slurm.adapter import SlurmJobState
+from hpc_gateway.gateway.submit import parse_identity_comment
+from hpc_gateway.spool.finish import finish_job
 from hpc_gateway.spool.layout import spool_file
 
-# A job Slurm calls finished gets this long to have its spool file show up (NFS delays).
+# A job Slurm calls COMPLETED gets this long for its spool file to show up (NFS delays).
 SPOOL_GRACE_SECONDS = 60
-
-
-# A submission whose `gw` process died before sbatch answered.
-SUBMITTING_GRACE_SECONDS = 600
+# A job still SUBMITTING this long after its record was made, and unknown to Slurm by its
+# identity, never reached Slurm: sbatch's own timeout plus a margin.
+SUBMITTING_GRACE_SECONDS = 180
 
 
 def reconcile(gw: Gateway) -> None:
-    """Bring the states of active jobs up to date from squeue and sacct."""
-    _fail_interrupted_submissions(gw)
-    rows = gw.conn.execute(
-        f"SELECT id, slurm_job_id, state FROM jobs WHERE state IN "
-        f"({','.join('?' * len(ACTIVE))}) AND slurm_job_id IS NOT NULL", ACTIVE).fetchall()
-    rows = [r for r in rows if not spool_file(gw.layout.spool, r["id"]).exists()]
-    if not rows:
+    """Bring the states of unfinished jobs up to date; raises SlurmUnavailable (after
+    marking the jobs UNKNOWN) when slurmctld does not answer."""
+    jobs = [j for j in gw.jobs.active() if not spool_file(gw.layout.spool, j.id).exists()]
+    if not jobs:
         return
     try:
-        queue = gw.slurm.queue()
-        gone = [r for r in rows if r["slurm_job_id"] not in queue
-                or queue[r["slurm_job_id"]].state not in ACTIVE]
-        accounting = gw.slurm.accounting(r["slurm_job_id"] for r in gone) if gone else {}
+        queue = gw.slurm.query_active()
     except SlurmUnavailable as exc:
-        with db.transaction(gw.conn):
-            for row in rows:
-                gw.conn.execute("UPDATE jobs SET state = 'UNKNOWN', reason = ? WHERE id = ?",
-                                (f"Slurm unreachable: {exc.stderr or exc}"[:500], row["id"]))
+        _mark_unknown(gw, jobs, exc)
+        raise
+    submitting = [j for j in jobs if j.slurm_job_id is None]
+    if submitting:
+        _adopt(gw, submitting, queue)
+    tracked = [j for j in jobs if j.slurm_job_id is not None]
+    gone = []
+    for job in tracked:
+        live = queue.get(job.slurm_job_id or "")
+        if live is not None and state_from_slurm(live.slurm_state) in ACTIVE:
+            _follow(gw, job, live)
+        else:
+            gone.append(job)
+    if gone:
+        accounting = gw.slurm.query_finished(j.slurm_job_id or "" for j in gone)
+        for job in gone:
+            final = accounting.get(job.slurm_job_id or "") or queue.get(job.slurm_job_id or "")
+            if final is not None:
+                _settle(gw, job, final)
+            else:
+                _lost(gw, job)
+
+
+def _mark_unknown(gw: Gateway, jobs: list[Job], exc: SlurmUnavailable) -> None:
+    since = time.strftime("%H:%M:%S")
+    for job in jobs:
+        if job.state in ("PENDING", "RUNNING"):
+            gw.jobs.transition(job.id, [job.state], "UNKNOWN",
+                               reason=f"Slurm unreachable since {since}; last known state "
+                                      f"{job.state} ({exc.stderr or exc})"[:500])
+
+
+def _follow(gw: Gateway, job: Job, live: SlurmJobState) -> None:
+    """A job Slurm still has queued or running."""
+    state = state_from_slurm(live.slurm_state)
+    reason = live.reason if state == "PENDING" else ""
+    started = live.start if state == "RUNNING" else None
+    if state == job.state:
+        if (live.node, reason) != (job.node, job.reason) or (started and not job.started):
+            gw.jobs.note(job.id, node=live.node, reason=reason, started=started or job.started)
         return
-    with db.transaction(gw.conn):
-        for row in rows:
-            live = queue.get(row["slurm_job_id"])
-            if live is not None and live.state in ACTIVE:
-                _set_active(gw, row["id"], live)
-            elif row["slurm_job_id"] in accounting:
-                _set_finished(gw, row["id"], accounting[row["slurm_job_id"]])
+    gw.jobs.transition(job.id, [job.state], state, node=live.node, reason=reason,
+                       started=started or job.started)
 
 
-def _fail_interrupted_submissions(gw: Gateway) -> None:
-    cutoff = time.time() - SUBMITTING_GRACE_SECONDS
-    stale = gw.conn.execute("SELECT id FROM jobs WHERE state = 'SUBMITTING' AND "
-                            "slurm_job_id IS NULL AND submitted < ?", (cutoff,)).fetchall()
-    if stale:
-        with db.transaction(gw.conn):
-            for row in stale:
-                gw.conn.execute(
-                    "UPDATE jobs SET state = 'FAILED', reason = ? WHERE id = ?",
-                    ("the submission was interrupted before sbatch answered", row["id"]))
-
-
-def _set_active(gw: Gateway, job_id: int, live: SlurmJobState) -> None:
-    gw.conn.execute(
-        "UPDATE jobs SET state = ?, node = ?, started = COALESCE(?, started), reason = ? "
-        "WHERE id = ?",
-        (live.state, live.node, live.start if live.state == "RUNNING" else None,
-         live.reason if live.state == "PENDING" else "", job_id))
-
-
-def _set_finished(gw: Gateway, job_id: int, final: SlurmJobState) -> None:
-    if final.state in ACTIVE:
-        _set_active(gw, job_id, final)
+def _settle(gw: Gateway, job: Job, final: SlurmJobState) -> None:
+    """A job Slurm no longer runs, and whose spool file has not come."""
+    state = state_from_slurm(final.slurm_state)
+    if state in ACTIVE:
+        _follow(gw, job, final)
         return
-    if final.state == "COMPLETED":
+    facts = {"exit_code": final.exit_code, "node": final.node or job.node,
+             "started": job.started or final.start, "ended": final.end}
+    if state == "COMPLETED":
         # Success is only what the job's own spool file says; give it time to arrive.
         if final.end is not None and time.time() - final.end < SPOOL_GRACE_SECONDS:
             return
-        reason = "Slurm says it completed, but the job wrote no end state (spool file)"
-        state = "FAILED"
-    else:
-        state = final.state
-        reason = f"Slurm: {final.slurm_state}; no model version made"
-    gw.conn.execute(
-        "UPDATE jobs SET state = ?, reason = ?, exit_code = ?, node = ?, "
-        "started = COALESCE(started, ?), ended = ? WHERE id = ?",
-        (state, reason, final.exit_code, final.node, final.start, final.end, job_id))
+        finish_job(gw, job, "FAILED", "Slurm says it completed, but the job wrote no end "
+                   "state (spool file)", None, **facts)
+        return
+    finish_job(gw, job, state, f"Slurm: {final.slurm_state}", None, **facts)
+
+
+def _lost(gw: Gateway, job: Job) -> None:
+    """Slurm knows the job neither in its queue nor in accounting."""
+    if job.state != "UNKNOWN":
+        gw.jobs.transition(job.id, [job.state], "UNKNOWN",
+                           reason=f"Slurm no longer lists job {job.slurm_job_id} and its "
+                                  "accounting has no record: the final state is unknown")
+
+
+def _adopt(gw: Gateway, submitting: list[Job], queue: dict[str, SlurmJobState]) -> None:
+    """Give jobs still SUBMITTING their Slurm job, found by the identity in its comment."""
+    by_identity = _by_identity(gw, queue.values())
+    overdue = []
+    for job in submitting:
+        found = by_identity.get(job.id)
+        if found is not None:
+            _take(gw, job, found)
+        elif time.time() - job.submitted > SUBMITTING_GRACE_SECONDS:
+            overdue.append(job)
+    if not overdue:
+        return
+    recorded = _by_identity(gw, gw.slurm.query_since(min(j.submitted for j in overdue) - 60)
+                            .values())
+    for job in overdue:
+        found = recorded.get(job.id)
+        if found is not None:
+            _take(gw, job, found)
+        else:
+            gw.jobs.transition(job.id, ["SUBMITTING"], "FAILED", ended=time.time(),
+                               reason="the submission was interrupted before Slurm took the "
+                                      "job (Slurm has no job with its identity)")
+
+
+def _by_identity(gw: Gateway, states) -> dict[int, SlurmJobState]:
+    found = {}
+    for state in states:
+        job_id = parse_identity_comment(state.comment, gw.home_id)
+        if job_id is not None:
+            found[job_id] = state
+    return found
+
+
+def _take(gw: Gateway, job: Job, found: SlurmJobState) -> None:
+    """Adopt: record the Slurm id (once), then follow or settle it like any job."""
+    state = state_from_slurm(found.slurm_state)
+    if gw.jobs.attach_slurm_id(job.id, found.slurm_job_id,
+                               state if state in ("PENDING", "RUNNING") else "PENDING"):
+        adopted = gw.jobs.get(job.id)
+        if state in ACTIVE:
+            _follow(gw, adopted, found)
+        else:
+            _settle(gw, adopted, found)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 import click
-
 from hpc_gateway.gateway.commands import json_option, open_gateway
 
 
@@ -21,11 +20,13 @@ def spool_sync(as_json: bool) -> None:
     from hpc_gateway.gateway.display import print_json
     from hpc_gateway.spool.sync import sync_state
 
-    changed = sync_state(open_gateway())
+    report = sync_state(open_gateway())
     if as_json:
-        print_json({"ingested": changed})
+        print_json({"finished": report.finished, "put_aside": report.put_aside,
+                    "retry": report.retry})
     else:
-        click.echo(f"ingested {len(changed)} spool file(s)")
+        click.echo(f"finished {len(report.finished)} job(s) from spool files"
+                   + (f"; {len(report.retry)} file(s) to retry later" if report.retry else ""))
 
 
 @click.command()

@@ -6,8 +6,12 @@ import sys
 from pathlib import Path
 
 import click
-
 from hpc_gateway.gateway.commands import json_option, open_gateway, synced_gateway
+
+# Job ids as SQLite stores them; a larger number is an error, not a traceback.
+JOB_ID = click.IntRange(1, 2**63 - 1)
+STATE_NAMES = ("SUBMITTING", "PENDING", "RUNNING", "UNKNOWN", "COMPLETED", "FAILED",
+               "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL")
 
 
 @click.group()
@@ -46,8 +50,13 @@ def job_submit(algo: str, image_name: str, data: str | None, name: str | None,
     empty directory that becomes the next model version when the job exits 0. The working
     directory is /code and the image's environment applies.
     """
-    from hpc_gateway.gateway.jobs import JobRequest, submit_job
-    from hpc_gateway.gateway.specs import check_image_name, parse_env, parse_resources, parse_version_ref
+    from hpc_gateway.gateway.specs import (
+        check_image_name,
+        parse_env,
+        parse_resources,
+        parse_version_ref,
+    )
+    from hpc_gateway.gateway.submit import JobRequest, submit_job
 
     gw = open_gateway()
     request = JobRequest(
@@ -58,26 +67,24 @@ def job_submit(algo: str, image_name: str, data: str | None, name: str | None,
                                   partition=partition, defaults=gw.config))
     submitted = submit_job(gw, request)
     if not wait:
-        _print_job(submitted, as_json, short=True)
+        _print_job(submitted.as_dict(), as_json, short=True)
         return
-    final = _wait_for(gw, submitted["id"])
-    _print_job(final, as_json)
-    if final["state"] != "COMPLETED":
+    final = _wait_for(gw, submitted.id)
+    _print_job(final.as_dict(), as_json)
+    if final.state != "COMPLETED":
         sys.exit(1)
 
 
 def _wait_for(gw, job_id: int, poll: float = 1.0):
     import time
 
-    from hpc_gateway.gateway.jobs import get_job
-    from hpc_gateway.gateway.slurm.adapter import TERMINAL
     from hpc_gateway.spool.sync import sync_state
 
     delay = poll
     while True:
         sync_state(gw, quiet=True)
-        job_info = get_job(gw, job_id)
-        if job_info["state"] in TERMINAL:
+        job_info = gw.jobs.get(job_id)
+        if not job_info.active:
             return job_info
         time.sleep(delay)
         delay = min(delay * 1.5, 10.0)
@@ -94,7 +101,8 @@ def _print_job(job_info, as_json: bool, short: bool = False) -> None:
                    f"follow it with: gw job logs {job_info['id']} -f")
         return
     print_fields([
-        ("job", job_info["id"]), ("name", job_info["name"]), ("state", job_info["state"]),
+        ("job", job_info["id"]), ("kind", job_info["kind"]), ("name", job_info["name"]),
+        ("state", job_info["state"]),
         ("reason", job_info["reason"] or None), ("slurm job", job_info["slurm_job_id"]),
         ("node", job_info["node"] or None), ("submitted", human_time(job_info["submitted"])),
         ("started", human_time(job_info["started"])), ("ended", human_time(job_info["ended"])),
@@ -102,6 +110,7 @@ def _print_job(job_info, as_json: bool, short: bool = False) -> None:
         ("image", f"{job_info['image']} ({job_info['image_digest']})"),
         ("dataset", job_info["dataset"]),
         ("command", " ".join(job_info["command"])),
+        ("env", ", ".join(job_info["env"]) + " (values hidden)" if job_info["env"] else None),
         ("resources", ", ".join(f"{k}={v}" for k, v in job_info["resources"].items() if v)),
         ("runtime", job_info["runtime"]),
         ("model", job_info["model"] or f"(none yet; becomes {job_info['model_name']})"),
@@ -111,15 +120,18 @@ def _print_job(job_info, as_json: bool, short: bool = False) -> None:
 
 
 @job.command("list")
-@click.option("--state", "states", multiple=True, help="Only jobs in this state (repeatable).")
-@click.option("--limit", type=int, default=None, help="At most this many, newest first.")
+@click.option("--state", "states", multiple=True,
+              type=click.Choice(STATE_NAMES, case_sensitive=False),
+              help="Only jobs in this state (repeatable).")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="At most this many, newest first.")
 @json_option
 def job_list(states: tuple[str, ...], limit: int | None, as_json: bool) -> None:
     """List jobs, newest first."""
     from hpc_gateway.gateway.display import human_time, print_json, print_table
     from hpc_gateway.gateway.jobs import list_jobs
 
-    jobs = list_jobs(synced_gateway(), states, limit)
+    jobs = list_jobs(synced_gateway(), tuple(s.upper() for s in states), limit)
     if as_json:
         print_json(jobs)
     else:
@@ -129,33 +141,32 @@ def job_list(states: tuple[str, ...], limit: int | None, as_json: bool) -> None:
 
 
 @job.command("show")
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=JOB_ID)
 @json_option
 def job_show(job_id: int, as_json: bool) -> None:
     """Show a job: state, Slurm id, node, times, exit code, resources, versions, files."""
     from hpc_gateway.gateway.jobs import get_job
 
-    _print_job(get_job(synced_gateway(), job_id), as_json)
+    _print_job(get_job(synced_gateway(), job_id).as_dict(), as_json)
 
 
 @job.command("script")
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=JOB_ID)
 def job_script(job_id: int) -> None:
     """Print the exact sbatch script that was submitted."""
     from hpc_gateway.gateway.jobs import get_job
 
-    click.echo(Path(get_job(open_gateway(), job_id)["script"]).read_text(), nl=False)
+    click.echo(get_job(open_gateway(), job_id).script_path.read_text(), nl=False)
 
 
 @job.command("logs")
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=JOB_ID)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing until the job ends.")
 def job_logs(job_id: int, follow: bool) -> None:
     """Print the job's output (stdout and stderr)."""
     import time
 
     from hpc_gateway.gateway.jobs import get_job, log_path
-    from hpc_gateway.gateway.slurm.adapter import TERMINAL
     from hpc_gateway.spool.sync import sync_state
 
     gw = synced_gateway()
@@ -172,7 +183,7 @@ def job_logs(job_id: int, follow: bool) -> None:
         if not follow:
             return
         sync_state(gw, quiet=True)
-        if get_job(gw, job_id)["state"] in TERMINAL:
+        if not get_job(gw, job_id).active:
             if path.exists() and path.stat().st_size > position:
                 continue
             return
@@ -180,17 +191,17 @@ def job_logs(job_id: int, follow: bool) -> None:
 
 
 @job.command("cancel")
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=JOB_ID)
 def job_cancel(job_id: int) -> None:
     """Cancel a pending or running job (scancel)."""
     from hpc_gateway.gateway.jobs import cancel_job
 
     job_info = cancel_job(synced_gateway(), job_id)
-    click.echo(f"cancelled job {job_id} (Slurm job {job_info['slurm_job_id']})")
+    click.echo(f"cancelled job {job_id} (Slurm job {job_info.slurm_job_id})")
 
 
 @job.command("outputs")
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=JOB_ID)
 @click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path),
               help="The .tar.gz to write.")
 def job_outputs(job_id: int, output: Path) -> None:

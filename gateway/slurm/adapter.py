@@ -1,4 +1,5 @@
-"""Turning Slurm's command output into the gateway's job states. No commands run here."""
+"""Parsing what Slurm's commands print. No commands run here, and no gateway states are
+made here: gateway/job_model.py maps Slurm's state words (one place)."""
 
 from __future__ import annotations
 
@@ -7,23 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 FIELD_SEP = "\x1f"
-SQUEUE_FORMAT = FIELD_SEP.join(["%i", "%T", "%N", "%S", "%r"])
-SACCT_FIELDS = "JobIDRaw,State,ExitCode,NodeList,Start,End"
+SQUEUE_FORMAT = FIELD_SEP.join(["%i", "%T", "%N", "%S", "%r", "%k"])
+# Comment needs AccountingStoreFlags=job_comment in slurm.conf (empty otherwise).
+SACCT_FIELDS = "JobIDRaw,State,ExitCode,NodeList,Start,End,Comment"
 SINFO_FORMAT = FIELD_SEP.join(["%P", "%c", "%m", "%G", "%l", "%a"])
-
-ACTIVE = ("SUBMITTING", "PENDING", "RUNNING", "UNKNOWN")
-TERMINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL")
-
-# Slurm state -> gateway state
-_STATE_MAP = {
-    "PENDING": "PENDING", "CONFIGURING": "PENDING", "REQUEUED": "PENDING",
-    "REQUEUE_FED": "PENDING", "REQUEUE_HOLD": "PENDING", "RESV_DEL_HOLD": "PENDING",
-    "RUNNING": "RUNNING", "COMPLETING": "RUNNING", "SUSPENDED": "RUNNING",
-    "STAGE_OUT": "RUNNING", "SIGNALING": "RUNNING", "RESIZING": "RUNNING", "STOPPED": "RUNNING",
-    "COMPLETED": "COMPLETED", "FAILED": "FAILED", "BOOT_FAIL": "FAILED", "DEADLINE": "TIMEOUT",
-    "CANCELLED": "CANCELLED", "REVOKED": "CANCELLED", "PREEMPTED": "CANCELLED",
-    "TIMEOUT": "TIMEOUT", "OUT_OF_MEMORY": "OUT_OF_MEMORY", "NODE_FAIL": "NODE_FAIL",
-}
 
 UNAVAILABLE_PATTERNS = ("Socket timed out", "Unable to contact slurm controller",
                         "Connection refused", "Zero Bytes were transmitted",
@@ -35,13 +23,13 @@ class SlurmJobState:
     """What Slurm says about one job."""
 
     slurm_job_id: str
-    state: str            # gateway state
-    slurm_state: str      # Slurm's own word, e.g. "CANCELLED by 0"
+    slurm_state: str      # Slurm's own words, e.g. "CANCELLED by 0"
     node: str = ""
     exit_code: int | None = None
     start: float | None = None
     end: float | None = None
     reason: str = ""
+    comment: str = ""     # the gateway's identity of the job (gw:<home id>:<job id>)
 
 
 @dataclass(frozen=True)
@@ -54,12 +42,6 @@ class PartitionLimits:
     gpus: int
     default: bool
     available: bool
-
-
-def map_state(slurm_state: str) -> str:
-    """Gateway state for a Slurm state word (``CANCELLED by 0`` -> ``CANCELLED``)."""
-    word = slurm_state.split()[0].rstrip("+") if slurm_state.strip() else ""
-    return _STATE_MAP.get(word, "UNKNOWN")
 
 
 def is_unavailable(stderr: str) -> bool:
@@ -91,12 +73,12 @@ def parse_squeue(stdout: str) -> dict[str, SlurmJobState]:
     jobs = {}
     for line in stdout.splitlines():
         parts = line.split(FIELD_SEP)
-        if len(parts) != 5:
+        if len(parts) != 6:
             continue
-        job_id, state, node, start, reason = (p.strip() for p in parts)
-        jobs[job_id] = SlurmJobState(job_id, map_state(state), state, node,
-                                     start=_timestamp(start),
-                                     reason="" if reason == "None" else reason)
+        job_id, state, node, start, reason, comment = (p.strip() for p in parts)
+        jobs[job_id] = SlurmJobState(job_id, state, node, start=_timestamp(start),
+                                     reason="" if reason == "None" else reason,
+                                     comment="" if comment == "(null)" else comment)
     return jobs
 
 
@@ -114,14 +96,14 @@ def parse_sacct(stdout: str) -> dict[str, SlurmJobState]:
     """Parse ``sacct -X -P -n -o SACCT_FIELDS`` output, keyed by Slurm job id."""
     jobs = {}
     for line in stdout.splitlines():
-        parts = line.split("|")
-        if len(parts) != 6:
+        parts = line.split("|", 6)
+        if len(parts) != 7:
             continue
-        job_id, state, exit_code, node, start, end = (p.strip() for p in parts)
-        jobs[job_id] = SlurmJobState(job_id, map_state(state), state,
+        job_id, state, exit_code, node, start, end, comment = (p.strip() for p in parts)
+        jobs[job_id] = SlurmJobState(job_id, state,
                                      "" if node in ("None assigned", "") else node,
                                      parse_exit_code(exit_code), _timestamp(start),
-                                     _timestamp(end))
+                                     _timestamp(end), comment=comment)
     return jobs
 
 

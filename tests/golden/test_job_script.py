@@ -7,13 +7,15 @@ import os
 from pathlib import Path
 
 import pytest
-
 from hpc_gateway.gateway.config import KEYS, Config
 from hpc_gateway.gateway.context import Gateway
 from hpc_gateway.gateway.images import ImageRecord
-from hpc_gateway.gateway.jobs import JobRequest, render_job_script
-from hpc_gateway.gateway.specs import Resources, VersionRef
+from hpc_gateway.gateway.job_model import Job, JobSpec
+from hpc_gateway.gateway.kinds import get_kind
+from hpc_gateway.gateway.kinds.base import SubmitContext
+from hpc_gateway.gateway.specs import Resources
 from hpc_gateway.gateway.stores import VersionInfo
+from hpc_gateway.gateway.submit import render_script
 
 GOLDEN = Path(__file__).parent
 
@@ -30,13 +32,21 @@ ALGO = VersionInfo(1, "algo", "detectron2", 3, Path("/shared/gw/algos/detectron2
 DATA = VersionInfo(2, "data", "coco", 1, Path("/shared/gw/datasets/coco/v1"), 1, 1, 0)
 
 
-def request(**kw) -> JobRequest:
-    base = {"algo": VersionRef("detectron2", None), "image": "detectron2:v1",
-            "data": VersionRef("coco", None), "name": "train run",
-            "command": ("python", "tools/train_net.py", "--lr", "0.02"), "env": {},
-            "resources": Resources(4, 0, 16384, 2048, 7200, "")}
-    base.update(kw)
-    return JobRequest(**base)
+HOME_ID = "0123456789abcdef"
+
+
+def render(job_id: int, name: str, runtime: str, data, command, env, resources) -> str:
+    spec = JobSpec(command=command, env=env, runtime=runtime,
+                   resources=resources.as_dict(), algo=ALGO.ref, image=IMAGE.name,
+                   image_digest=IMAGE.digest, dataset=data.ref if data else None)
+    job = Job(id=job_id, kind="training", origin="cli", name=name, state="SUBMITTING",
+              reason="", slurm_job_id=None, node="", exit_code=None, submitted=0,
+              started=None, ended=None, updated=None,
+              job_dir=Path(f"/shared/gw/jobs/{job_id}"), model_name="detectron2", spec=spec)
+    gw = gateway()
+    ctx = SubmitContext(gw=gw, job=job, image=IMAGE, algo=ALGO, data=data)
+    return render_script(get_kind("training"), ctx, home_id=HOME_ID, runtime=runtime,
+                         resources=resources)
 
 
 def check(name: str, text: str) -> None:
@@ -49,21 +59,33 @@ def check(name: str, text: str) -> None:
 
 @pytest.mark.parametrize("runtime", ["bwrap", "apptainer"])
 def test_basic_job(runtime):
-    text = render_job_script(gateway(), job_id=7, name="train run",
-                             job_dir=Path("/shared/gw/jobs/7"), image=IMAGE, algo=ALGO,
-                             data=DATA, request=request(), runtime=runtime)
+    text = render(7, "train run", runtime, DATA, ("python", "tools/train_net.py", "--lr", "0.02"),
+                  {}, Resources(4, 0, 16384, 2048, 7200, "debug"))
     check(f"job_basic_{runtime}.sbatch", text)
+    assert f"#SBATCH --comment=gw:{HOME_ID}:7" in text
 
 
 def test_gpu_job_with_hostile_values():
     hostile = "it's \"q\" $(touch /tmp/pwned) `id` \nnew line;  spaces"
-    text = render_job_script(
-        gateway(), job_id=8, name=hostile, job_dir=Path("/shared/gw/jobs/8"), image=IMAGE,
-        algo=ALGO, data=None, runtime="bwrap",
-        request=request(name=hostile, command=("sh", "-c", hostile), env={"MSG": hostile},
-                        resources=Resources(8, 2, 65536, 8192, 86400, "gpu")))
+    text = render(8, hostile, "bwrap", None, ("sh", "-c", hostile), {"MSG": hostile},
+                  Resources(8, 2, 65536, 8192, 86400, "gpu"))
     check("job_gpu_hostile_bwrap.sbatch", text)
     assert "#SBATCH --gres=gpu:2" in text and "#SBATCH --partition=gpu" in text
     assert "#SBATCH --mem=72G" in text  # memory + shm
     sbatch_lines = [line for line in text.splitlines() if line.startswith("#SBATCH")]
     assert all("$(" not in line and "`" not in line for line in sbatch_lines)
+
+
+def test_percent_in_home_reaches_slurm_escaped():
+    values = {k: v for k, (v, _h) in KEYS.items()}
+    values.update(home="/shared/g%jw", database="/shared/g%jw/gateway.db")
+    spec = JobSpec(command=("true",), env={}, runtime="bwrap", resources={}, algo=None,
+                   image=IMAGE.name, image_digest=IMAGE.digest, dataset=None)
+    job = Job(id=1, kind="training", origin="cli", name="p", state="SUBMITTING", reason="",
+              slurm_job_id=None, node="", exit_code=None, submitted=0, started=None,
+              ended=None, updated=None, job_dir=Path("/shared/g%jw/jobs/1"), model_name="m",
+              spec=spec)
+    ctx = SubmitContext(gw=Gateway(Config(values)), job=job, image=IMAGE, algo=None, data=None)
+    text = render_script(get_kind("training"), ctx, home_id=HOME_ID, runtime="bwrap",
+                         resources=Resources(1, 0, 100, 64, 60, "debug"))
+    assert "#SBATCH --output=/shared/g%%jw/jobs/1/slurm-%j.out" in text

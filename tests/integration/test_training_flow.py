@@ -229,7 +229,7 @@ def test_two_syncs_at_once_harvest_each_job_once(flow):
              for _ in range(2)]
     outputs = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), outputs
-    ingested = sorted(i for out, _err in outputs for i in json.loads(out)["ingested"])
+    ingested = sorted(i for out, _err in outputs for i in json.loads(out)["finished"])
     assert ingested == sorted(ids)
     versions = json.loads(gw_ok(env, "model", "versions", "concurrent", "--json"))
     assert sorted(v["job_id"] for v in versions) == sorted(ids)

@@ -1,31 +1,16 @@
-"""Submission against a fake Slurm boundary: what is left behind when sbatch fails."""
+"""Submission against a fake scheduler: what is recorded and left behind in each outcome."""
 
 import pytest
-
-from hpc_gateway.gateway.errors import SlurmError
+from hpc_gateway.gateway.errors import InvalidInput, SlurmError, SlurmUnavailable
 from hpc_gateway.gateway.images import import_archive
-from hpc_gateway.gateway.jobs import JobRequest, list_jobs, submit_job
-from hpc_gateway.gateway.slurm.adapter import PartitionLimits
+from hpc_gateway.gateway.jobs import cancel_job, list_jobs
 from hpc_gateway.gateway.specs import Resources, VersionRef
+from hpc_gateway.gateway.submit import JobRequest, submit_job
+
+from tests.support.fakes import FakeScheduler
 from tests.support.images import busybox_rootfs, make_archive
 
 pytestmark = pytest.mark.container
-
-
-class FakeSlurm:
-    def __init__(self, fail: bool):
-        self.fail = fail
-        self.scripts = []
-
-    def partitions(self):
-        return {"debug": PartitionLimits("debug", 4, 8192, 0, True, True)}
-
-    def submit(self, script):
-        self.scripts.append(script.read_text())
-        if self.fail:
-            raise SlurmError(["sbatch", "--parsable", str(script)], 1,
-                             "sbatch: error: Batch job submission failed: Invalid account")
-        return "4242"
 
 
 @pytest.fixture()
@@ -39,28 +24,67 @@ def ready(gw, tmp_path):
     return gw
 
 
-def request():
-    return JobRequest(algo=VersionRef("algo", None), image="bb:v1", data=None, name=None,
-                      command=("sh", "run.sh"), env={},
-                      resources=Resources(1, 0, 512, 64, 600, ""))
+def request(**kw):
+    base = {"algo": VersionRef("algo", None), "image": "bb:v1", "data": None, "name": None,
+            "command": ("sh", "run.sh"), "env": {},
+            "resources": Resources(1, 0, 512, 64, 600, "")}
+    base.update(kw)
+    return JobRequest(**base)
 
 
-def test_failed_sbatch_leaves_no_row_and_no_directory(ready):
-    ready.slurm = FakeSlurm(fail=True)
+def test_refused_sbatch_stays_failed_and_the_next_job_gets_a_new_id(ready):
+    ready.slurm = FakeScheduler(submit_error=SlurmError(
+        ["sbatch"], 1, "sbatch: error: Batch job submission failed: Invalid account"))
     with pytest.raises(SlurmError, match="Invalid account"):
         submit_job(ready, request())
-    assert list_jobs(ready) == []
-    assert list(ready.layout.jobs.iterdir()) == []
-    assert ready.slurm.scripts and "#SBATCH --mem=576M" in ready.slurm.scripts[0]
+    [failed] = list_jobs(ready)
+    job = ready.jobs.get(failed["id"])
+    assert job.state == "FAILED" and "Invalid account" in job.reason
+    assert job.script_path.exists()  # what was refused can be read
+    assert not (job.job_dir / "code").exists()  # the copies are gone
+    assert "#SBATCH --mem=576M" in ready.slurm.scripts[0]
+    ready.slurm = FakeScheduler()
+    second = submit_job(ready, request())
+    assert second.id == job.id + 1 and second.state == "PENDING"
 
 
-def test_submit_records_versions_and_private_code(ready):
-    ready.slurm = FakeSlurm(fail=False)
+def test_submit_records_versions_identity_and_private_code(ready):
+    ready.slurm = FakeScheduler()
     job = submit_job(ready, request())
-    assert job["state"] == "PENDING" and job["slurm_job_id"] == "4242"
-    assert job["algo"] == "algo@v1" and job["model_name"] == "algo"
-    assert job["resources"]["partition"] == "debug"
-    code = ready.layout.job_dir(job["id"]) / "code" / "run.sh"
+    assert job.state == "PENDING" and job.slurm_job_id == "4243"
+    assert job.spec.algo == "algo@v1" and job.model_name == "algo" and job.kind == "training"
+    assert job.spec.resources["partition"] == "debug"
+    assert f"#SBATCH --comment=gw:{ready.home_id}:{job.id}" in ready.slurm.scripts[0]
+    code = job.job_dir / "code" / "run.sh"
     code.write_text("changed by the job\n")  # the private copy is writable...
     stored = ready.store("algo").resolve(VersionRef("algo", 1)).path / "run.sh"
     assert stored.read_text() == "echo hi\n"  # ...and the stored version never changes
+
+
+def test_sbatch_timeout_leaves_the_job_submitting_for_adoption(ready):
+    ready.slurm = FakeScheduler(submit_error=SlurmUnavailable(["sbatch"], None, "timed out"))
+    with pytest.raises(SlurmUnavailable):
+        submit_job(ready, request())
+    [row] = list_jobs(ready)
+    job = ready.jobs.get(row["id"])
+    assert job.state == "SUBMITTING" and "did not answer" in job.reason
+    assert (job.job_dir / "code").exists()  # the job may be running: its files stay
+    with pytest.raises(InvalidInput, match="still being submitted"):
+        cancel_job(ready, job.id)
+
+
+def test_invalid_input_found_while_rendering_leaves_nothing(ready):
+    ready.slurm = FakeScheduler()
+    with pytest.raises(InvalidInput):
+        submit_job(ready, request(command=("sh", "-c", "a\0b")))
+    assert list_jobs(ready) == [] and list(ready.layout.jobs.iterdir()) == []
+    job = submit_job(ready, request())
+    assert job.id == 2  # ids are never handed out twice, even after a discarded record
+
+
+def test_percent_in_home_is_escaped_for_slurm_filename_patterns(gw_env, monkeypatch, tmp_path):
+    from hpc_gateway.gateway.submit import slurm_filename
+
+    assert slurm_filename(tmp_path / "a%jb") == f"{tmp_path}/a%%jb"
+    with pytest.raises(InvalidInput, match="backslash"):
+        slurm_filename(tmp_path / "a\\b")

@@ -9,12 +9,14 @@ def test_sbatch_output():
     assert adapter.parse_sbatch_output("") is None
 
 
-def test_states():
-    assert adapter.map_state("CANCELLED by 0") == "CANCELLED"
-    assert adapter.map_state("COMPLETING") == "RUNNING"
-    assert adapter.map_state("OUT_OF_MEMORY") == "OUT_OF_MEMORY"
-    assert adapter.map_state("WEIRD") == "UNKNOWN"
-    assert adapter.map_state("") == "UNKNOWN"
+def test_states_are_mapped_in_the_job_model():
+    from hpc_gateway.gateway.job_model import state_from_slurm
+
+    assert state_from_slurm("CANCELLED by 0") == "CANCELLED"
+    assert state_from_slurm("COMPLETING") == "RUNNING"
+    assert state_from_slurm("OUT_OF_MEMORY") == "OUT_OF_MEMORY"
+    assert state_from_slurm("WEIRD") == "UNKNOWN"
+    assert state_from_slurm("") == "UNKNOWN"
 
 
 def test_unavailable():
@@ -25,23 +27,25 @@ def test_unavailable():
 
 
 def test_squeue():
-    out = f"12{S}RUNNING{S}node1{S}2026-11-23T10:00:00{S}None\n" \
-          f"13{S}PENDING{S}{S}N/A{S}Resources\n"
+    out = f"12{S}RUNNING{S}node1{S}2026-11-23T10:00:00{S}None{S}gw:abc:3\n" \
+          f"13{S}PENDING{S}{S}N/A{S}Resources{S}(null)\n"
     jobs = adapter.parse_squeue(out)
-    assert jobs["12"].state == "RUNNING" and jobs["12"].node == "node1"
-    assert jobs["12"].start is not None
-    assert jobs["13"].state == "PENDING" and jobs["13"].reason == "Resources"
+    assert jobs["12"].slurm_state == "RUNNING" and jobs["12"].node == "node1"
+    assert jobs["12"].start is not None and jobs["12"].comment == "gw:abc:3"
+    assert jobs["13"].slurm_state == "PENDING" and jobs["13"].reason == "Resources"
+    assert jobs["13"].comment == ""
 
 
 def test_sacct():
-    out = "12|COMPLETED|0:0|node1|2026-11-23T10:00:00|2026-11-23T10:01:00\n" \
-          "13|CANCELLED by 0|0:15|node1|2026-11-23T10:00:00|2026-11-23T10:00:30\n" \
-          "14|FAILED|3:0|node1|Unknown|Unknown\n" \
-          "15|PENDING|0:0|None assigned|Unknown|Unknown\n"
+    out = "12|COMPLETED|0:0|node1|2026-11-23T10:00:00|2026-11-23T10:01:00|gw:abc:1\n" \
+          "13|CANCELLED by 0|0:15|node1|2026-11-23T10:00:00|2026-11-23T10:00:30|\n" \
+          "14|FAILED|3:0|node1|Unknown|Unknown|a|comment|with|bars\n" \
+          "15|PENDING|0:0|None assigned|Unknown|Unknown|\n"
     jobs = adapter.parse_sacct(out)
-    assert jobs["12"].state == "COMPLETED" and jobs["12"].exit_code == 0
-    assert jobs["12"].end - jobs["12"].start == 60
-    assert jobs["13"].state == "CANCELLED" and jobs["13"].exit_code == 143
+    assert jobs["12"].slurm_state == "COMPLETED" and jobs["12"].exit_code == 0
+    assert jobs["12"].end - jobs["12"].start == 60 and jobs["12"].comment == "gw:abc:1"
+    assert jobs["13"].slurm_state == "CANCELLED by 0" and jobs["13"].exit_code == 143
+    assert jobs["14"].comment == "a|comment|with|bars"
     assert jobs["14"].exit_code == 3 and jobs["14"].start is None
     assert jobs["15"].node == ""
 

@@ -1,107 +1,123 @@
-"""Ingest and harvest against a fake Slurm backend (the real one is in tests/integration)."""
+"""Ingest, harvest and reconciliation against a fake scheduler (the real one is in
+tests/integration): exact situations, including races and faults."""
 
+import json
+import subprocess
 import threading
 import time
 
 import pytest
-
-from hpc_gateway.gateway import db
-from hpc_gateway.gateway.slurm.adapter import SlurmJobState
+from hpc_gateway.gateway.errors import SlurmUnavailable
+from hpc_gateway.spool.format import (
+    FORMAT,
+    SpoolFormatError,
+    SpoolRecord,
+    parse_record,
+    shell_writer,
+    write_record,
+)
 from hpc_gateway.spool.harvest import incoming_dir
 from hpc_gateway.spool.ingest import ingest_spool
-from hpc_gateway.spool.layout import pending_spool_files, write_spool_file
+from hpc_gateway.spool.layout import pending_spool_files
 from hpc_gateway.spool.reconcile import reconcile
 from hpc_gateway.spool.sync import sync_state
 
-
-class FakeSlurm:
-    def __init__(self, queue=None, accounting=None):
-        self.queue_states = queue or {}
-        self.accounting_states = accounting or {}
-        self.calls = []
-
-    def queue(self):
-        self.calls.append("squeue")
-        return self.queue_states
-
-    def accounting(self, ids):
-        ids = list(ids)
-        self.calls.append(("sacct", tuple(sorted(ids))))
-        return {i: s for i, s in self.accounting_states.items() if i in ids}
+from tests.support.fakes import FakeScheduler, add_job, slurm_state
 
 
-def add_job(gw, *, model_files=None, slurm_id="100", model_name="det", state="RUNNING"):
-    gw.layout.ensure()
-    spec = {"command": ["python", "train.py"], "env": {}, "runtime": "bwrap",
-            "resources": {"cpus": 1}, "algo": "det@v1", "image": "img:v1",
-            "image_digest": "sha256:abc", "dataset": None}
-    with db.transaction(gw.conn):
-        cur = gw.conn.execute(
-            "INSERT INTO jobs (name, slurm_job_id, state, submitted, model_name, spec_json, "
-            "job_dir) VALUES (?, ?, ?, ?, ?, ?, '')",
-            ("j", slurm_id, state, time.time(), model_name, db.dumps(spec)))
-        job_id = cur.lastrowid
-        job_dir = gw.layout.job_dir(job_id)
-        gw.conn.execute("UPDATE jobs SET job_dir = ? WHERE id = ?", (str(job_dir), job_id))
-    (job_dir / "model").mkdir(parents=True)
-    for rel, content in (model_files or {}).items():
-        path = job_dir / "model" / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content)
-    return job_id
-
-
-def job(gw, job_id):
-    return gw.conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-
-
-def end(gw, job_id, code, slurm_id="100"):
-    write_spool_file(gw.layout.spool, {"job_id": job_id, "slurm_job_id": slurm_id,
-                                       "exit_code": code, "node": "n1", "started": 1.0,
-                                       "ended": 2.0})
+def end(gw, job_id, code, slurm_id="100", clean=True, home_id=None):
+    write_record(gw.layout.spool, SpoolRecord(
+        format=FORMAT, home_id=home_id if home_id is not None else gw.home_id, job_id=job_id,
+        slurm_job_id=slurm_id, exit_code=code, clean=clean, node="n1", started=1,
+        ended=int(time.time())))
 
 
 def test_success_harvests_versions_with_lineage(gw):
-    gw.slurm = FakeSlurm()
+    gw.slurm = FakeScheduler()
     a = add_job(gw, model_files={"w.txt": "weights-1"})
     b = add_job(gw, model_files={"w.txt": "weights-2"}, slurm_id="101")
     end(gw, a, 0)
     end(gw, b, 0, "101")
-    assert sorted(ingest_spool(gw)) == [a, b]
+    assert sorted(ingest_spool(gw).finished) == [a, b]
     versions = gw.store("model").versions("det")
     assert [v.number for v in versions] == [1, 2]
     assert (versions[0].path / "w.txt").read_text() == "weights-1"
     assert versions[1].meta["job_id"] == b and versions[1].meta["algo"] == "det@v1"
     assert versions[1].meta["image_digest"] == "sha256:abc" and versions[1].meta["node"] == "n1"
-    assert job(gw, a)["state"] == "COMPLETED" and job(gw, a)["exit_code"] == 0
+    assert gw.jobs.get(a).state == "COMPLETED" and gw.jobs.get(a).exit_code == 0
+    assert gw.jobs.get(b).model_ref == "det@v2"
     assert not pending_spool_files(gw.layout.spool)
     assert not (versions[0].path.stat().st_mode & 0o222)
 
 
 def test_failure_makes_no_model(gw):
-    gw.slurm = FakeSlurm()
+    gw.slurm = FakeScheduler()
     a = add_job(gw, model_files={"w.txt": "partial"})
     end(gw, a, 3)
     ingest_spool(gw)
-    row = job(gw, a)
-    assert row["state"] == "FAILED" and "exited with code 3" in row["reason"]
-    assert row["model_version_id"] is None
+    job = gw.jobs.get(a)
+    assert job.state == "FAILED" and "exited with code 3" in job.reason
+    assert job.model_version_id is None
     assert gw.conn.execute("SELECT COUNT(*) FROM versions").fetchone()[0] == 0
 
 
 def test_signal_refined_by_sacct(gw):
-    gw.slurm = FakeSlurm(accounting={"100": SlurmJobState("100", "CANCELLED", "CANCELLED by 0")})
+    gw.slurm = FakeScheduler(accounting={"100": slurm_state("100", "CANCELLED by 0")})
     a = add_job(gw)
     end(gw, a, 143)
     ingest_spool(gw)
-    assert job(gw, a)["state"] == "CANCELLED"
+    assert gw.jobs.get(a).state == "CANCELLED"
     assert ("sacct", ("100",)) in gw.slurm.calls
+
+
+def test_unclean_end_waits_for_slurm_while_slurm_still_runs_it(gw):
+    """slurmstepd killed: the script ran on and wrote exit 0, but not cleanly. Slurm still
+    runs the job, so it stays RUNNING and makes no model until Slurm says how it ended."""
+    gw.slurm = FakeScheduler(accounting={"100": slurm_state("100", "RUNNING")})
+    a = add_job(gw, model_files={"w": "x"})
+    end(gw, a, 0, clean=False)
+    report = ingest_spool(gw)
+    assert gw.jobs.get(a).state == "RUNNING" and report.retry
+    assert pending_spool_files(gw.layout.spool)  # kept for the next pass
+    gw.slurm.accounting["100"] = slurm_state("100", "TIMEOUT", end=time.time())
+    ingest_spool(gw)
+    job = gw.jobs.get(a)
+    assert job.state == "TIMEOUT" and job.model_version_id is None
+    assert "no model version made" in job.reason
+
+
+def test_spool_file_of_another_slurm_job_changes_nothing(gw, capsys):
+    gw.slurm = FakeScheduler()
+    a = add_job(gw, model_files={"w": "x"}, slurm_id="100")
+    end(gw, a, 0, slurm_id="999")
+    report = ingest_spool(gw)
+    assert gw.jobs.get(a).state == "RUNNING" and report.put_aside
+    assert (gw.layout.spool / "aside" / f"{a}.json").exists()
+    assert "put aside" in capsys.readouterr().err
+    assert gw.conn.execute("SELECT COUNT(*) FROM versions").fetchone()[0] == 0
+
+
+def test_spool_file_of_another_home_changes_nothing(gw):
+    gw.slurm = FakeScheduler()
+    a = add_job(gw, model_files={"w": "x"})
+    end(gw, a, 0, home_id="0123456789abcdef")
+    ingest_spool(gw)
+    assert gw.jobs.get(a).state == "RUNNING"
+
+
+def test_submitting_job_adopted_from_its_spool_file(gw):
+    gw.slurm = FakeScheduler()
+    a = add_job(gw, model_files={"w": "x"}, slurm_id=None, state="SUBMITTING")
+    end(gw, a, 0, slurm_id="321")
+    ingest_spool(gw)
+    job = gw.jobs.get(a)
+    assert job.slurm_job_id == "321" and job.state == "COMPLETED" and job.model_ref == "det@v1"
 
 
 def test_ingest_twice_and_concurrently_is_idempotent(gw, gw_env):
     from hpc_gateway.gateway.context import Gateway
 
-    gw.slurm = FakeSlurm()
+    gw.slurm = FakeScheduler()
     ids = [add_job(gw, model_files={"w": str(i)}, slurm_id=str(200 + i)) for i in range(6)]
     for i, job_id in enumerate(ids):
         end(gw, job_id, 0, str(200 + i))
@@ -110,7 +126,7 @@ def test_ingest_twice_and_concurrently_is_idempotent(gw, gw_env):
     def worker():
         try:
             other = Gateway()
-            other.slurm = FakeSlurm()
+            other.slurm = FakeScheduler()
             ingest_spool(other)
         except Exception as exc:  # noqa: BLE001 - reported by the assertion below
             errors.append(exc)
@@ -127,37 +143,70 @@ def test_ingest_twice_and_concurrently_is_idempotent(gw, gw_env):
     assert sorted(v.job_id for v in versions) == ids
 
 
-def test_crash_between_record_and_rename_is_finished(gw):
+def test_crash_between_record_and_rename_is_finished(gw, monkeypatch):
     from hpc_gateway.spool import harvest
 
-    gw.slurm = FakeSlurm()
+    gw.slurm = FakeScheduler()
     a = add_job(gw, model_files={"w": "x"})
     real_finish = harvest._finish
-    harvest._finish = lambda *args: (_ for _ in ()).throw(RuntimeError("crash"))
+    monkeypatch.setattr(harvest, "_finish", lambda *args: (_ for _ in ()).throw(
+        RuntimeError("crash")))
     end(gw, a, 0)
     with pytest.raises(RuntimeError):
         ingest_spool(gw)
-    harvest._finish = real_finish
-    assert incoming_dir(gw, "det", a).is_dir()
+    monkeypatch.setattr(harvest, "_finish", real_finish)
+    assert incoming_dir(gw, "det", a).is_dir() and gw.jobs.get(a).state == "RUNNING"
     ingest_spool(gw)  # the spool file is still there: the run finishes the harvest
     version = gw.store("model").versions("det")[0]
     assert (version.path / "w").read_text() == "x"
     assert not incoming_dir(gw, "det", a).exists()
+    assert gw.jobs.get(a).state == "COMPLETED"
+
+
+def test_transient_error_during_harvest_is_retried_not_lost(gw, monkeypatch):
+    from hpc_gateway.spool import harvest
+
+    gw.slurm = FakeScheduler()
+    a = add_job(gw, model_files={"w": "x"})
+    b = add_job(gw, model_files={"w": "y"}, slurm_id="101")
+    end(gw, a, 0)
+    end(gw, b, 0, "101")
+    real = harvest.tree_size
+    calls = []
+
+    def flaky(root):
+        calls.append(root)
+        if len(calls) == 1:
+            raise OSError(5, "Input/output error")
+        return real(root)
+
+    monkeypatch.setattr(harvest, "tree_size", flaky)
+    report = ingest_spool(gw)
+    assert report.retry and report.finished == [b]  # one bad file blocks nothing else
+    assert gw.jobs.get(a).state == "RUNNING"
+    assert (gw.layout.spool / f"{a}.json").exists()  # kept, not sent to bad/
+    ingest_spool(gw)
+    assert gw.jobs.get(a).state == "COMPLETED" and gw.jobs.get(a).model_ref
+
+
+def test_half_written_spool_file_is_retried(gw):
+    gw.slurm = FakeScheduler()
+    a = add_job(gw, model_files={"w": "x"})
+    path = gw.layout.spool / f"{a}.json"
+    path.write_text('{"format": 2, "job_id": ')  # a writer on NFS that has not finished
+    report = ingest_spool(gw)
+    assert report.retry and path.exists() and gw.jobs.get(a).state == "RUNNING"
+    end(gw, a, 0)
+    ingest_spool(gw)
+    assert gw.jobs.get(a).state == "COMPLETED"
 
 
 def test_empty_model_makes_no_version(gw):
-    gw.slurm = FakeSlurm()
+    gw.slurm = FakeScheduler()
     a = add_job(gw)
     end(gw, a, 0)
     ingest_spool(gw)
-    assert job(gw, a)["state"] == "COMPLETED" and "empty" in job(gw, a)["reason"]
-
-
-def test_bad_spool_file_set_aside(gw):
-    gw.layout.ensure()
-    (gw.layout.spool / "7.json").write_text("{not json")
-    ingest_spool(gw)
-    assert (gw.layout.spool / "bad" / "7.json").exists()
+    assert gw.jobs.get(a).state == "COMPLETED" and "empty" in gw.jobs.get(a).reason
 
 
 def test_reconcile_batches_and_maps(gw):
@@ -166,40 +215,95 @@ def test_reconcile_batches_and_maps(gw):
     b = add_job(gw, slurm_id="2", state="PENDING")
     c = add_job(gw, slurm_id="3", state="RUNNING")
     d = add_job(gw, slurm_id="4", state="RUNNING")
-    gw.slurm = FakeSlurm(
-        queue={"1": SlurmJobState("1", "RUNNING", "RUNNING", "n1", start=now)},
-        accounting={"2": SlurmJobState("2", "CANCELLED", "CANCELLED by 0"),
-                    "3": SlurmJobState("3", "TIMEOUT", "TIMEOUT", "n1", 0, now - 10, now - 5),
-                    "4": SlurmJobState("4", "COMPLETED", "COMPLETED", "n1", 0, now - 9, now - 1)})
+    gw.slurm = FakeScheduler(
+        queue={"1": slurm_state("1", "RUNNING", start=now)},
+        accounting={"2": slurm_state("2", "CANCELLED by 0"),
+                    "3": slurm_state("3", "TIMEOUT", end=now - 5),
+                    "4": slurm_state("4", "COMPLETED", end=now - 1)})
     reconcile(gw)
     assert gw.slurm.calls == ["squeue", ("sacct", ("2", "3", "4"))]
-    assert job(gw, a)["state"] == "RUNNING" and job(gw, a)["node"] == "n1"
-    assert job(gw, b)["state"] == "CANCELLED"
-    assert job(gw, c)["state"] == "TIMEOUT"
+    assert gw.jobs.get(a).state == "RUNNING" and gw.jobs.get(a).node == "n1"
+    assert gw.jobs.get(b).state == "CANCELLED"
+    assert gw.jobs.get(c).state == "TIMEOUT"
     # Slurm says completed but no spool file yet: not a success until the file arrives
-    assert job(gw, d)["state"] == "RUNNING"
+    assert gw.jobs.get(d).state == "RUNNING"
 
 
-def test_slurm_unreachable_means_unknown(gw):
-    from hpc_gateway.gateway.errors import SlurmUnavailable
+def test_late_poll_never_reopens_a_finished_job(gw):
+    """A reconciler that read the job as RUNNING before the spool finished it must not
+    turn it back: its write is a compare-and-set from the state it read."""
+    a = add_job(gw, model_files={"w": "x"})
+    stale = gw.jobs.get(a)
+    gw.slurm = FakeScheduler()
+    end(gw, a, 0)
+    ingest_spool(gw)
+    from hpc_gateway.spool import reconcile as rec
 
-    class Down(FakeSlurm):
-        def queue(self):
+    rec._follow(gw, stale, slurm_state("100", "PENDING"))
+    rec._settle(gw, stale, slurm_state("100", "FAILED", exit_code=1, end=time.time()))
+    assert gw.jobs.get(a).state == "COMPLETED"
+
+
+def test_slurm_unreachable_means_unknown_then_recovers(gw, capsys):
+    a = add_job(gw, slurm_id="9", state="RUNNING")
+
+    class Down(FakeScheduler):
+        def query_active(self):
             raise SlurmUnavailable(["squeue"], 1, "Unable to contact slurm controller")
 
-    a = add_job(gw, slurm_id="9", state="RUNNING")
     gw.slurm = Down()
     sync_state(gw)
-    assert job(gw, a)["state"] == "UNKNOWN"
+    job = gw.jobs.get(a)
+    assert job.state == "UNKNOWN" and "last known state RUNNING" in job.reason
+    assert "did not answer" in capsys.readouterr().err
+    gw.slurm = FakeScheduler(queue={"9": slurm_state("9", "RUNNING")})
+    sync_state(gw)
+    assert gw.jobs.get(a).state == "RUNNING"
 
 
 def test_interrupted_submission_is_failed_after_grace(gw):
     a = add_job(gw, slurm_id=None, state="SUBMITTING")
-    gw.slurm = FakeSlurm()
+    gw.slurm = FakeScheduler()
     reconcile(gw)
-    assert job(gw, a)["state"] == "SUBMITTING"
-    with db.transaction(gw.conn):
-        gw.conn.execute("UPDATE jobs SET submitted = submitted - 3600 WHERE id = ?", (a,))
+    assert gw.jobs.get(a).state == "SUBMITTING"
+    gw.conn.execute("UPDATE jobs SET submitted = submitted - 3600 WHERE id = ?", (a,))
     reconcile(gw)
-    assert job(gw, a)["state"] == "FAILED" and "interrupted" in job(gw, a)["reason"]
-    assert gw.slurm.calls == []
+    job = gw.jobs.get(a)
+    assert job.state == "FAILED" and "interrupted" in job.reason
+    assert gw.slurm.calls == ["squeue", "squeue", "sacct-since"]
+
+
+def test_submitting_job_adopted_by_its_comment(gw):
+    a = add_job(gw, slurm_id=None, state="SUBMITTING")
+    other_home = add_job(gw, slurm_id=None, state="SUBMITTING")
+    gw.slurm = FakeScheduler(queue={
+        "77": slurm_state("77", "RUNNING", comment=f"gw:{gw.home_id}:{a}"),
+        "78": slurm_state("78", "RUNNING", comment=f"gw:ffffffffffffffff:{other_home}")})
+    reconcile(gw)
+    job = gw.jobs.get(a)
+    assert job.slurm_job_id == "77" and job.state == "RUNNING"
+    assert gw.jobs.get(other_home).slurm_job_id is None
+    reconcile(gw)  # a second pass counts it once
+    assert gw.conn.execute("SELECT COUNT(*) FROM jobs WHERE slurm_job_id = '77'").fetchone()[0] == 1
+
+
+def test_spool_format_round_trip():
+    record = SpoolRecord(FORMAT, "abc", 3, "12", 0, True, "n1", 1, 2)
+    assert parse_record(json.dumps(record.as_json())) == record
+    old = parse_record('{"job_id": 3, "exit_code": 0, "slurm_job_id": "12", "node": "n"}')
+    assert old.format == 1 and old.clean
+    with pytest.raises(SpoolFormatError, match="exit_code"):
+        parse_record('{"format": 2, "home_id": "a", "job_id": 3, "exit_code": "0"}')
+
+
+def test_shell_writer_writes_what_the_reader_reads(tmp_path):
+    """The job side and the login side share one definition: run the rendered bash."""
+    lines = ["set -u", "GW_SPOOL_DIR=$1", "GW_HOME_ID=h0me", "GW_JOB_ID=12",
+             "SLURM_JOB_ID=777", "gw_started=100", shell_writer(), "gw_write_spool 3 false"]
+    script = "\n".join(lines)
+    subprocess.run(["bash", "-c", script, "bash", str(tmp_path)], check=True)
+    record = parse_record((tmp_path / "12.json").read_text())
+    assert (record.home_id, record.job_id, record.slurm_job_id, record.exit_code,
+            record.clean, record.started) == ("h0me", 12, "777", 3, False, 100)
+    assert record.node and record.ended >= 100
+    assert [p.name for p in tmp_path.iterdir()] == ["12.json"]  # no temp file left

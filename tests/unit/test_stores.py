@@ -17,6 +17,7 @@ def make_tree(root, files):
 
 def snapshot(gw):
     """Everything under GW_HOME except the database, and the database's versions rows."""
+    gw.conn  # noqa: B018 - open (and bind) the database first: home.json is part of the home
     files = sorted(str(p.relative_to(gw.config.home)) for p in gw.config.home.rglob("*")
                    if p.name != "gateway.db" and not p.name.startswith("gateway.db-"))
     rows = gw.conn.execute("SELECT COUNT(*) FROM versions").fetchone()[0]

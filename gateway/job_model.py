@@ -1,0 +1,125 @@
+"""The job: one typed record, its states, and how Slurm's state words map onto them.
+
+This module owns the gateway's states and is the one place that maps Slurm's words onto
+them (the Slurm adapter only parses). The database side is gateway/job_repository.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# A job is SUBMITTING from its record's creation until sbatch answers (or reconciliation
+# adopts it), then PENDING/RUNNING as Slurm says; UNKNOWN while Slurm cannot be asked.
+ACTIVE = ("SUBMITTING", "PENDING", "RUNNING", "UNKNOWN")
+# Finished states are final: no later poll, ingest or reconciliation changes them.
+TERMINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL")
+STATES = ACTIVE + TERMINAL
+
+_SLURM_STATES = {
+    "PENDING": "PENDING", "CONFIGURING": "PENDING", "REQUEUED": "PENDING",
+    "REQUEUE_FED": "PENDING", "REQUEUE_HOLD": "PENDING", "RESV_DEL_HOLD": "PENDING",
+    "RUNNING": "RUNNING", "COMPLETING": "RUNNING", "SUSPENDED": "RUNNING",
+    "STAGE_OUT": "RUNNING", "SIGNALING": "RUNNING", "RESIZING": "RUNNING", "STOPPED": "RUNNING",
+    "COMPLETED": "COMPLETED", "FAILED": "FAILED", "BOOT_FAIL": "FAILED", "DEADLINE": "TIMEOUT",
+    "CANCELLED": "CANCELLED", "REVOKED": "CANCELLED", "PREEMPTED": "CANCELLED",
+    "TIMEOUT": "TIMEOUT", "OUT_OF_MEMORY": "OUT_OF_MEMORY", "NODE_FAIL": "NODE_FAIL",
+}
+
+
+def state_from_slurm(slurm_state: str) -> str:
+    """The gateway state for a Slurm state word (``CANCELLED by 0`` -> ``CANCELLED``);
+    a word Slurm may add later maps to UNKNOWN, never to a guess."""
+    word = slurm_state.split()[0].rstrip("+") if slurm_state.strip() else ""
+    return _SLURM_STATES.get(word, "UNKNOWN")
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What a job was asked to run, as recorded at submission (``spec_json``)."""
+
+    command: tuple[str, ...]
+    env: dict[str, str]
+    runtime: str
+    resources: dict[str, Any]
+    algo: str | None
+    image: str
+    image_digest: str
+    dataset: str | None
+    extra: dict[str, Any] = field(default_factory=dict)   # what a kind adds of its own
+
+    def as_json(self) -> dict[str, Any]:
+        """The stored form."""
+        return {"command": list(self.command), "env": self.env, "runtime": self.runtime,
+                "resources": self.resources, "algo": self.algo, "image": self.image,
+                "image_digest": self.image_digest, "dataset": self.dataset,
+                "extra": self.extra}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> JobSpec:
+        """Read the stored form (schema-1 rows lack ``extra``)."""
+        return cls(command=tuple(data["command"]), env=dict(data.get("env") or {}),
+                   runtime=data.get("runtime", ""), resources=dict(data["resources"]),
+                   algo=data.get("algo"), image=data["image"],
+                   image_digest=data.get("image_digest", ""), dataset=data.get("dataset"),
+                   extra=dict(data.get("extra") or {}))
+
+
+@dataclass(frozen=True)
+class Job:
+    """One gateway job, as the repository reads it."""
+
+    id: int
+    kind: str
+    origin: str
+    name: str
+    state: str
+    reason: str
+    slurm_job_id: str | None
+    node: str
+    exit_code: int | None
+    submitted: float
+    started: float | None
+    ended: float | None
+    updated: float | None
+    job_dir: Path
+    model_name: str
+    spec: JobSpec
+    algo_version_id: int | None = None
+    data_version_id: int | None = None
+    image_id: int | None = None
+    model_version_id: int | None = None
+    model_ref: str | None = None          # NAME@vN of the model version it made
+
+    @property
+    def active(self) -> bool:
+        """Not finished yet."""
+        return self.state in ACTIVE
+
+    @property
+    def script_path(self) -> Path:
+        """The sbatch script that was (or was to be) submitted."""
+        return self.job_dir / "job.sbatch"
+
+    @property
+    def log_path(self) -> Path | None:
+        """Slurm's output file (None before Slurm gave the job an id)."""
+        return self.job_dir / f"slurm-{self.slurm_job_id}.out" if self.slurm_job_id else None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The stable dictionary ``gw job show --json`` prints. ``--env`` values are
+        secrets: only their names are shown."""
+        return {
+            "id": self.id, "kind": self.kind, "origin": self.origin, "name": self.name,
+            "state": self.state, "reason": self.reason, "slurm_job_id": self.slurm_job_id,
+            "exit_code": self.exit_code, "node": self.node, "submitted": self.submitted,
+            "started": self.started, "ended": self.ended, "updated": self.updated,
+            "algo": self.spec.algo, "image": self.spec.image,
+            "image_digest": self.spec.image_digest, "dataset": self.spec.dataset,
+            "command": list(self.spec.command), "env": sorted(self.spec.env),
+            "resources": self.spec.resources, "runtime": self.spec.runtime,
+            "model_name": self.model_name, "model": self.model_ref,
+            "job_dir": str(self.job_dir), "script": str(self.script_path),
+            "log": str(self.log_path) if self.log_path else None,
+        }

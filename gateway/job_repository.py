@@ -1,0 +1,211 @@
+"""Every SQL statement that touches the ``jobs`` table, and nothing else does.
+
+State changes are compare-and-set: :meth:`JobRepository.transition` moves a job from one of
+the states the caller expects to a new one in one statement inside one transaction
+(``UPDATE ... WHERE id = ? AND state IN (...)``). A finished state is never among the
+expected ones, so a late poll, a stale read or a second ingester cannot overwrite it: the
+update matches no row and the caller learns it lost the race.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from hpc_gateway.gateway import db
+from hpc_gateway.gateway.errors import NotFound
+from hpc_gateway.gateway.job_model import ACTIVE, TERMINAL, Job, JobSpec
+
+# Largest id SQLite stores; larger ids from the command line are simply not found.
+MAX_ID = 2**63 - 1
+
+# Facts a transition may record along with the state.
+_FACTS = ("reason", "exit_code", "node", "started", "ended")
+
+_SELECT = """
+SELECT j.*, m.number AS model_number, mc.name AS model_coll
+FROM jobs j
+LEFT JOIN versions m ON m.id = j.model_version_id
+LEFT JOIN collections mc ON mc.id = m.collection_id
+"""
+
+# What `gw job list` shows: no joins, no JSON (it is typed all day).
+_SUMMARY_COLUMNS = ("id", "kind", "name", "state", "slurm_job_id", "submitted", "ended",
+                    "node", "exit_code", "model_name", "model_version_id")
+
+
+def _job(row: sqlite3.Row) -> Job:
+    model_ref = f"{row['model_coll']}@v{row['model_number']}" if row["model_number"] else None
+    return Job(id=row["id"], kind=row["kind"], origin=row["origin"], name=row["name"],
+               state=row["state"], reason=row["reason"], slurm_job_id=row["slurm_job_id"],
+               node=row["node"], exit_code=row["exit_code"], submitted=row["submitted"],
+               started=row["started"], ended=row["ended"], updated=row["updated"],
+               job_dir=Path(row["job_dir"]), model_name=row["model_name"],
+               spec=JobSpec.from_json(db.loads(row["spec_json"])),
+               algo_version_id=row["algo_version_id"], data_version_id=row["data_version_id"],
+               image_id=row["image_id"], model_version_id=row["model_version_id"],
+               model_ref=model_ref)
+
+
+def _placeholders(values: Iterable[Any]) -> str:
+    return ",".join("?" * len(list(values)))
+
+
+class JobRepository:
+    """Jobs in one gateway database."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A write transaction, or the caller's if one is open."""
+        if self.conn.in_transaction:
+            yield
+        else:
+            with db.transaction(self.conn):
+                yield
+
+    # ---- creating ----------------------------------------------------------------------
+    def create(self, *, kind: str, origin: str, name: str, spec: JobSpec, model_name: str,
+               jobs_root: Path, algo_version_id: int | None, data_version_id: int | None,
+               image_id: int | None) -> Job:
+        """Record a new job in state SUBMITTING; its directory is ``jobs_root/<id>``.
+
+        Ids are never reused (AUTOINCREMENT), even when a job record is later removed.
+        """
+        now = time.time()
+        with self._writing():
+            cursor = self.conn.execute(
+                """INSERT INTO jobs (kind, origin, name, state, submitted, updated,
+                   algo_version_id, data_version_id, image_id, model_name, spec_json, job_dir)
+                   VALUES (?, ?, ?, 'SUBMITTING', ?, ?, ?, ?, ?, ?, ?, '')""",
+                (kind, origin, name, now, now, algo_version_id, data_version_id, image_id,
+                 model_name, db.dumps(spec.as_json())))
+            job_id = int(cursor.lastrowid or 0)
+            self.conn.execute("UPDATE jobs SET job_dir = ? WHERE id = ?",
+                              (str(jobs_root / str(job_id)), job_id))
+        return self.get(job_id)
+
+    def discard_unsubmitted(self, job_id: int) -> bool:
+        """Remove a record that never reached Slurm because its own input was invalid
+        (found while its script was being made). Its id is not handed out again."""
+        with self._writing():
+            cursor = self.conn.execute(
+                "DELETE FROM jobs WHERE id = ? AND state = 'SUBMITTING' AND slurm_job_id IS NULL",
+                (job_id,))
+        return cursor.rowcount == 1
+
+    # ---- reading -----------------------------------------------------------------------
+    def find(self, job_id: int) -> Job | None:
+        """The job, or None."""
+        if not 0 < job_id <= MAX_ID:
+            return None
+        row = self.conn.execute(_SELECT + " WHERE j.id = ?", (job_id,)).fetchone()
+        return None if row is None else _job(row)
+
+    def get(self, job_id: int) -> Job:
+        """The job; :class:`NotFound` when there is none."""
+        job = self.find(job_id)
+        if job is None:
+            raise NotFound(f"no job {job_id} (see `gw job list`)")
+        return job
+
+    def summaries(self, states: Iterable[str] = (), limit: int | None = None
+                  ) -> list[dict[str, Any]]:
+        """Light rows for listings, newest first."""
+        states = tuple(states)
+        query = f"SELECT {', '.join(_SUMMARY_COLUMNS)} FROM jobs"
+        args: list[Any] = []
+        if states:
+            query += f" WHERE state IN ({_placeholders(states)})"
+            args.extend(states)
+        query += " ORDER BY id DESC"
+        if limit is not None:
+            query += " LIMIT ?"
+            args.append(limit)
+        return [dict(r) for r in self.conn.execute(query, args).fetchall()]
+
+    def active(self) -> list[Job]:
+        """Every job not finished yet, oldest first."""
+        rows = self.conn.execute(_SELECT + f" WHERE j.state IN ({_placeholders(ACTIVE)}) "
+                                 "ORDER BY j.id", ACTIVE).fetchall()
+        return [_job(r) for r in rows]
+
+    def active_using(self, column: str, row_id: int) -> list[int]:
+        """Ids of unfinished jobs that use this image or version (``column`` is one of
+        ``image_id``, ``algo_version_id``, ``data_version_id``)."""
+        if column not in ("image_id", "algo_version_id", "data_version_id"):
+            raise ValueError(column)
+        rows = self.conn.execute(
+            f"SELECT id FROM jobs WHERE {column} = ? AND state IN ({_placeholders(ACTIVE)})",
+            (row_id, *ACTIVE)).fetchall()
+        return [r["id"] for r in rows]
+
+    # ---- changing ----------------------------------------------------------------------
+    def transition(self, job_id: int, expected: Iterable[str], new_state: str,
+                   **facts: Any) -> bool:
+        """Move the job to ``new_state`` if its state is one of ``expected``; record
+        ``facts`` (reason, exit_code, node, started, ended) with it. Returns whether it
+        moved. ``expected`` may not hold a finished state: those are final."""
+        expected = tuple(expected)
+        if not expected or set(expected) & set(TERMINAL):
+            raise ValueError(f"a transition must start from unfinished states, not {expected}")
+        unknown = set(facts) - set(_FACTS)
+        if unknown:
+            raise ValueError(f"not job facts: {sorted(unknown)}")
+        sets = ["state = ?", "updated = ?"] + [f"{k} = ?" for k in facts]
+        args = [new_state, time.time(), *facts.values(), job_id, *expected]
+        with self._writing():
+            cursor = self.conn.execute(
+                f"UPDATE jobs SET {', '.join(sets)} WHERE id = ? "
+                f"AND state IN ({_placeholders(expected)})", args)
+        return cursor.rowcount == 1
+
+    def note(self, job_id: int, **facts: Any) -> bool:
+        """Record facts (node, start time, reason, ...) of an unfinished job without
+        changing its state; a finished job is left alone."""
+        unknown = set(facts) - set(_FACTS)
+        if unknown or not facts:
+            raise ValueError(f"not job facts: {sorted(unknown)}")
+        with self._writing():
+            cursor = self.conn.execute(
+                f"UPDATE jobs SET {', '.join(f'{k} = ?' for k in facts)} WHERE id = ? "
+                f"AND state IN ({_placeholders(ACTIVE)})", (*facts.values(), job_id, *ACTIVE))
+        return cursor.rowcount == 1
+
+    def attach_slurm_id(self, job_id: int, slurm_job_id: str, state: str = "PENDING",
+                        origin: str | None = None) -> bool:
+        """Record the Slurm id of a job still SUBMITTING (from sbatch's answer, or adopted
+        by its identity). Only the first caller wins; the job is never counted twice."""
+        with self._writing():
+            cursor = self.conn.execute(
+                "UPDATE jobs SET slurm_job_id = ?, state = ?, updated = ?, "
+                "origin = COALESCE(?, origin) "
+                "WHERE id = ? AND state = 'SUBMITTING' AND slurm_job_id IS NULL",
+                (slurm_job_id, state, time.time(), origin, job_id))
+        return cursor.rowcount == 1
+
+    def link_model(self, job_id: int, version_id: int) -> bool:
+        """Point the job at the model version it made (once)."""
+        with self._writing():
+            cursor = self.conn.execute(
+                "UPDATE jobs SET model_version_id = ? WHERE id = ? AND model_version_id IS NULL",
+                (version_id, job_id))
+        return cursor.rowcount == 1
+
+    def forget_version(self, version_id: int) -> None:
+        """A version is being removed: jobs keep their record, without the link."""
+        with self._writing():
+            for column in ("algo_version_id", "data_version_id", "model_version_id"):
+                self.conn.execute(f"UPDATE jobs SET {column} = NULL WHERE {column} = ?",
+                                  (version_id,))
+
+    def forget_image(self, image_id: int) -> None:
+        """An image is being removed: jobs keep their record (name and digest in the spec)."""
+        with self._writing():
+            self.conn.execute("UPDATE jobs SET image_id = NULL WHERE image_id = ?", (image_id,))

@@ -1,0 +1,65 @@
+"""The shape of a job kind, and what it is handed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from hpc_gateway.containers.runtime import Mount
+    from hpc_gateway.gateway.context import Gateway
+    from hpc_gateway.gateway.images import ImageRecord
+    from hpc_gateway.gateway.job_model import Job
+    from hpc_gateway.gateway.stores import VersionInfo
+    from hpc_gateway.spool.format import SpoolRecord
+
+
+@dataclass(frozen=True)
+class SubmitContext:
+    """A job being submitted: its record (state SUBMITTING) and what it resolved to."""
+
+    gw: Gateway
+    job: Job
+    image: ImageRecord
+    algo: VersionInfo | None
+    data: VersionInfo | None
+
+
+@dataclass(frozen=True)
+class JobEnd:
+    """How a job ended: the final state decided, and its spool record if it wrote one."""
+
+    state: str
+    record: SpoolRecord | None
+
+    @property
+    def succeeded(self) -> bool:
+        """The command exited 0 by itself and said so in its spool file."""
+        return (self.state == "COMPLETED" and self.record is not None
+                and self.record.exit_code == 0 and self.record.clean)
+
+
+class JobKind(Protocol):
+    """What a kind provides. ``template`` is a path under templates/ that extends
+    ``sbatch/base.sh.j2``."""
+
+    name: str
+    template: str
+
+    def prepare(self, ctx: SubmitContext) -> None:
+        """Lay out the job directory (it exists, empty, private) before the script."""
+        ...
+
+    def mounts(self, ctx: SubmitContext) -> list[Mount]:
+        """Host paths bound into the container (targets from containers/mounts.py)."""
+        ...
+
+    def template_values(self, ctx: SubmitContext) -> dict[str, Any]:
+        """Values the kind's template needs beyond the base template's."""
+        ...
+
+    def on_end(self, gw: Gateway, job: Job, end: JobEnd) -> str:
+        """What happens when the job ends (before its final state is recorded): harvest
+        /model, save code back, keep outputs. Must be safe to run again after a crash or
+        by a second ingester. Returns a note for the job's reason ("" for none)."""
+        ...

@@ -1,0 +1,43 @@
+"""What the gateway needs from a batch scheduler, as an interface.
+
+:class:`gateway.slurm.commands.SlurmCommands` (the Slurm CLI) implements it; a pyslurm
+backend or a fake for unit tests would too. Every query is batched: one call covers all
+the jobs asked about, never one call per job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Protocol
+
+from hpc_gateway.gateway.slurm.adapter import PartitionLimits, SlurmJobState
+
+
+class Scheduler(Protocol):
+    """Submit, ask about many jobs at once, cancel."""
+
+    def submit(self, script: Path) -> str:
+        """Submit a batch script; returns the scheduler's job id."""
+        ...
+
+    def query_active(self) -> dict[str, SlurmJobState]:
+        """This user's jobs the controller still knows (one call)."""
+        ...
+
+    def query_finished(self, slurm_job_ids: Iterable[str]) -> dict[str, SlurmJobState]:
+        """Final records of these jobs from accounting (one call)."""
+        ...
+
+    def query_since(self, start: float) -> dict[str, SlurmJobState]:
+        """Accounting records of this user's jobs submitted since ``start`` (one call),
+        with their comments: how a job whose submission answer was lost is found."""
+        ...
+
+    def cancel(self, slurm_job_id: str) -> None:
+        """Cancel one job."""
+        ...
+
+    def partitions(self) -> dict[str, PartitionLimits]:
+        """Per partition, its largest node."""
+        ...

@@ -1,0 +1,203 @@
+"""Submitting a job of any kind: validate, record, lay out, render, sbatch.
+
+The order keeps every promise: nothing is recorded until the request is valid; a job
+whose own input turns out invalid while its script is made leaves no row and no
+directory; a job Slurm refuses stays FAILED with Slurm's words as its reason; a job whose
+sbatch answer was lost stays SUBMITTING until reconciliation adopts it by its identity
+(the ``--comment`` every script carries) or, after a grace period, fails it. Job ids are
+never reused.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from hpc_gateway.gateway.context import Gateway
+from hpc_gateway.gateway.errors import InvalidInput, SlurmError, SlurmUnavailable
+from hpc_gateway.gateway.job_model import Job, JobSpec
+from hpc_gateway.gateway.kinds import JobKind, get_kind
+from hpc_gateway.gateway.kinds.base import SubmitContext
+from hpc_gateway.gateway.specs import (
+    Resources,
+    VersionRef,
+    check_name,
+    format_mib,
+    format_time,
+)
+from hpc_gateway.gateway.trees import remove_tree
+
+SCRIPT_NAME = "job.sbatch"
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """Everything a submission asks for, validated."""
+
+    algo: VersionRef | None
+    image: str
+    data: VersionRef | None
+    name: str | None
+    command: tuple[str, ...]
+    env: dict[str, str]
+    resources: Resources
+    model_name: str | None = None
+    kind: str = "training"
+    origin: str = "cli"
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def identity_comment(home_id: str, job_id: int) -> str:
+    """The Slurm ``--comment`` that ties a Slurm job to its gateway job."""
+    return f"gw:{home_id}:{job_id}"
+
+
+def parse_identity_comment(comment: str, home_id: str) -> int | None:
+    """The gateway job id in ``comment`` when it names this home, else None."""
+    prefix = f"gw:{home_id}:"
+    if comment.startswith(prefix) and comment[len(prefix):].isdigit():
+        return int(comment[len(prefix):])
+    return None
+
+
+def slurm_filename(path: Path) -> str:
+    """``path`` for an sbatch filename option: ``%`` is Slurm's pattern character, so a
+    literal one is doubled (a ``\\`` would turn all patterns off: GW_HOME may not hold one)."""
+    text = str(path)
+    if "\\" in text:
+        raise InvalidInput(f"{text!r} holds a backslash, which Slurm's filename patterns "
+                           "cannot carry: use a GW_HOME without one")
+    return text.replace("%", "%%")
+
+
+def slurm_flags(job: Job, resources: Resources, home_id: str) -> list[str]:
+    """The gateway's ``#SBATCH`` flags of a job, built from data and quoted."""
+    from hpc_gateway.gateway.render import sbatch_flag, slurm_job_name
+
+    flags = [sbatch_flag("job-name", slurm_job_name(job.name)),
+             sbatch_flag("comment", identity_comment(home_id, job.id)),
+             sbatch_flag("chdir", job.job_dir),
+             sbatch_flag("output", slurm_filename(job.job_dir) + "/slurm-%j.out"),
+             sbatch_flag("nodes", 1), sbatch_flag("ntasks", 1),
+             sbatch_flag("cpus-per-task", resources.cpus),
+             sbatch_flag("mem", format_mib(resources.slurm_mem_mib)),
+             sbatch_flag("time", format_time(resources.time_seconds))]
+    if resources.gpus:
+        flags.append(sbatch_flag("gres", f"gpu:{resources.gpus}"))
+    if resources.partition:
+        flags.append(sbatch_flag("partition", resources.partition))
+    return flags
+
+
+def render_script(kind: JobKind, ctx: SubmitContext, *, home_id: str, runtime: str,
+                  resources: Resources) -> str:
+    """The sbatch script of a job: the kind's template over the base template."""
+    from hpc_gateway.containers.runtime import ContainerSpec, container_script
+    from hpc_gateway.gateway.render import render
+    from hpc_gateway.spool.format import shell_writer
+
+    job, image = ctx.job, ctx.image
+    env: dict[str, str] = dict(image.config.get("env", {}))
+    env.update({"GW_JOB_ID": str(job.id), "GW_JOB_NAME": job.name,
+                "GW_ALGO": job.spec.algo or "", "GW_DATASET": job.spec.dataset or "",
+                "GW_IMAGE": image.name})
+    env.update(job.spec.env)
+    spec = ContainerSpec(
+        sif=str(image.sif_path), partition_offset=image.partition_offset,
+        scratch=str(Path(ctx.gw.config["node_scratch"]) / f"gw-job-{home_id}-{job.id}"),
+        mounts=tuple(kind.mounts(ctx)), workdir="/code", env=tuple(env.items()),
+        command=job.spec.command, gpus=resources.gpus,
+        shm_bytes=resources.shm_mib * 1024 * 1024)
+    description = [f"algorithm {job.spec.algo or 'none'}, dataset {job.spec.dataset or 'none'}",
+                   f"image {image.name} ({image.digest}), runtime {runtime}"]
+    return render(kind.template, sbatch_flags=slurm_flags(job, resources, home_id),
+                  kind=kind.name, job_id=job.id, home_id=home_id, description=description,
+                  spool_dir=str(ctx.gw.layout.spool), spool_writer=shell_writer(),
+                  container=container_script(spec, runtime), **kind.template_values(ctx))
+
+
+def submit_job(gw: Gateway, request: JobRequest) -> Job:
+    """Validate, record, lay out and submit a job; returns it as recorded."""
+    from hpc_gateway.containers.runtime import detect_runtime
+    from hpc_gateway.gateway.images import get_image
+    from hpc_gateway.gateway.specs import check_against_partitions
+
+    kind = get_kind(request.kind)
+    if not request.command:
+        raise InvalidInput("no command: put it after `--`, e.g. gw job submit ... -- python "
+                           "train.py")
+    algo = gw.store("algo").resolve(request.algo) if request.algo else None
+    data = gw.store("data").resolve(request.data) if request.data else None
+    image = get_image(gw, request.image)
+    default_model = (algo.meta.get("model_name") or algo.name) if algo else kind.name
+    model_name = check_name(request.model_name or default_model, "model")
+    runtime = detect_runtime(str(gw.config["runtime"]))
+    slurm_filename(gw.layout.jobs)  # a home Slurm cannot name is refused before any record
+    partition = check_against_partitions(request.resources, gw.slurm.partitions())
+    resources = replace(request.resources, partition=partition)
+    base_name = algo.name if algo else kind.name
+    name = request.name or f"{base_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    spec = JobSpec(command=tuple(request.command), env=dict(request.env), runtime=runtime,
+                   resources=resources.as_dict(), algo=algo.ref if algo else None,
+                   image=image.name, image_digest=image.digest,
+                   dataset=data.ref if data else None, extra=dict(request.extra))
+    job = gw.jobs.create(kind=kind.name, origin=request.origin, name=name, spec=spec,
+                         model_name=model_name, jobs_root=gw.layout.jobs,
+                         algo_version_id=algo.id if algo else None,
+                         data_version_id=data.id if data else None, image_id=image.id)
+    script = _prepare(gw, kind, job, image, algo, data, runtime, resources)
+    return _sbatch(gw, job, script)
+
+
+def _prepare(gw: Gateway, kind: JobKind, job: Job, image, algo, data, runtime: str,
+             resources: Resources) -> Path:
+    """Lay out the job directory and write its script; on any failure, no trace."""
+    made_dir = False
+    try:
+        job.job_dir.mkdir(mode=0o700)  # exclusive: ids are never reused
+        made_dir = True
+        ctx = SubmitContext(gw=gw, job=job, image=image, algo=algo, data=data)
+        kind.prepare(ctx)
+        text = render_script(kind, ctx, home_id=gw.home_id, runtime=runtime,
+                             resources=resources)
+        script = job.job_dir / SCRIPT_NAME
+        script.write_text(text)
+        return script
+    except BaseException as exc:
+        if made_dir:
+            remove_tree(job.job_dir)
+        gw.jobs.discard_unsubmitted(job.id)
+        if isinstance(exc, FileExistsError):
+            raise InvalidInput(f"job directory {job.job_dir} already exists: this home holds "
+                               "files no database record explains (see `gw doctor`)") from exc
+        raise
+
+
+def _sbatch(gw: Gateway, job: Job, script: Path) -> Job:
+    """Hand the script to Slurm and record its answer."""
+    try:
+        slurm_id = gw.slurm.submit(script)
+    except SlurmUnavailable as exc:
+        if exc.returncode is None:
+            # sbatch timed out: the controller may have taken the job. Reconciliation
+            # adopts it by its comment, or fails it when Slurm never heard of it.
+            gw.jobs.note(job.id, reason="sbatch did not answer; waiting to learn from Slurm "
+                                        "whether it took the job")
+            raise
+        _refused(gw, job, exc)
+        raise
+    except SlurmError as exc:
+        _refused(gw, job, exc)
+        raise
+    gw.jobs.attach_slurm_id(job.id, slurm_id)
+    return gw.jobs.get(job.id)
+
+
+def _refused(gw: Gateway, job: Job, exc: SlurmError) -> None:
+    """Slurm said no: the job stays, FAILED, with Slurm's words; its copies go."""
+    words = exc.stderr.strip().splitlines()[-1] if exc.stderr.strip() else str(exc)
+    gw.jobs.transition(job.id, ["SUBMITTING"], "FAILED", reason=f"sbatch refused the job: "
+                       f"{words}"[:500], ended=time.time())
+    for part in ("code", "model"):
+        remove_tree(job.job_dir / part)

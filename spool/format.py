@@ -1,0 +1,133 @@
+"""The spool file: how a job on a compute node tells the login node that it ended.
+
+Defined once, here. :data:`FIELDS` lists every field with its JSON type and the shell
+expression that yields it in the job; :func:`shell_writer` renders the job script's writer
+from it, and :func:`parse_record` reads files against it. A job writes
+``<spool>/<job id>.json`` atomically (a temp name, fsync, rename) from its EXIT trap.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+FORMAT = 2
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field: its name, JSON type (``int``, ``str``, ``bool``) and shell value."""
+
+    name: str
+    type: str
+    shell: str
+
+
+# The shell expressions run inside gw_write_spool (base sbatch template): $1 is the exit
+# status, $2 "true" when the command returned by itself (the trap did not interrupt it).
+# Strings are reduced to characters JSON and the shell carry without escaping.
+FIELDS = (
+    Field("format", "int", str(FORMAT)),
+    Field("home_id", "str", "$GW_HOME_ID"),
+    Field("job_id", "int", "$GW_JOB_ID"),
+    Field("slurm_job_id", "str", "${SLURM_JOB_ID:-}"),
+    Field("exit_code", "int", "$1"),
+    Field("clean", "bool", "$2"),
+    Field("node", "str", "$(hostname -s 2>/dev/null | tr -cd 'A-Za-z0-9._-')"),
+    Field("started", "int", "$gw_started"),
+    Field("ended", "int", "$(date +%s)"),
+)
+_PY_TYPES = {"int": int, "str": str, "bool": bool}
+# Files written by schema-1 job scripts (jobs submitted before an upgrade) lack these.
+_FORMAT_1_DEFAULTS = {"format": 1, "home_id": "", "clean": True}
+
+
+@dataclass(frozen=True)
+class SpoolRecord:
+    """A job's end state as its spool file says it."""
+
+    format: int
+    home_id: str
+    job_id: int
+    slurm_job_id: str
+    exit_code: int
+    clean: bool
+    node: str
+    started: int | None
+    ended: int | None
+
+    def as_json(self) -> dict[str, Any]:
+        """The file's content."""
+        return {f.name: getattr(self, f.name) for f in FIELDS}
+
+
+class SpoolFormatError(ValueError):
+    """A spool file that cannot be read as an end state (yet: it may be half-written)."""
+
+
+def shell_writer() -> str:
+    """The bash function ``gw_write_spool STATUS CLEAN`` for the job script.
+
+    Needs ``GW_SPOOL_DIR``, ``GW_HOME_ID``, ``GW_JOB_ID`` and ``gw_started`` set.
+    """
+    parts, values = [], []
+    for field in FIELDS:
+        fmt = '\\"%s\\"' if field.type == "str" else "%s"
+        parts.append(f'\\"{field.name}\\": {fmt}')
+        values.append(f'"{field.shell}"')
+    template = "{" + ", ".join(parts) + "}\\n"
+    return "\n".join([
+        "# Write the end state atomically: a temp name, fsync, then rename (spool/format.py).",
+        "gw_write_spool() {",
+        '    local tmp="$GW_SPOOL_DIR/.$GW_JOB_ID.json.$$"',
+        f'    printf "{template}" \\',
+        "        " + " ".join(values) + ' > "$tmp" \\',
+        '        && sync "$tmp" && mv -f "$tmp" "$GW_SPOOL_DIR/$GW_JOB_ID.json"',
+        "}",
+    ])
+
+
+def parse_record(text: str) -> SpoolRecord:
+    """The record in ``text``; :class:`SpoolFormatError` says why it is not one."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise SpoolFormatError(f"not JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise SpoolFormatError("not a JSON object")
+    if "format" not in data:
+        data = {**_FORMAT_1_DEFAULTS, **data}
+    values: dict[str, Any] = {}
+    for field in FIELDS:
+        value = data.get(field.name)
+        optional = field.name in ("started", "ended", "node", "slurm_job_id")
+        if value is None and optional:
+            values[field.name] = "" if field.type == "str" else None
+            continue
+        wanted = _PY_TYPES[field.type]
+        if not isinstance(value, wanted) or (wanted is int and isinstance(value, bool)):
+            raise SpoolFormatError(f"field {field.name!r} is {value!r}, not a {field.type}")
+        values[field.name] = value
+    if values["format"] not in (1, FORMAT):
+        raise SpoolFormatError(f"unknown format {values['format']}")
+    return SpoolRecord(**values)
+
+
+def read_record(path: Path) -> SpoolRecord:
+    """Read and parse one spool file (OSError and SpoolFormatError pass up)."""
+    return parse_record(path.read_text())
+
+
+def write_record(spool_dir: Path, record: SpoolRecord) -> Path:
+    """Write ``record`` atomically, as the job script does (tests and tools use this)."""
+    target = spool_dir / f"{record.job_id}.json"
+    tmp = spool_dir / f".{target.name}.{os.getpid()}"
+    with tmp.open("w") as out:
+        json.dump(record.as_json(), out)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, target)
+    return target
