@@ -67,4 +67,4 @@ class Gateway:
 
 # Seconds a read command waits for squeue/sacct before it answers from the database with a
 # warning (squeue answers in 0.01 s when the controller is well).
-READ_TIMEOUT = 10.0
+READ_TIMEOUT = 5.0
