@@ -45,25 +45,28 @@ def bench_submit(env: dict[str, str], repeat: int) -> dict[str, object]:
     return report("gw job submit", ours, baseline, "sbatch (same script)", 60)
 
 
+def _spec():
+    from hpc_gateway.gateway.job_model import JobSpec
+
+    return JobSpec(command=("python", "train.py"), env={}, runtime="bwrap", resources={},
+                   algo="bench@v1", image="bench:v1", image_digest="sha256:0", dataset=None)
+
+
 def fill_jobs(env: dict[str, str], count: int) -> None:
-    """Insert ``count`` finished jobs straight into the database."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    """Record ``count`` finished jobs through the job repository, in one transaction."""
     os.environ.update(env)
     from hpc_gateway.gateway import db
     from hpc_gateway.gateway.context import Gateway
 
     gw = Gateway()
-    spec = db.dumps({"command": ["python", "train.py"], "env": {}, "runtime": "bwrap",
-                     "resources": {}, "algo": "bench@v1", "image": "bench:v1",
-                     "image_digest": "sha256:0", "dataset": None})
-    now = time.time()
+    spec = _spec()
     with db.transaction(gw.conn):
-        gw.conn.executemany(
-            "INSERT INTO jobs (name, slurm_job_id, state, exit_code, node, submitted, ended, "
-            "model_name, spec_json, job_dir) VALUES (?, ?, 'COMPLETED', 0, 'node1', ?, ?, "
-            "'bench', ?, '/nonexistent')",
-            [(f"filler-{i}", str(10_000_000 + i), now - i, now - i + 60, spec)
-             for i in range(count)])
+        for i in range(count):
+            job = gw.jobs.create(kind="training", origin="cli", name=f"filler-{i}", spec=spec,
+                                 model_name="bench", jobs_root=Path("/nonexistent"),
+                                 algo_version_id=None, data_version_id=None, image_id=None)
+            gw.jobs.attach_slurm_id(job.id, str(10_000_000 + i), "RUNNING")
+            gw.jobs.transition(job.id, ["RUNNING"], "COMPLETED", exit_code=0, node="node1")
 
 
 def bench_list(env: dict[str, str], repeat: int) -> dict[str, object]:
@@ -78,21 +81,16 @@ def bench_list(env: dict[str, str], repeat: int) -> dict[str, object]:
 def bench_harvest(env: dict[str, str], size_mb: int) -> dict[str, object]:
     """Ingest of one spool file whose job left ``size_mb`` MB in /model, vs cp -r."""
     os.environ.update(env)
-    from hpc_gateway.gateway import db
     from hpc_gateway.gateway.context import Gateway
+    from hpc_gateway.spool.format import FORMAT, SpoolRecord, write_record
     from hpc_gateway.spool.ingest import ingest_spool
-    from hpc_gateway.spool.layout import write_spool_file
 
     gw = Gateway()
-    spec = db.dumps({"command": ["x"], "env": {}, "runtime": "bwrap", "resources": {},
-                     "algo": "bench@v1", "image": "bench:v1", "image_digest": "sha256:0",
-                     "dataset": None})
-    with db.transaction(gw.conn):
-        job_id = gw.conn.execute(
-            "INSERT INTO jobs (name, state, submitted, model_name, spec_json, job_dir) VALUES "
-            "('harvest', 'RUNNING', ?, 'bench-harvest', ?, '')", (time.time(), spec)).lastrowid
-        gw.conn.execute("UPDATE jobs SET job_dir = ? WHERE id = ?",
-                        (str(gw.layout.job_dir(job_id)), job_id))
+    job = gw.jobs.create(kind="training", origin="cli", name="harvest", spec=_spec(),
+                         model_name="bench-harvest", jobs_root=gw.layout.jobs,
+                         algo_version_id=None, data_version_id=None, image_id=None)
+    job_id = job.id
+    gw.jobs.attach_slurm_id(job_id, "1", "RUNNING")
     model = gw.layout.job_dir(job_id) / "model"
     model.mkdir(parents=True)
     chunk = os.urandom(1 << 20)
@@ -105,13 +103,12 @@ def bench_harvest(env: dict[str, str], size_mb: int) -> dict[str, object]:
     subprocess.run(["cp", "-r", str(model), str(copy_target / "model")], check=True)
     baseline = time.perf_counter() - start
     shutil.rmtree(copy_target)
-    write_spool_file(gw.layout.spool, {"job_id": job_id, "exit_code": 0, "node": "n",
-                                       "started": 0, "ended": 1})
+    write_record(gw.layout.spool, SpoolRecord(FORMAT, gw.home_id, job_id, "1", 0, True, "n",
+                                              0, 1))
     start = time.perf_counter()
     ingest_spool(gw)
     ours = time.perf_counter() - start
-    row = gw.conn.execute("SELECT model_version_id FROM jobs WHERE id = ?", (job_id,)).fetchone()
-    assert row[0] is not None, "harvest made no model version"
+    assert gw.jobs.get(job_id).model_version_id is not None, "harvest made no model version"
     return report(f"harvest {size_mb} MB /model", ours, baseline, "cp -r", 0.1)
 
 

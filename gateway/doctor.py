@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 from hpc_gateway.gateway.context import Gateway
 from hpc_gateway.gateway.errors import GatewayError
@@ -93,9 +94,102 @@ def _check_build_tools() -> Check:
                  "apt-get install skopeo umoci squashfs-tools siftool")
 
 
+def filesystem_type(path: Path) -> str:
+    """The filesystem type of the mount that holds ``path`` (from /proc/mounts)."""
+    try:
+        mounts = [line.split() for line in Path("/proc/mounts").read_text().splitlines()]
+    except OSError:
+        return "unknown"
+    target = str(path.resolve())
+    best, kind = "", "unknown"
+    for fields in mounts:
+        if len(fields) >= 3 and (target == fields[1] or target.startswith(
+                fields[1].rstrip("/") + "/")) and len(fields[1]) >= len(best):
+            best, kind = fields[1], fields[2]
+    return kind
+
+
+_LOCK_PROBE = """
+import fcntl, sys
+with open(sys.argv[1], "r+") as f:
+    try:
+        fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        sys.exit(0)   # refused: the lock held by the parent is seen
+    sys.exit(3)       # granted: locks are not enforced on this filesystem
+"""
+
+
+def _check_locks(gw: Gateway) -> Check:
+    """SQLite and the spool rely on POSIX locks: one process's lock must stop another."""
+    import fcntl
+    import subprocess
+    import sys
+
+    kind = filesystem_type(gw.config.home)
+    fix = ("mount Lustre with -o flock, NFS without nolock (with lockd/statd running), "
+           "or put the database on a local disk (GW_DATABASE)")
+    probe = gw.layout.tmp / f".lock-probe-{os.getpid()}"
+    try:
+        gw.layout.ensure()
+        with open(probe, "w+") as handle:
+            fcntl.lockf(handle, fcntl.LOCK_EX)
+            child = subprocess.run([sys.executable, "-c", _LOCK_PROBE, str(probe)],
+                                   capture_output=True, timeout=30, check=False)
+    except OSError as exc:
+        return Check("locks", False, f"{kind}: taking a POSIX lock failed ({exc})", fix)
+    except subprocess.TimeoutExpired:
+        return Check("locks", False, f"{kind}: a POSIX lock probe hung", fix)
+    finally:
+        probe.unlink(missing_ok=True)
+    if child.returncode != 0:
+        return Check("locks", False, f"{kind}: a lock held by one process did not stop "
+                     "another", fix)
+    return Check("locks", True, f"POSIX locks work on {gw.config.home} ({kind})")
+
+
+def _check_database(gw: Gateway) -> Check:
+    try:
+        mode = gw.conn.execute("PRAGMA journal_mode").fetchone()[0]
+    except GatewayError as exc:
+        return Check("database", False, str(exc), "see the message")
+    ok = mode.lower() != "wal"
+    return Check("database", ok, f"{gw.config.database} (journal {mode})",
+                 "" if ok else "run `sqlite3 DB 'PRAGMA journal_mode=DELETE'`: WAL needs "
+                 "shared memory that network filesystems do not give")
+
+
+def _check_spool(gw: Gateway) -> Check:
+    """Spool files that could not be ingested yet (retried by every command)."""
+    import time
+
+    from hpc_gateway.spool.format import SpoolFormatError, read_record
+    from hpc_gateway.spool.layout import pending_spool_files
+
+    stuck = []
+    for path in pending_spool_files(gw.layout.spool):
+        try:
+            read_record(path)
+        except (OSError, SpoolFormatError) as exc:
+            if time.time() - path.stat().st_mtime > 60:
+                stuck.append(f"{path.name} ({exc})")
+    aside = gw.layout.spool / "aside"
+    set_aside = sorted(p.name for p in aside.iterdir()) if aside.is_dir() else []
+    detail = f"{len(pending_spool_files(gw.layout.spool))} pending"
+    if set_aside:
+        detail += f"; {len(set_aside)} put aside in {aside} (they changed nothing)"
+    if stuck:
+        return Check("spool", False, f"{detail}; unreadable for over a minute: "
+                     f"{', '.join(stuck[:5])}", "read the files; a job that wrote half a "
+                     "file may have lost its node: `gw job show` says what Slurm knows")
+    return Check("spool", True, detail)
+
+
 def run_checks(gw: Gateway) -> list[Check]:
     """Every check, in the order a person would fix them."""
+    home = _check_home(gw)
     slurm = _check_slurm(gw)
     accounting = _check_accounting(gw) if slurm.ok else Check(
         "accounting", False, "skipped: Slurm is not reachable", "fix the slurm check first")
-    return [_check_home(gw), slurm, accounting, *_check_runtime(gw), _check_build_tools()]
+    local = [_check_locks(gw), _check_database(gw), _check_spool(gw)] if home.ok else []
+    return [home, *local, slurm, accounting, *_check_runtime(gw), _check_build_tools()]

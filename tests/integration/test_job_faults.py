@@ -214,3 +214,21 @@ def test_home_is_private_under_umask_022(flow_home, tmp_path):
     for path in [home_dir, *home_dir.rglob("*")]:
         mode = path.lstat().st_mode & 0o777
         assert mode & 0o077 == 0, f"{path} is {oct(mode)}"
+
+
+def test_unreadable_spool_file_blocks_nothing_and_doctor_reports_it(home):
+    """Injects: a half-written spool file (a node that died mid-write on NFS)."""
+    job = json.loads(submit(home, "--wait", "--", "sh", "train.sh", "0", "ok").stdout)
+    stuck = Path(home["GW_HOME"]) / "spool" / "999999.json"
+    stuck.write_text('{"format": 2, "job_id": 99')
+    old = time.time() - 600
+    os.utime(stuck, (old, old))
+    try:
+        listed = json.loads(gw_ok(home, "job", "list", "--json"))
+        assert any(j["id"] == job["id"] for j in listed)
+        assert stuck.exists()  # kept for a retry, not thrown away
+        doctor = run_gw("doctor", env=home, check=False)
+        assert doctor.returncode == 1 and "999999.json" in doctor.stdout
+    finally:
+        stuck.unlink()
+    assert run_gw("doctor", env=home, check=False).returncode == 0
