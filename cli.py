@@ -52,7 +52,8 @@ def main() -> None:
     try:
         code = cli.main(standalone_mode=False, prog_name="gw")
     except click.exceptions.UsageError as exc:
-        exc.show()
+        where = f"`{exc.ctx.command_path} --help`" if exc.ctx else "`gw --help`"
+        click.echo(f"gw: error: {exc.format_message()} (see {where})", err=True)
         sys.exit(2)
     except click.exceptions.ClickException as exc:
         exc.show()

@@ -21,8 +21,9 @@ class Runner(Protocol):
 
     def run(self, argv: Sequence[str], *, timeout: float | None = None,
             cwd: Path | None = None, error_type: type[CommandFailed] = CommandFailed,
-            what: str | None = None) -> subprocess.CompletedProcess[str]:
-        """Run ``argv`` (never through a shell)."""
+            what: str | None = None, slow_notice: str | None = None
+            ) -> subprocess.CompletedProcess[str]:
+        """Run ``argv`` (never through a shell); say ``slow_notice`` if it is slow."""
         ...
 
 
@@ -31,6 +32,8 @@ class LocalRunner:
 
     def run(self, argv: Sequence[str], *, timeout: float | None = None,
             cwd: Path | None = None, error_type: type[CommandFailed] = CommandFailed,
-            what: str | None = None) -> subprocess.CompletedProcess[str]:
+            what: str | None = None, slow_notice: str | None = None
+            ) -> subprocess.CompletedProcess[str]:
         """Run ``argv`` here through :func:`gateway.process.run_command`."""
-        return run_command(argv, timeout=timeout, cwd=cwd, error_type=error_type, what=what)
+        return run_command(argv, timeout=timeout, cwd=cwd, error_type=error_type, what=what,
+                           slow_notice=slow_notice)

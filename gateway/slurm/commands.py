@@ -35,13 +35,15 @@ class SlurmCommands:
 
     def _run(self, argv: list[str], what: str, timeout: float, cwd: Path | None = None
              ) -> subprocess.CompletedProcess[str]:
+        notice = (f"waiting for Slurm ({what}); giving up after {timeout:.0f} s"
+                  if timeout == self.read_timeout else f"waiting for Slurm ({what})")
         conf = os.environ.get("SLURM_CONF")
         if conf and not os.path.isfile(conf):
             # Slurm itself would retry for 60 s before saying so.
             raise SlurmUnavailable(argv, 1, f"SLURM_CONF={conf} does not exist", what)
         try:
             return self.runner.run(argv, timeout=timeout, error_type=SlurmError, what=what,
-                                   cwd=cwd)
+                                   cwd=cwd, slow_notice=notice)
         except SlurmError as exc:
             if exc.returncode is None or adapter.is_unavailable(exc.stderr):
                 raise SlurmUnavailable(exc.argv, exc.returncode, exc.stderr, what) from exc

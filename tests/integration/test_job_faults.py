@@ -190,6 +190,7 @@ def test_unreachable_controller_answers_from_the_database_with_a_warning(home, t
     dead.write_text("\n".join("SlurmctldPort=1" if line.startswith("SlurmctldPort=") else line
                               for line in conf.splitlines()) + "\n")
     proc = run_gw("job", "list", "--json", env={**home, "SLURM_CONF": str(dead)})
+    assert "waiting for Slurm (squeue)" in proc.stderr  # not silent while it waits
     assert "Slurm did not answer" in proc.stderr
     listed = {j["id"]: j for j in json.loads(proc.stdout)}
     assert listed[job["id"]]["state"] == "UNKNOWN"  # not FAILED
