@@ -130,6 +130,11 @@ class JobRepository:
             args.append(limit)
         return [dict(r) for r in self.conn.execute(query, args).fetchall()]
 
+    def has_active(self) -> bool:
+        """Whether any job is unfinished (one indexed lookup)."""
+        return self.conn.execute(f"SELECT 1 FROM jobs WHERE state IN ({_placeholders(ACTIVE)}) "
+                                 "LIMIT 1", ACTIVE).fetchone() is not None
+
     def active(self) -> list[Job]:
         """Every job not finished yet, oldest first."""
         rows = self.conn.execute(_SELECT + f" WHERE j.state IN ({_placeholders(ACTIVE)}) "

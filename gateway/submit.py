@@ -16,6 +16,7 @@ from pathlib import Path
 
 from hpc_gateway.gateway.context import Gateway
 from hpc_gateway.gateway.errors import InvalidInput, SlurmError, SlurmUnavailable
+from hpc_gateway.gateway.identity import identity_comment
 from hpc_gateway.gateway.job_model import Job, JobSpec
 from hpc_gateway.gateway.kinds import JobKind, get_kind
 from hpc_gateway.gateway.kinds.base import SubmitContext
@@ -46,19 +47,6 @@ class JobRequest:
     kind: str = "training"
     origin: str = "cli"
     extra: dict[str, object] = field(default_factory=dict)
-
-
-def identity_comment(home_id: str, job_id: int) -> str:
-    """The Slurm ``--comment`` that ties a Slurm job to its gateway job."""
-    return f"gw:{home_id}:{job_id}"
-
-
-def parse_identity_comment(comment: str, home_id: str) -> int | None:
-    """The gateway job id in ``comment`` when it names this home, else None."""
-    prefix = f"gw:{home_id}:"
-    if comment.startswith(prefix) and comment[len(prefix):].isdigit():
-        return int(comment[len(prefix):])
-    return None
 
 
 def slurm_filename(path: Path) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from hpc_gateway.gateway.context import Gateway
@@ -21,19 +20,11 @@ from hpc_gateway.gateway.job_model import ACTIVE, Job, state_from_slurm
 from hpc_gateway.spool.finish import failure_reason, finish_job
 from hpc_gateway.spool.format import SpoolFormatError, SpoolRecord, read_record
 from hpc_gateway.spool.layout import pending_spool_files, set_aside, spool_lock
+from hpc_gateway.spool.report import IngestReport
 
 # How long a job whose end was not clean waits for Slurm's accounting to hold any record
 # of it before the spool file's own word is taken (a cluster without accounting).
 ACCOUNTING_GRACE_SECONDS = 120
-
-
-@dataclass
-class IngestReport:
-    """What one ingest pass did."""
-
-    finished: list[int] = field(default_factory=list)       # jobs that reached a final state
-    put_aside: list[str] = field(default_factory=list)      # files that change nothing
-    retry: list[str] = field(default_factory=list)          # files to try again later
 
 
 def warn(message: str) -> None:

@@ -18,9 +18,9 @@ import time
 
 from hpc_gateway.gateway.context import Gateway
 from hpc_gateway.gateway.errors import SlurmUnavailable
+from hpc_gateway.gateway.identity import parse_identity_comment
 from hpc_gateway.gateway.job_model import ACTIVE, Job, state_from_slurm
 from hpc_gateway.gateway.slurm.adapter import SlurmJobState
-from hpc_gateway.gateway.submit import parse_identity_comment
 from hpc_gateway.spool.finish import finish_job
 from hpc_gateway.spool.layout import spool_file
 

@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 from hpc_gateway.gateway.context import Gateway
-from hpc_gateway.gateway.errors import SlurmError
-from hpc_gateway.spool.ingest import IngestReport, ingest_spool, warn
-from hpc_gateway.spool.reconcile import reconcile
+from hpc_gateway.spool.layout import pending_spool_files
+from hpc_gateway.spool.report import IngestReport
 
 
 def sync_state(gw: Gateway, *, quiet: bool = False) -> IngestReport:
     """Run at the start of every command that reads job or model state.
 
     When Slurm does not answer, the command goes on with the states last recorded and,
-    unless ``quiet``, says so in one line.
+    unless ``quiet``, says so in one line. Ingest and reconciliation are imported only when
+    there is something for them (`gw job list` is typed all day).
     """
-    report = ingest_spool(gw)
-    try:
-        reconcile(gw)
-    except SlurmError as exc:
-        if not quiet:
-            warn(f"Slurm did not answer; job states are the last known ({exc})")
+    report = IngestReport()
+    if pending_spool_files(gw.layout.spool):
+        from hpc_gateway.spool.ingest import ingest_spool
+
+        report = ingest_spool(gw)
+    if gw.jobs.has_active():
+        from hpc_gateway.gateway.errors import SlurmError
+        from hpc_gateway.spool.ingest import warn
+        from hpc_gateway.spool.reconcile import reconcile
+
+        try:
+            reconcile(gw)
+        except SlurmError as exc:
+            if not quiet:
+                warn(f"Slurm did not answer; job states are the last known ({exc})")
     return report
