@@ -11,6 +11,7 @@ import os
 import sys
 
 import click
+
 from hpc_gateway.gateway.errors import GatewayError
 
 
@@ -21,10 +22,10 @@ def cli() -> None:
 
     \b
     Images:     gw image import x.tar --name detectron2:v1
-    Code:       gw algo push ./detectron2 --name detectron2     (v1, v2, ...)
-    Data:       gw data push coco.zip --name coco               (read-only versions)
+    Code:       gw algo push detectron2.zip --name detectron2   (v1, v2, ...)
+    Data:       gw data push MSCOCO2017.zip --name coco         (read-only versions)
     Train:      gw job submit --algo detectron2 --image detectron2:v1 --data coco
-                    --gpus 1 -- python tools/train_net.py
+                    --gpus 1 -- python /code/detectron2/tools/train_net.py
     Results:    gw job show 1; gw job logs 1 -f; gw model versions detectron2
 
     Everything lives under GW_HOME (see `gw config`); `gw doctor` checks the set-up.

@@ -34,7 +34,16 @@ KEYS: dict[str, tuple[Any, str]] = {
     "time": ("1:00:00", "Time limit when --time is not given (Slurm time format)."),
     "slurm_timeout": (60, "Seconds to wait for a Slurm command before calling the state UNKNOWN."),
     "node_scratch": ("/tmp", "Node-local directory where a job mounts its image."),
+    "max_upload_bytes": (1 << 40, "Largest algorithm or dataset push, in bytes (the sum of "
+                                  "its files, as declared and as read)."),
+    "max_zip_ratio": (200.0, "A zip whose content is more than this many times its packed "
+                             "size is refused as a zip bomb."),
 }
+
+# Characters a home path may not hold: Slurm's filename patterns and #SBATCH lines
+# cannot carry them (a backslash turns every %j off; a newline or quote ends the line).
+_PATH_FORBIDDEN = {"\\": "a backslash", "\n": "a newline", "\r": "a carriage return",
+                   '"': "a double quote", "\0": "a NUL byte"}
 
 ENV_NAMES = {"home": "GW_HOME", "database": "GW_DATABASE", "runtime": "GW_RUNTIME",
              "partition": "GW_PARTITION"}
@@ -80,18 +89,42 @@ def default_home() -> Path:
     return Path(base) / "hpc-gateway"
 
 
+def _check_type(key: str, value: Any, where: str) -> Any:
+    """``value`` if it has the type of ``key``'s default (ints are accepted for floats)."""
+    default = KEYS[key][0]
+    wanted = type(default)
+    ok = isinstance(value, wanted) and not (wanted is int and isinstance(value, bool))
+    if wanted is float and isinstance(value, int) and not isinstance(value, bool):
+        ok, value = True, float(value)
+    if not ok:
+        names = {str: "a string", int: "a whole number", float: "a number"}
+        raise InvalidInput(f"{where}: {key} must be {names[wanted]} (like {default!r}), not "
+                           f"{value!r}")
+    if wanted in (int, float) and value <= 0:
+        raise InvalidInput(f"{where}: {key} must be more than 0, not {value!r}")
+    return value
+
+
+def _check_home_path(key: str, text: str) -> str:
+    for char, name in _PATH_FORBIDDEN.items():
+        if char in text:
+            raise InvalidInput(f"{key} {text!r} holds {name}, which Slurm's job files cannot "
+                               "carry: choose a path without it")
+    return text
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
     try:
+        if not path.is_file():
+            return {}
         data = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"config file {path} is not valid TOML: {exc}") from exc
     unknown = sorted(set(data) - set(KEYS))
     if unknown:
         raise InvalidInput(f"config file {path}: unknown key(s) {', '.join(unknown)}; "
                            f"known: {', '.join(KEYS)}")
-    return data
+    return {key: _check_type(key, value, f"config file {path}") for key, value in data.items()}
 
 
 def _expand_path(text: str) -> str:
@@ -113,7 +146,8 @@ def load_config() -> Config:
             sources[key] = f"${env_name}"
     if not values["home"]:
         values["home"] = str(default_home())
-    values["home"] = _expand_path(values["home"])
-    values["database"] = (_expand_path(values["database"]) if values["database"]
-                          else str(Path(values["home"]) / "gateway.db"))
+    values["home"] = _check_home_path("GW_HOME", _expand_path(values["home"]))
+    values["database"] = _check_home_path("GW_DATABASE", (
+        _expand_path(values["database"]) if values["database"]
+        else str(Path(values["home"]) / "gateway.db")))
     return Config(values, sources)

@@ -60,9 +60,12 @@ class Gateway:
 
     def store(self, kind: str) -> VersionedStore:
         """The versioned store for "algo", "data" or "model"."""
+        from hpc_gateway.gateway.sources import UploadLimits
         from hpc_gateway.gateway.stores import VersionedStore
 
-        return VersionedStore(self.conn, self.layout, kind)
+        limits = UploadLimits(int(self.config["max_upload_bytes"]),
+                              float(self.config["max_zip_ratio"]))
+        return VersionedStore(self.conn, self.layout, kind, limits)
 
 
 # Seconds a read command waits for squeue/sacct before it answers from the database with a

@@ -64,6 +64,7 @@ class HomeLayout:
             for path in (self.objects, self.images, self.jobs, self.spool, self.tmp,
                          *(self.kind_root(k) for k in KIND_DIRS)):
                 path.mkdir(mode=0o700, exist_ok=True)
+            (self.objects / ".gc.lock").touch(mode=0o600)  # see gateway/objects.py
         except OSError as exc:
             raise InvalidInput(f"GW_HOME {self.root} is not usable: {exc.strerror or exc}; "
                                "set GW_HOME to a writable directory") from exc

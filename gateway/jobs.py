@@ -14,6 +14,7 @@ from typing import Any
 from hpc_gateway.gateway.context import Gateway
 from hpc_gateway.gateway.errors import InvalidInput, NotFound
 from hpc_gateway.gateway.job_model import STATES, TERMINAL, Job
+from hpc_gateway.gateway.models import check_output_file
 
 
 def get_job(gw: Gateway, job_id: int) -> Job:
@@ -54,10 +55,7 @@ def log_path(job: Job) -> Path:
 
 def write_outputs(job: Job, out: Path) -> int:
     """Pack what the job left in /code and its logs into ``out`` (.tar.gz); returns bytes."""
-    if out.is_dir():
-        raise InvalidInput(f"{out} is a directory: name the .tar.gz file to write")
-    if not out.parent.is_dir():
-        raise InvalidInput(f"{out.parent} does not exist: create it first")
+    check_output_file(out)
     if not (job.job_dir / "code").exists():
         raise NotFound(f"job {job.id} has no outputs (its directory {job.job_dir} is gone)")
     if job.state not in TERMINAL:

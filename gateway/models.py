@@ -10,6 +10,7 @@ from typing import BinaryIO
 from hpc_gateway.gateway.context import Gateway
 from hpc_gateway.gateway.errors import InvalidInput, NotFound
 from hpc_gateway.gateway.specs import parse_version_ref
+from hpc_gateway.gateway.trees import unsafe_entries
 
 
 def open_model_file(gw: Gateway, ref: str, path: str) -> BinaryIO:
@@ -24,13 +25,31 @@ def open_model_file(gw: Gateway, ref: str, path: str) -> BinaryIO:
     return target.open("rb")
 
 
+def check_output_file(out: Path) -> None:
+    """``out`` can be written as a new file: not a directory, in a directory that exists."""
+    if out.is_dir():
+        raise InvalidInput(f"{out} is a directory: name the .tar.gz file to write")
+    if not out.parent.is_dir():
+        raise InvalidInput(f"{out.parent} does not exist: create it first")
+
+
 def download_model(gw: Gateway, ref: str, out: Path) -> int:
     """Write model version ``ref`` to ``out`` as a .tar.gz (atomically); returns its size."""
     version = gw.store("model").resolve(parse_version_ref(ref, "model"))
+    check_output_file(out)
+    unsafe = {os.path.normpath(rel) for rel, _why in unsafe_entries(version.path)}
+    top = f"{version.name}-v{version.number}"
+
+    def only_safe(member: tarfile.TarInfo) -> tarfile.TarInfo | None:
+        rel = os.path.normpath(os.path.relpath(member.name, top))
+        if rel in unsafe or not (member.isfile() or member.isdir() or member.issym()):
+            return None  # never a FIFO, a device, or a link leading outside the version
+        return member
+
     tmp = out.with_name(f".{out.name}.partial")
     try:
         with tarfile.open(tmp, "w:gz") as tar:
-            tar.add(version.path, arcname=f"{version.name}-v{version.number}")
+            tar.add(version.path, arcname=top, filter=only_safe)
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)

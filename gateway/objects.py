@@ -1,17 +1,24 @@
 """Content-addressed file objects: each distinct file content (and exec bit) stored once.
 
 Versions are trees of hardlinks to these objects, so an unchanged file costs nothing in a
-new version. Objects are read-only (0444/0555): a hardlinked file edited in place would
-change every version that shares it.
+new version. Objects are read-only (0400/0500, private like everything in a home): a
+hardlinked file edited in place would change every version that shares it.
+
+Garbage collection removes objects no version links (link count 1). A push holds a shared
+lock while it stores and links objects; collection takes the lock exclusively and skips
+its turn when a push is under way, so it never takes an object a push is about to link.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
 import stat
 import uuid
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -32,6 +39,18 @@ class ObjectStore:
     def __init__(self, root: Path, tmp: Path) -> None:
         self.root = root
         self.tmp = tmp
+        self.created: list[Path] = []   # objects this instance installed
+
+    @contextlib.contextmanager
+    def storing(self) -> Iterator[None]:
+        """Hold off garbage collection while objects are stored and linked."""
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with open(self.root / ".gc.lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_SH)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def path_for(self, sha256: str, executable: bool) -> Path:
         """Where the object with this content and exec bit lives."""
@@ -74,21 +93,40 @@ class ObjectStore:
         staging = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
         try:
             write(staging)
-            os.chmod(staging, 0o555 if executable else 0o444)
+            os.chmod(staging, 0o500 if executable else 0o400)
             os.replace(staging, target)
+            self.created.append(target)
         finally:
             staging.unlink(missing_ok=True)
 
-    def collect_garbage(self) -> int:
-        """Remove objects that no version links any more (link count 1); returns how many."""
-        removed = 0
+    def collect_garbage(self, only: Iterable[Path] | None = None) -> int:
+        """Remove objects that no version links any more (link count 1), all of them or
+        ``only`` these; returns how many. Skipped (0) while a push is storing objects."""
+        if not self.root.is_dir():
+            return 0
+        with open(self.root / ".gc.lock", "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return 0  # a push is under way: the next collection takes what is left
+            try:
+                candidates = only if only is not None else self._all_objects()
+                return sum(1 for path in candidates if _unlink_if_unlinked(path))
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _all_objects(self) -> Iterator[Path]:
         for dirpath, _dirs, files in os.walk(self.root):
             for name in files:
-                path = os.path.join(dirpath, name)
-                try:
-                    if os.lstat(path).st_nlink == 1:
-                        os.unlink(path)
-                        removed += 1
-                except FileNotFoundError:
-                    continue
-        return removed
+                if not name.startswith("."):
+                    yield Path(dirpath) / name
+
+
+def _unlink_if_unlinked(path: Path) -> bool:
+    try:
+        if os.lstat(path).st_nlink == 1:
+            os.unlink(path)
+            return True
+    except FileNotFoundError:
+        pass
+    return False

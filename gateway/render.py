@@ -12,6 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import jinja2
+
 from hpc_gateway import templates
 from hpc_gateway.gateway.errors import InvalidInput
 

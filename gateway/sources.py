@@ -1,7 +1,11 @@
 """Reading what `gw algo push` / `gw data push` is given: a directory or a zip file.
 
-Everything is validated before anything is written: absolute paths, ``..`` components,
-links that leave the tree and special files are refused with the offending path named.
+Everything is validated before anything is written, as if an attacker wrote it: absolute
+paths, ``..`` components, links whose chain leads outside the tree, special files, a path
+that is both a file and a directory, members larger than the configured limit and zip
+bombs are refused with the offending path named. A zip is stored as it is laid out: a zip
+whose members share one top folder keeps it (the seed's ``detectron2.zip`` is used as
+``/code/detectron2/tools/train_net.py``).
 """
 
 from __future__ import annotations
@@ -14,9 +18,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Self
 
 from hpc_gateway.gateway.errors import InvalidInput
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    """How much one push may store (``gw config``: max_upload_bytes, max_zip_ratio)."""
+
+    max_bytes: int = 1 << 40
+    max_zip_ratio: float = 200.0
 
 
 @dataclass(frozen=True)
@@ -40,18 +52,44 @@ def _check_relative(path: str, source: str) -> str:
     return normalised
 
 
-def _check_link(path: str, target: str, source: str) -> None:
+def _check_link(root: Path, full: str, rel: str, target: str) -> None:
+    """A link may point only inside the tree, however many links its chain passes."""
     if target.startswith("/"):
-        raise InvalidInput(f"{source}: symlink {path!r} points to absolute path {target!r}")
-    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
-    if resolved == ".." or resolved.startswith("../"):
-        raise InvalidInput(f"{source}: symlink {path!r} points outside the tree ({target!r})")
+        raise InvalidInput(f"{root}: symlink {rel!r} points to absolute path {target!r}")
+    lexical = posixpath.normpath(posixpath.join(posixpath.dirname(rel), target))
+    if lexical == ".." or lexical.startswith("../"):
+        raise InvalidInput(f"{root}: symlink {rel!r} points outside the tree ({target!r})")
+    real_root = os.path.realpath(root)
+    resolved = os.path.realpath(full)
+    if resolved != real_root and not resolved.startswith(real_root + os.sep):
+        raise InvalidInput(f"{root}: symlink {rel!r} leads outside the tree (through "
+                           f"{target!r} to {resolved})")
 
 
-def scan_directory(root: Path) -> list[SourceEntry]:
+def _check_conflicts(paths: list[tuple[str, str]], source: str) -> None:
+    """No path twice, and no file that is also a directory of another entry."""
+    kinds: dict[str, str] = {}
+    for path, kind in paths:
+        if path in kinds:
+            raise InvalidInput(f"{source}: {path!r} appears twice")
+        kinds[path] = kind
+    for path, _kind in paths:
+        parent = posixpath.dirname(path)
+        while parent:
+            if kinds.get(parent, "dir") != "dir":
+                raise InvalidInput(f"{source}: {parent!r} is a {kinds[parent]} and also a "
+                                   f"folder holding {path!r}")
+            parent = posixpath.dirname(parent)
+
+
+def scan_directory(root: Path, limits: UploadLimits = UploadLimits()) -> list[SourceEntry]:
     """Validate and list a directory tree (links are not followed)."""
+    def unreadable(exc: OSError) -> None:
+        raise InvalidInput(f"{root}: cannot read {exc.filename}: {exc.strerror}") from exc
+
     entries: list[SourceEntry] = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    total = 0
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
         dirnames.sort()
         for name in sorted(dirnames) + sorted(filenames):
             full = os.path.join(dirpath, name)
@@ -59,11 +97,15 @@ def scan_directory(root: Path) -> list[SourceEntry]:
             info = os.lstat(full)
             if stat.S_ISLNK(info.st_mode):
                 target = os.readlink(full)
-                _check_link(rel, target, str(root))
+                _check_link(root, full, rel, target)
                 entries.append(SourceEntry(rel, "symlink", link_target=target, origin=full))
             elif stat.S_ISDIR(info.st_mode):
                 entries.append(SourceEntry(rel, "dir", origin=full))
             elif stat.S_ISREG(info.st_mode):
+                if not os.access(full, os.R_OK):
+                    raise InvalidInput(f"{root}: cannot read {rel!r}: permission denied")
+                total += info.st_size
+                _check_total(total, limits, root, rel)
                 entries.append(SourceEntry(rel, "file", bool(info.st_mode & stat.S_IXUSR),
                                            size=info.st_size, origin=full))
             else:
@@ -71,57 +113,52 @@ def scan_directory(root: Path) -> list[SourceEntry]:
     return entries
 
 
-def scan_zip(path: Path) -> list[SourceEntry]:
-    """Validate and list a zip file; a single top-level directory is stripped."""
+def _check_total(total: int, limits: UploadLimits, source: Path, member: str) -> None:
+    if total > limits.max_bytes:
+        raise InvalidInput(f"{source}: larger than the upload limit of {limits.max_bytes} "
+                           f"bytes (at {member!r}; see max_upload_bytes in `gw config`)")
+
+
+def scan_zip(path: Path, limits: UploadLimits = UploadLimits()) -> list[SourceEntry]:
+    """Validate and list a zip file, as it is laid out (a top folder is kept)."""
     try:
         with zipfile.ZipFile(path) as archive:
             infos = archive.infolist()
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise InvalidInput(f"{path}: not a readable zip file ({exc})") from exc
-    raw: list[tuple[str, zipfile.ZipInfo]] = []
+    entries: list[SourceEntry] = []
+    total = packed = 0
     for info in infos:
         name = info.filename.replace("\\", "/")
-        normalised = _check_relative(name, str(path))
+        rel = _check_relative(name, str(path))
         mode = info.external_attr >> 16
         if stat.S_ISLNK(mode):
             raise InvalidInput(f"{path}: {name!r} is a symlink; zip sources may not hold links")
-        raw.append((normalised, info))
-    prefix = _common_top_dir(raw)
-    entries, seen = [], set()
-    for name, info in raw:
-        rel = name[len(prefix):] if name.startswith(prefix) else ""
-        if not rel or rel == ".":
+        if rel in ("", "."):
             continue
-        if rel in seen:
-            raise InvalidInput(f"{path}: {rel!r} appears twice")
-        seen.add(rel)
-        mode = info.external_attr >> 16
         if info.is_dir():
             entries.append(SourceEntry(rel, "dir", origin=info.filename))
-        else:
-            entries.append(SourceEntry(rel, "file", bool(mode & stat.S_IXUSR),
-                                       size=info.file_size, origin=info.filename))
+            continue
+        total += info.file_size
+        packed += info.compress_size
+        _check_total(total, limits, path, rel)
+        entries.append(SourceEntry(rel, "file", bool(mode & stat.S_IXUSR),
+                                   size=info.file_size, origin=info.filename))
+    _check_conflicts([(e.path, e.kind) for e in entries], str(path))
+    if total > limits.max_zip_ratio * max(packed, 1) and total > 1 << 20:
+        raise InvalidInput(f"{path}: expands {total / max(packed, 1):.0f} times (to {total} "
+                           f"bytes): refused as a zip bomb (see max_zip_ratio in `gw config`)")
     return entries
 
 
-def _common_top_dir(raw: list[tuple[str, zipfile.ZipInfo]]) -> str:
-    """The single top-level directory every member lies in ("" when there is none)."""
-    tops = {name.split("/", 1)[0] for name, _ in raw}
-    if len(tops) != 1 or not any("/" in name for name, _ in raw):
-        return ""
-    top = tops.pop()
-    if any(name == top and not info.is_dir() for name, info in raw):
-        return ""
-    return top + "/"
-
-
 @contextmanager
-def open_source(source: Path) -> Iterator[tuple[list[SourceEntry], SourceReader]]:
+def open_source(source: Path, limits: UploadLimits = UploadLimits()
+                ) -> Iterator[tuple[list[SourceEntry], SourceReader]]:
     """Scan ``source`` (directory or zip) and give its entries and a reader for file data."""
     if source.is_dir():
-        yield scan_directory(source), SourceReader(None)
+        yield scan_directory(source, limits), SourceReader(None)
     elif source.is_file() and zipfile.is_zipfile(source):
-        entries = scan_zip(source)
+        entries = scan_zip(source, limits)
         with zipfile.ZipFile(source) as archive:
             yield entries, SourceReader(archive)
     elif source.exists():
@@ -131,7 +168,8 @@ def open_source(source: Path) -> Iterator[tuple[list[SourceEntry], SourceReader]
 
 
 class SourceReader:
-    """Opens the data of a file entry, from disk or from the zip."""
+    """Opens the data of a file entry, from disk or from the zip; a stream never yields
+    more than the entry's declared size (a zip header may lie)."""
 
     def __init__(self, archive: zipfile.ZipFile | None) -> None:
         self.archive = archive
@@ -139,5 +177,32 @@ class SourceReader:
     def open(self, entry: SourceEntry) -> BinaryIO:
         """A binary stream of ``entry``'s content."""
         if self.archive is None:
-            return open(entry.origin, "rb")
-        return self.archive.open(entry.origin)  # type: ignore[return-value]
+            try:
+                return open(entry.origin, "rb")
+            except OSError as exc:
+                raise InvalidInput(f"cannot read {entry.origin}: {exc.strerror}") from exc
+        return BoundedReader(self.archive.open(entry.origin), entry)  # type: ignore[return-value]
+
+
+class BoundedReader:
+    """A zip member's stream that fails once it yields more than the declared size."""
+
+    def __init__(self, stream: BinaryIO, entry: SourceEntry) -> None:
+        self.stream = stream
+        self.entry = entry
+        self.seen = 0
+
+    def read(self, size: int = -1) -> bytes:
+        """Read like the underlying stream, counting."""
+        chunk = self.stream.read(size)
+        self.seen += len(chunk)
+        if self.seen > self.entry.size:
+            raise InvalidInput(f"zip member {self.entry.origin!r} holds more than the "
+                               f"{self.entry.size} bytes its header declares")
+        return chunk
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stream.close()

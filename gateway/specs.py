@@ -8,16 +8,23 @@ from dataclasses import dataclass
 
 from hpc_gateway.gateway.errors import InvalidInput
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-IMAGE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._/-]{0,127}:[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
-ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*$", re.IGNORECASE)
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+IMAGE_NAME_RE = re.compile(r"[a-z0-9][a-z0-9._/-]{0,127}:[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+SIZE_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*", re.IGNORECASE)
 UNIT_MIB = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024, "": 1}
+# Largest number SQLite stores: larger version numbers cannot exist.
+MAX_NUMBER = 2**63 - 1
+# A job's memory below this cannot start Python, let alone a container (Slurm would take it).
+MIN_MEM_MIB = 16
+# Sizes beyond any node (1 PiB) and times beyond a year are typing mistakes.
+MAX_SIZE_MIB = 1 << 30
+MAX_TIME_SECONDS = 365 * 86400
 
 
 def check_name(name: str, what: str) -> str:
     """Validate an algorithm, dataset or model name (letters, digits, ``._-``)."""
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise InvalidInput(f"invalid {what} name {name!r}: use letters, digits, '.', '_', '-' "
                            "(at most 100, starting with a letter or digit)")
     return name
@@ -27,7 +34,7 @@ def check_image_name(name: str) -> str:
     """Validate ``NAME:TAG`` (lower-case repository, a tag); ``NAME`` alone means ``:latest``."""
     if ":" not in name.rsplit("/", 1)[-1]:
         name = f"{name}:latest"
-    if not IMAGE_NAME_RE.match(name):
+    if not IMAGE_NAME_RE.fullmatch(name):
         raise InvalidInput(f"invalid image name {name!r}: expected NAME:TAG, e.g. "
                            "detectron2:v1 (lower-case name; tag of letters, digits, '._-')")
     return name
@@ -50,23 +57,30 @@ def parse_version_ref(text: str, what: str) -> VersionRef:
     check_name(name, what)
     if not sep:
         return VersionRef(name, None)
-    match = re.fullmatch(r"v?(\d+)", version)
-    if not match or int(match.group(1)) < 1:
+    match = re.fullmatch(r"v?([0-9]+)", version)
+    if not match or not 1 <= int(match.group(1)) <= MAX_NUMBER:
         raise InvalidInput(f"invalid version {version!r} in {text!r}: expected NAME@vN, e.g. "
                            f"{name}@v2")
     return VersionRef(name, int(match.group(1)))
 
 
-def parse_size_mib(text: str, what: str = "size") -> int:
-    """Parse a Slurm-style size (``512M``, ``16G``, ``1.5T``; no unit means MiB) into MiB."""
-    match = SIZE_RE.match(str(text))
+def parse_size_mib(text: str, what: str = "size", minimum_mib: int = 1) -> int:
+    """Parse a Slurm-style size (``512M``, ``16G``, ``1.5T``; no unit means MiB) into whole
+    MiB, as Slurm counts them; a size that is not whole MiB, or is below ``minimum_mib``,
+    is refused rather than rounded in silence."""
+    match = SIZE_RE.fullmatch(str(text))
     if not match:
         raise InvalidInput(f"invalid {what} {text!r}: expected a number with an optional unit "
                            "K, M, G or T, e.g. 16G")
     mib = float(match.group(1)) * UNIT_MIB[match.group(2).upper()]
-    if mib <= 0:
-        raise InvalidInput(f"invalid {what} {text!r}: must be more than zero")
-    return max(1, math.ceil(mib))
+    if mib > MAX_SIZE_MIB:
+        raise InvalidInput(f"invalid {what} {text!r}: larger than any node")
+    if mib != math.floor(mib):
+        raise InvalidInput(f"invalid {what} {text!r}: sizes are whole MiB (e.g. "
+                           f"{max(minimum_mib, math.ceil(mib))}M)")
+    if mib < minimum_mib:
+        raise InvalidInput(f"invalid {what} {text!r}: at least {minimum_mib}M")
+    return int(mib)
 
 
 def format_mib(mib: int) -> str:
@@ -79,19 +93,19 @@ def format_mib(mib: int) -> str:
 
 
 _TIME_FORMS = [
-    re.compile(r"^(?P<m>\d+)$"),
-    re.compile(r"^(?P<m>\d+):(?P<s>\d+)$"),
-    re.compile(r"^(?P<h>\d+):(?P<m>\d+):(?P<s>\d+)$"),
-    re.compile(r"^(?P<d>\d+)-(?P<h>\d+)$"),
-    re.compile(r"^(?P<d>\d+)-(?P<h>\d+):(?P<m>\d+)$"),
-    re.compile(r"^(?P<d>\d+)-(?P<h>\d+):(?P<m>\d+):(?P<s>\d+)$"),
+    re.compile(r"(?P<m>\d+)"),
+    re.compile(r"(?P<m>\d+):(?P<s>\d+)"),
+    re.compile(r"(?P<h>\d+):(?P<m>\d+):(?P<s>\d+)"),
+    re.compile(r"(?P<d>\d+)-(?P<h>\d+)"),
+    re.compile(r"(?P<d>\d+)-(?P<h>\d+):(?P<m>\d+)"),
+    re.compile(r"(?P<d>\d+)-(?P<h>\d+):(?P<m>\d+):(?P<s>\d+)"),
 ]
 
 
 def parse_time_seconds(text: str) -> int:
     """Parse a Slurm time limit (``MM``, ``MM:SS``, ``HH:MM:SS``, ``D-HH[:MM[:SS]]``)."""
     for form in _TIME_FORMS:
-        match = form.match(str(text).strip())
+        match = form.fullmatch(str(text).strip())
         if match:
             parts = {k: int(v) for k, v in match.groupdict().items() if v is not None}
             if parts.get("s", 0) > 59 or (("h" in parts or "d" in parts) and parts.get("m", 0) > 59) \
@@ -101,6 +115,8 @@ def parse_time_seconds(text: str) -> int:
                        + parts.get("m", 0) * 60 + parts.get("s", 0))
             if seconds <= 0:
                 break
+            if seconds > MAX_TIME_SECONDS:
+                raise InvalidInput(f"invalid time {text!r}: more than a year")
             return seconds
     raise InvalidInput(f"invalid time {text!r}: expected D-HH:MM:SS, HH:MM:SS, MM:SS or "
                        "minutes, e.g. 0-02:00:00")
@@ -119,7 +135,7 @@ def parse_env(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
     env: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not ENV_KEY_RE.match(key):
+        if not sep or not ENV_KEY_RE.fullmatch(key):
             raise InvalidInput(f"invalid --env {pair!r}: expected NAME=VALUE with NAME made of "
                                "letters, digits and '_'")
         env[key] = value
@@ -160,7 +176,8 @@ def parse_resources(*, cpus: int | None, gpus: int | None, mem: str | None, shm:
         raise InvalidInput(f"invalid --gpus {gpus}: 0 or more")
     return Resources(
         cpus=cpus, gpus=gpus,
-        mem_mib=parse_size_mib(mem if mem is not None else defaults["mem"], "--mem"),
+        mem_mib=parse_size_mib(mem if mem is not None else defaults["mem"], "--mem",
+                               MIN_MEM_MIB),
         shm_mib=parse_size_mib(shm if shm is not None else defaults["shm"], "--shm"),
         time_seconds=parse_time_seconds(time if time is not None else defaults["time"]),
         partition=partition if partition is not None else str(defaults["partition"]))
@@ -188,4 +205,8 @@ def check_against_partitions(resources: Resources, partitions: dict) -> str:
         if wanted > limit:
             raise InvalidInput(f"{flag} asks for {show(wanted)} but the largest node of "
                                f"partition {target.name!r} has {show(limit)}")
+    if target.max_time_seconds is not None and resources.time_seconds > target.max_time_seconds:
+        raise InvalidInput(f"--time asks for {format_time(resources.time_seconds)} but "
+                           f"partition {target.name!r} allows at most "
+                           f"{format_time(target.max_time_seconds)}")
     return target.name

@@ -21,7 +21,7 @@ from hpc_gateway.gateway import db
 from hpc_gateway.gateway.errors import InvalidInput, NotFound
 from hpc_gateway.gateway.home import HomeLayout
 from hpc_gateway.gateway.objects import ObjectStore
-from hpc_gateway.gateway.sources import open_source
+from hpc_gateway.gateway.sources import UploadLimits, open_source
 from hpc_gateway.gateway.specs import VersionRef, check_name
 from hpc_gateway.gateway.trees import make_read_only, remove_tree, tree_size
 
@@ -72,11 +72,13 @@ _VERSION_SELECT = """SELECT v.*, c.name AS name FROM versions v
 class VersionedStore:
     """The algorithm, dataset or model store (``kind`` "algo", "data" or "model")."""
 
-    def __init__(self, conn: sqlite3.Connection, layout: HomeLayout, kind: str) -> None:
+    def __init__(self, conn: sqlite3.Connection, layout: HomeLayout, kind: str,
+                 limits: UploadLimits | None = None) -> None:
         self.conn = conn
         self.layout = layout
         self.kind = kind
         self.label = KIND_LABEL[kind]
+        self.limits = limits or UploadLimits()
 
     # ---- reading -------------------------------------------------------------------
     def collections(self) -> list[dict[str, Any]]:
@@ -124,55 +126,72 @@ class VersionedStore:
         """Store ``source`` (a directory or a zip) as the next version of ``name``.
 
         Returns the version and whether it is new: content identical to the latest version
-        makes no new version. On any error nothing is left behind.
+        makes no new version. On any error nothing is left behind (no staging, no object).
+        Files are copied outside any database transaction.
         """
         check_name(name, self.label)
         self.layout.ensure()
         objects = ObjectStore(self.layout.objects, self.layout.tmp)
         staging = self.layout.tmp / f"push-{uuid.uuid4().hex}"
         try:
-            with open_source(source) as (entries, reader):
-                total = sum(e.size for e in entries if e.kind == "file")
-                done = 0
-                digest = hashlib.sha256()
-                staging.mkdir(parents=True)
-                for entry in entries:
-                    target = staging / entry.path
-                    if entry.kind == "dir":
-                        target.mkdir(parents=True, exist_ok=True)
-                        digest.update(f"d {entry.path}\n".encode())
-                        continue
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    if entry.kind == "symlink":
-                        os.symlink(entry.link_target, target)
-                        digest.update(f"l {entry.path} {entry.link_target}\n".encode())
-                        continue
-                    obj, sha, size = self._store_file(objects, reader, entry)
-                    os.link(obj, target)
-                    digest.update(f"f {entry.path} {sha} {int(entry.executable)}\n".encode())
-                    done += size
-                    if progress:
-                        progress(done, total)
-            if not entries:
-                raise InvalidInput(f"{source}: nothing to store (it is empty)")
-            return self._commit_version(name, staging, digest.hexdigest(), meta)
+            with objects.storing():
+                return self._stage_and_commit(source, name, meta, progress, objects, staging)
         except BaseException:
             remove_tree(staging)
+            objects.collect_garbage(only=objects.created)
             raise
+
+    def _stage_and_commit(self, source: Path, name: str, meta: dict[str, Any],
+                          progress: Callable[[int, int], None] | None, objects: ObjectStore,
+                          staging: Path) -> tuple[VersionInfo, bool]:
+        with open_source(source, self.limits) as (entries, reader):
+            total = sum(e.size for e in entries if e.kind == "file")
+            done = 0
+            digest = hashlib.sha256()
+            staging.mkdir(parents=True)
+            for entry in entries:
+                target = staging / entry.path
+                if entry.kind == "dir":
+                    target.mkdir(parents=True, exist_ok=True)
+                    digest.update(f"d {entry.path}\n".encode())
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if entry.kind == "symlink":
+                    os.symlink(entry.link_target, target)
+                    digest.update(f"l {entry.path} {entry.link_target}\n".encode())
+                    continue
+                obj, sha, size = self._store_file(objects, reader, entry)
+                os.link(obj, target)
+                digest.update(f"f {entry.path} {sha} {int(entry.executable)}\n".encode())
+                done += size
+                if progress:
+                    progress(done, total)
+        if not entries:
+            raise InvalidInput(f"{source}: nothing to store (it is empty)")
+        return self._commit_version(name, staging, digest.hexdigest(), meta)
 
     @staticmethod
     def _store_file(objects: ObjectStore, reader, entry) -> tuple[Path, str, int]:
         if reader.archive is None:
-            return objects.add_file(Path(entry.origin))
+            try:
+                return objects.add_file(Path(entry.origin))
+            except OSError as exc:
+                raise InvalidInput(f"cannot read {entry.origin}: {exc.strerror}") from exc
         try:
             with reader.open(entry) as stream:
                 return objects.add_stream(stream, entry.executable)
+        except InvalidInput:
+            raise
         except Exception as exc:  # zlib.error, BadZipFile (CRC), EOFError
             raise InvalidInput(f"cannot read {entry.origin!r} from the zip: {exc}") from exc
 
     def _commit_version(self, name: str, staging: Path, tree_digest: str,
                         meta: dict[str, Any]) -> tuple[VersionInfo, bool]:
         file_count, size = tree_size(staging)
+        # The walk that makes the tree read-only happens before the write transaction;
+        # the top stays writable until renamed (moving a directory needs that).
+        make_read_only(staging)
+        os.chmod(staging, 0o700)
         with db.transaction(self.conn):
             collection_id = self.ensure_collection(name)
             latest = self.conn.execute(
@@ -186,7 +205,7 @@ class VersionedStore:
             final.parent.mkdir(parents=True, exist_ok=True)
             os.rename(staging, final)
             try:
-                make_read_only(final)
+                os.chmod(final, 0o500)
                 self.conn.execute(
                     """INSERT INTO versions (collection_id, number, path, file_count, size_bytes,
                        tree_digest, meta_json, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",

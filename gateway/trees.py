@@ -44,6 +44,40 @@ def copy_writable(source: Path, dest: Path) -> None:
         os.chmod(dirpath, 0o755)
 
 
+def unsafe_entries(root: Path) -> list[tuple[str, str]]:
+    """Entries a stored tree may not hold, as (relative path, why): FIFOs, sockets, devices,
+    and links that lead outside ``root`` (or nowhere) however many links they pass."""
+    real_root = os.path.realpath(root)
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [*dirnames, *filenames]:
+            path = os.path.join(dirpath, name)
+            rel = os.path.relpath(path, root)
+            mode = os.lstat(path).st_mode
+            if stat.S_ISLNK(mode):
+                target = os.path.realpath(path)
+                if target != real_root and not target.startswith(real_root + os.sep):
+                    found.append((rel, f"link to {os.readlink(path)} (outside)"))
+                elif not os.path.exists(path):
+                    found.append((rel, f"link to {os.readlink(path)} (missing)"))
+            elif stat.S_ISFIFO(mode):
+                found.append((rel, "FIFO"))
+            elif stat.S_ISSOCK(mode):
+                found.append((rel, "socket"))
+            elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+                found.append((rel, "device"))
+    return found
+
+
+def remove_unsafe_entries(root: Path) -> list[str]:
+    """Delete what :func:`unsafe_entries` finds; returns ``path (why)`` for each."""
+    removed = []
+    for rel, why in unsafe_entries(root):
+        os.unlink(root / rel)
+        removed.append(f"{rel} ({why})")
+    return removed
+
+
 def tree_size(root: Path) -> tuple[int, int]:
     """(number of regular files, total bytes) below ``root``."""
     count = size = 0

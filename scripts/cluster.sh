@@ -296,6 +296,8 @@ UnkillableStepTimeout=30
 
 NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$real_mem State=UNKNOWN
 PartitionName=debug Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
+# A partition with a time limit, as most clusters have (tests refuse --time beyond it).
+PartitionName=short Nodes=$NODE MaxTime=00:30:00 State=UP
 EOF
 }
 

@@ -19,7 +19,7 @@ from typing import Any
 from hpc_gateway.gateway import db
 from hpc_gateway.gateway.context import Gateway
 from hpc_gateway.gateway.job_model import Job
-from hpc_gateway.gateway.trees import make_read_only, tree_size
+from hpc_gateway.gateway.trees import make_read_only, remove_unsafe_entries, tree_size
 from hpc_gateway.spool.format import SpoolRecord
 
 
@@ -51,7 +51,7 @@ def harvest_model(gw: Gateway, job: Job, record: SpoolRecord) -> str:
         os.rename(source, incoming)
     if not incoming.is_dir():
         return "the job left no /model directory; no model version made"
-    dropped = _drop_unsafe(incoming)
+    dropped = remove_unsafe_entries(incoming)
     file_count, size = tree_size(incoming)
     if file_count == 0:
         os.rename(incoming, source)
@@ -71,14 +71,6 @@ def harvest_model(gw: Gateway, job: Job, record: SpoolRecord) -> str:
         gw.jobs.link_model(job.id, version_id)
     _finish(gw, version_id, incoming)
     return f"left out of the model: {'; '.join(dropped)}"[:500] if dropped else ""
-
-
-def _drop_unsafe(root: Path) -> list[str]:
-    """Remove what a model may not hold; returns what was removed and why."""
-    from hpc_gateway.gateway import trees
-
-    remove = getattr(trees, "remove_unsafe_entries", None)
-    return list(remove(root)) if remove is not None else []
 
 
 def _finish(gw: Gateway, version_id: int, incoming: Path) -> None:

@@ -15,6 +15,7 @@ def sync_state(gw: Gateway, *, quiet: bool = False) -> IngestReport:
     there is something for them (`gw job list` is typed all day).
     """
     report = IngestReport()
+    gw.conn  # noqa: B018 - the home and database are checked before anything is read
     if pending_spool_files(gw.layout.spool):
         from hpc_gateway.spool.ingest import ingest_spool
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import click
+
 from hpc_gateway.gateway.commands import json_option, open_gateway
 
 

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import click
+
 from hpc_gateway.gateway.commands import json_option, open_gateway, synced_gateway
 
 # Job ids as SQLite stores them; a larger number is an error, not a traceback.

@@ -40,7 +40,9 @@ def store_group(kind: str, label: str, extra_fields: bool):
 
     article = "an" if label[0] in "aeiou" else "a"
     push.help = (f"Store PATH (a directory or a .zip) as the next version of {article} {label}. "
-                 "A zip whose entries share one top-level folder is stored without it.")
+                 "A zip is stored as it is laid out: detectron2.zip with a top folder "
+                 f"detectron2/ is found at {'/code' if kind == 'algo' else '/dataset'}"
+                 "/detectron2/... in jobs.")
     if extra_fields:
         for option in (click.option("--framework", default="", help="e.g. PyTorch."),
                        click.option("--task", default="", help="e.g. object detection."),

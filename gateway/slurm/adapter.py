@@ -42,6 +42,7 @@ class PartitionLimits:
     gpus: int
     default: bool
     available: bool
+    max_time_seconds: int | None = None   # the partition's MaxTime; None: no limit
 
 
 def is_unavailable(stderr: str) -> bool:
@@ -122,6 +123,22 @@ def parse_gres_gpus(gres: str) -> int:
     return total
 
 
+def parse_duration(text: str) -> int | None:
+    """Seconds in a Slurm time limit as sinfo prints it (``infinite``, ``30:00``,
+    ``1:00:00``, ``2-00:00:00``); None for no limit or a form not understood."""
+    text = text.strip()
+    match = re.fullmatch(r"(?:([0-9]+)-)?(?:([0-9]+):)?([0-9]+):([0-9]+)", text)
+    if match:
+        days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+        return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+    match = re.fullmatch(r"([0-9]+)-([0-9]+)", text)
+    if match:
+        return (int(match.group(1)) * 24 + int(match.group(2))) * 3600
+    if text.isdigit():
+        return int(text) * 60
+    return None
+
+
 def parse_sinfo(stdout: str) -> dict[str, PartitionLimits]:
     """Per partition, the largest node (CPUs, memory, GPUs) from ``sinfo -h -o SINFO_FORMAT``."""
     partitions: dict[str, PartitionLimits] = {}
@@ -130,17 +147,20 @@ def parse_sinfo(stdout: str) -> dict[str, PartitionLimits]:
         parts = line.split(FIELD_SEP)
         if len(parts) != 6:
             continue
-        name, cpus, mem, gres, _limit, avail = (p.strip() for p in parts)
+        name, cpus, mem, gres, limit, avail = (p.strip() for p in parts)
         if name.endswith("*"):
             name = name[:-1]
             default_names.add(name)
         old = partitions.get(name)
         limits = PartitionLimits(name, _int_prefix(cpus), _int_prefix(mem),
-                                 parse_gres_gpus(gres), False, avail == "up")
+                                 parse_gres_gpus(gres), False, avail == "up",
+                                 parse_duration(limit))
         if old:
             limits = PartitionLimits(name, max(old.cpus, limits.cpus),
                                      max(old.mem_mib, limits.mem_mib),
-                                     max(old.gpus, limits.gpus), False, old.available)
+                                     max(old.gpus, limits.gpus), False, old.available,
+                                     old.max_time_seconds)
         partitions[name] = limits
     return {n: PartitionLimits(p.name, p.cpus, p.mem_mib, p.gpus, n in default_names,
-                               p.available) for n, p in partitions.items()}
+                               p.available, p.max_time_seconds)
+            for n, p in partitions.items()}

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from hpc_gateway.gateway.config import KEYS, Config
 from hpc_gateway.gateway.context import Gateway
 from hpc_gateway.gateway.images import ImageRecord

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from hpc_gateway.containers.archive import ImageArchiveError, check_layers, read_archive
 from hpc_gateway.containers.build import (
     SifImage,
@@ -23,7 +24,6 @@ from hpc_gateway.containers.build import (
 )
 from hpc_gateway.containers.runtime import ContainerSpec, Mount, container_script
 from hpc_gateway.gateway.errors import ContainerToolError
-
 from tests.support.images import Entry, busybox_rootfs, make_archive
 from tests.support.registry import local_registry
 

@@ -11,6 +11,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+
 from hpc_gateway.containers.archive import (
     ImageArchiveError,
     check_layers,
@@ -18,7 +19,6 @@ from hpc_gateway.containers.archive import (
     read_archive,
 )
 from hpc_gateway.gateway.errors import InvalidInput
-
 from tests.support.images import Entry, make_archive
 
 OCI_TOP = {"blobs", "index.json", "manifest.json", "oci-layout", "repositories"}

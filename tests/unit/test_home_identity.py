@@ -1,6 +1,7 @@
 """The database belongs to its home; a second database on one home is refused."""
 
 import pytest
+
 from hpc_gateway.gateway.context import Gateway
 from hpc_gateway.gateway.errors import HomeMismatch
 

@@ -1,9 +1,9 @@
 """gw image import with the real conversion tools: dedup by digest, nothing half-made."""
 
 import pytest
+
 from hpc_gateway.gateway.errors import InvalidInput, NotFound
 from hpc_gateway.gateway.images import get_image, import_archive, list_images, remove_image
-
 from tests.support.images import busybox_rootfs, make_archive
 
 pytestmark = pytest.mark.container

@@ -3,8 +3,8 @@
 import threading
 
 import pytest
-from hpc_gateway.gateway.job_model import TERMINAL
 
+from hpc_gateway.gateway.job_model import TERMINAL
 from tests.support.fakes import add_job
 
 

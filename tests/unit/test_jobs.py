@@ -1,12 +1,12 @@
 """Submission against a fake scheduler: what is recorded and left behind in each outcome."""
 
 import pytest
+
 from hpc_gateway.gateway.errors import InvalidInput, SlurmError, SlurmUnavailable
 from hpc_gateway.gateway.images import import_archive
 from hpc_gateway.gateway.jobs import cancel_job, list_jobs
 from hpc_gateway.gateway.specs import Resources, VersionRef
 from hpc_gateway.gateway.submit import JobRequest, submit_job
-
 from tests.support.fakes import FakeScheduler
 from tests.support.images import busybox_rootfs, make_archive
 

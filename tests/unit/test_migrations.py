@@ -4,6 +4,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+
 from hpc_gateway.gateway import db
 from hpc_gateway.gateway.errors import DatabaseError
 

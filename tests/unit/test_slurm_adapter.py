@@ -1,3 +1,5 @@
+import pytest
+
 from hpc_gateway.gateway.slurm import adapter
 from hpc_gateway.gateway.slurm.adapter import FIELD_SEP as S
 
@@ -59,4 +61,14 @@ def test_sinfo_and_gres():
           f"gpu{S}32{S}250000{S}gpu:a100:4{S}2-00:00:00{S}up\n"
     parts = adapter.parse_sinfo(out)
     assert parts["debug"].default and not parts["gpu"].default
+    assert parts["debug"].max_time_seconds is None
+    assert parts["gpu"].max_time_seconds == 2 * 86400
     assert (parts["gpu"].cpus, parts["gpu"].mem_mib, parts["gpu"].gpus) == (64, 500000, 8)
+
+
+@pytest.mark.parametrize("text,seconds", [("infinite", None), ("UNLIMITED", None),
+                                          ("30:00", 1800), ("1:00:00", 3600),
+                                          ("2-00:00:00", 172800), ("1-12", 129600),
+                                          ("45", 2700), ("n/a", None)])
+def test_durations(text, seconds):
+    assert adapter.parse_duration(text) == seconds

@@ -29,8 +29,46 @@ def test_bad_sizes(text):
 
 
 def test_zero_size():
-    with pytest.raises(InvalidInput, match="more than zero"):
+    with pytest.raises(InvalidInput, match="at least 1M"):
         parse_size_mib("0")
+
+
+@pytest.mark.parametrize("text,message", [("1K", "whole MiB"), ("1.5M", "whole MiB"),
+                                          ("8M", "at least 16M"), ("2000000T", "larger")])
+def test_memory_is_whole_mib_above_a_floor(text, message):
+    with pytest.raises(InvalidInput, match=message):
+        parse_size_mib(text, "--mem", 16)
+
+
+def test_names_and_refs_ending_in_a_newline_are_refused():
+    from hpc_gateway.gateway.specs import check_name
+
+    for bad in ("algo\n", "algo\r", "a b"):
+        with pytest.raises(InvalidInput):
+            check_name(bad, "algorithm")
+    with pytest.raises(InvalidInput):
+        check_image_name("busybox:v1\n")
+    with pytest.raises(InvalidInput):
+        parse_env(["KEY\n=v"])
+    with pytest.raises(InvalidInput):
+        parse_size_mib("16G\n\n\nx")
+
+
+@pytest.mark.parametrize("ref", ["x@v99999999999999999999", "x@v9223372036854775808",
+                                 "x@v0", "x@v-1", "x@v\u0663"])
+def test_version_numbers_sqlite_cannot_hold_are_refused(ref):
+    with pytest.raises(InvalidInput, match="invalid version"):
+        parse_version_ref(ref, "algorithm")
+
+
+def test_times_beyond_a_year_or_the_partition_are_refused():
+    with pytest.raises(InvalidInput, match="more than a year"):
+        parse_time_seconds("69444-00:00:00")
+    short = PartitionLimits("short", 4, 8192, 0, True, True, 3600)
+    with pytest.raises(InvalidInput, match="at most 0-01:00:00"):
+        check_against_partitions(Resources(1, 0, 100, 1, 7200, "short"), {"short": short})
+    assert check_against_partitions(Resources(1, 0, 100, 1, 3600, "short"),
+                                    {"short": short}) == "short"
 
 
 @pytest.mark.parametrize("text,seconds", [("30", 1800), ("1:30", 90), ("2:00:00", 7200),

@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+
 from hpc_gateway.gateway.errors import SlurmUnavailable
 from hpc_gateway.spool.format import (
     FORMAT,
@@ -21,7 +22,6 @@ from hpc_gateway.spool.ingest import ingest_spool
 from hpc_gateway.spool.layout import pending_spool_files
 from hpc_gateway.spool.reconcile import reconcile
 from hpc_gateway.spool.sync import sync_state
-
 from tests.support.fakes import FakeScheduler, add_job, slurm_state
 
 

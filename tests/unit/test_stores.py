@@ -49,15 +49,17 @@ def test_push_versions_and_dedup(gw, tmp_path):
     assert store.resolve(VersionRef("det", 1)).meta["description"] == "first"
 
 
-def test_push_zip_strips_single_top_folder(gw, tmp_path):
+def test_push_zip_keeps_its_single_top_folder(gw, tmp_path):
+    """The seed uploads detectron2.zip and runs /code/detectron2/tools/train_net.py."""
     archive = tmp_path / "code.zip"
     with zipfile.ZipFile(archive, "w") as zf:
-        zf.writestr("proj/", "")
-        zf.writestr("proj/train.py", "print('zip')\n")
-        zf.writestr("proj/data/x.txt", "x")
-    version, _ = gw.store("data").push(archive, "coco", {})
-    assert (version.path / "train.py").read_text() == "print('zip')\n"
-    assert (version.path / "data/x.txt").exists()
+        zf.writestr("detectron2/", "")
+        zf.writestr("detectron2/tools/train_net.py", "print('zip')\n")
+        zf.writestr("detectron2/data/x.txt", "x")
+    version, _ = gw.store("algo").push(archive, "detectron2", {})
+    assert (version.path / "detectron2/tools/train_net.py").read_text() == "print('zip')\n"
+    assert (version.path / "detectron2/data/x.txt").exists()
+    assert sorted(p.name for p in version.path.iterdir()) == ["detectron2"]
 
 
 @pytest.mark.parametrize("member,message", [("../evil.txt", "leaves the tree"),
@@ -137,7 +139,8 @@ def test_remove_collects_unshared_objects(gw, tmp_path):
     (src / "only1").unlink()
     (src / "only2").write_text("two")
     v2, _ = store.push(src, "x", {})
-    objects = lambda: sorted(p.name for p in gw.layout.objects.rglob("*") if p.is_file())
+    objects = lambda: sorted(p.name for p in gw.layout.objects.rglob("*")
+                             if p.is_file() and not p.name.startswith("."))
     assert len(objects()) == 3
     store.remove(VersionRef("x", 1))
     assert not v1.path.exists() and len(objects()) == 2
