@@ -13,7 +13,7 @@ import posixpath
 import tarfile
 import zlib
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import IO
 
 from hpc_gateway.gateway.errors import InvalidInput
 
@@ -48,7 +48,7 @@ class LayerProgress:
 class _HashingReader:
     """A read-only stream that hashes what passes through it."""
 
-    def __init__(self, source: BinaryIO, meter: LayerProgress | None = None) -> None:
+    def __init__(self, source: IO[bytes], meter: LayerProgress | None = None) -> None:
         self.source = source
         self.sha256 = hashlib.sha256()
         self.meter = meter
@@ -95,13 +95,13 @@ def check_member(member: tarfile.TarInfo, where: str,
                              "of the image")
 
 
-def _peek(handle: BinaryIO) -> bytes:
+def _peek(handle: IO[bytes]) -> bytes:
     head = handle.read(4)
     handle.seek(0)
     return head
 
 
-def scan_layer(handle: BinaryIO, where: str, meter: LayerProgress | None = None, *,
+def scan_layer(handle: IO[bytes], where: str, meter: LayerProgress | None = None, *,
                diff_id: str | None = None, blob_digest: str | None = None,
                error_type: type[InvalidInput] = InvalidInput) -> None:
     """Read the (seekable) layer ``handle`` once: check every entry and both digests.
@@ -115,7 +115,7 @@ def scan_layer(handle: BinaryIO, where: str, meter: LayerProgress | None = None,
     stored = _HashingReader(handle, meter)
     try:
         if head[:2] == GZIP_MAGIC:
-            plain = _HashingReader(gzip.GzipFile(fileobj=stored, mode="rb"))  # type: ignore[arg-type]
+            plain = _HashingReader(gzip.GzipFile(fileobj=stored, mode="rb"))  # type: ignore[call-overload]
         else:
             plain = stored
         with tarfile.open(fileobj=plain, mode="r|") as layer:  # type: ignore[call-overload]

@@ -103,7 +103,7 @@ def _store(gw: Gateway, name: str, digest: str, config: dict[str, Any], source: 
                        config_json, source, created) VALUES (?, ?, ?, ?, ?, ?, ?)""",
                     (digest, str(sif.path), sif.partition_offset, sif.size_bytes,
                      db.dumps(image_config_summary(config)), source, time.time()))
-                image_id = int(cursor.lastrowid)
+                image_id = int(cursor.lastrowid or 0)
             else:
                 image_id = existing["id"]
             _tag(gw, name, image_id)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import sys
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 from hpc_gateway.gateway.display import human_size
 
@@ -16,8 +19,8 @@ class StepProgress:
         self.title = title
         self.enabled = enabled
         self.interactive = enabled and sys.stderr.isatty()
-        self._progress = None
-        self._tasks: dict[str, int] = {}
+        self._progress: Progress | None = None
+        self._tasks: dict[str, TaskID] = {}
         self._last_step = ""
 
     def __enter__(self) -> Self:

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Self
+from typing import IO, BinaryIO, Self
 
 from hpc_gateway.gateway.errors import InvalidInput
 
@@ -187,7 +187,7 @@ class SourceReader:
 class BoundedReader:
     """A zip member's stream that fails once it yields more than the declared size."""
 
-    def __init__(self, stream: BinaryIO, entry: SourceEntry) -> None:
+    def __init__(self, stream: IO[bytes], entry: SourceEntry) -> None:
         self.stream = stream
         self.entry = entry
         self.seen = 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from hpc_gateway.gateway.errors import InvalidInput
@@ -198,7 +199,8 @@ def check_against_partitions(resources: Resources, partitions: dict) -> str:
         if not defaults:
             raise InvalidInput("Slurm has no default partition: name one with --partition")
         target = defaults[0]
-    checks = [("--cpus", resources.cpus, target.cpus, str),
+    checks: list[tuple[str, int, int, Callable[[int], str]]] = [
+              ("--cpus", resources.cpus, target.cpus, str),
               ("--gpus", resources.gpus, target.gpus, str),
               ("--mem + --shm", resources.slurm_mem_mib, target.mem_mib, format_mib)]
     for flag, wanted, limit, show in checks:

@@ -225,7 +225,7 @@ class VersionedStore:
         cursor = self.conn.execute(
             "INSERT INTO collections (kind, name, created) VALUES (?, ?, ?)",
             (self.kind, name, time.time()))
-        return int(cursor.lastrowid)
+        return int(cursor.lastrowid or 0)
 
     def next_number(self, collection_id: int, name: str) -> int:
         """The next version number: past every recorded version and every directory."""
