@@ -8,10 +8,17 @@ bubblewrap runs the SIF's squashfs partition, mounted with squashfuse at its byt
 read-only, with the job's bind mounts on top. It cannot create bind targets in a read-only
 image, so the conversion (:mod:`containers.rootfs`) creates them. GPUs: the node's device
 nodes and driver libraries are bound in, as Apptainer's ``--nv`` does.
+
+Secrets stay off command lines: the container's environment (``--env`` values among it)
+is written by the login node to a 0600 file, read by ``bwrap --args 3`` from a descriptor
+(NUL-separated ``--setenv`` arguments, with ``--clearenv`` before them) or by
+``apptainer --env-file``; no value appears in any process's argv (``ps``). The node's
+scratch directory is made by ``mktemp -d``: unpredictable and exclusive.
 """
 
 from __future__ import annotations
 
+import os
 import posixpath
 import re
 import shlex
@@ -45,18 +52,22 @@ class Mount:
 class ContainerSpec:
     """Everything that decides how a job's container runs.
 
-    ``env`` is ordered: the image's Env first, then the job's (a later key wins).
-    ``scratch`` is a node-local directory private to this job; the image is mounted
-    below it. ``shm_bytes`` gives the container a private /dev/shm of that size.
+    ``env`` is ordered: the image's Env first, then the job's (a later key wins). It never
+    reaches a command line: the login node writes it to ``env_file`` (0600, see
+    :func:`write_env_file`) and the runtime reads it from there. ``scratch_parent`` is a
+    node-local directory in which each run makes its own private scratch directory with
+    ``mktemp -d`` (the image is mounted below it). ``shm_bytes`` gives the container a
+    private /dev/shm of that size.
     """
 
     sif: str
     partition_offset: int
-    scratch: str
+    scratch_parent: str
     mounts: tuple[Mount, ...]
     workdir: str
     env: tuple[tuple[str, str], ...]
     command: tuple[str, ...]
+    env_file: str
     gpus: int = 0
     shm_bytes: int | None = None
 
@@ -73,6 +84,15 @@ class ContainerScript:
     setup: str
     run: str
     teardown: str
+
+
+class Shell(str):
+    """A word that is already shell text (a variable expansion), not a value to quote."""
+
+
+# The job's scratch directory: made by `mktemp -d` in the set-up, unpredictable and
+# exclusive, so another user cannot create it first.
+SCRATCH = Shell('"$gw_scratch"')
 
 
 def detect_runtime(preferred: str = "auto") -> str:
@@ -118,8 +138,8 @@ def check_spec(spec: ContainerSpec, runtime: str) -> None:
         _check_text(arg, "the command")
     if not spec.command:
         raise InvalidInput("the container needs a command")
-    for path, what in [(spec.sif, "image"), (spec.scratch, "scratch directory"),
-                       (spec.workdir, "working directory")]:
+    for path, what in [(spec.sif, "image"), (spec.scratch_parent, "scratch directory"),
+                       (spec.workdir, "working directory"), (spec.env_file, "env file")]:
         _check_path(path, what, runtime)
     for mount in spec.mounts:
         _check_path(mount.source, "mount source", runtime)
@@ -145,11 +165,44 @@ def _check_path(path: str, what: str, runtime: str) -> None:
 
 
 def _q(value: object) -> str:
-    return shlex.quote(str(value))
+    return value if isinstance(value, Shell) else shlex.quote(str(value))
+
+
+def _in_scratch(rel: str) -> Shell:
+    return Shell(f"{SCRATCH}/{shlex.quote(rel)}")
 
 
 def _line(words: list[str]) -> str:
     return " ".join(_q(w) for w in words)
+
+
+def env_file_content(spec: ContainerSpec, runtime: str) -> bytes:
+    """What :func:`write_env_file` writes for ``runtime``: for bubblewrap, NUL-separated
+    ``--setenv NAME VALUE`` arguments that ``bwrap --args FD`` reads from a descriptor; for
+    Apptainer, ``NAME='value'`` lines for ``--env-file``."""
+    check_spec(spec, runtime)
+    if runtime == "bwrap":
+        words = [w for key, value in _bwrap_env(spec).items() for w in ("--setenv", key, value)]
+        return b"".join(w.encode() + b"\0" for w in words)
+    env = container_env(spec)
+    env.pop("HOME")  # Apptainer refuses to set HOME this way; --containall makes one
+    return "".join(f"{key}={shlex.quote(value)}\n" for key, value in env.items()).encode()
+
+
+def write_env_file(spec: ContainerSpec, runtime: str) -> None:
+    """Write the container's environment to ``spec.env_file``: created exclusively, mode
+    0600 whatever the umask, never through a link. The values (``--env`` secrets) appear
+    in no command line, on the login node or the compute node."""
+    content = env_file_content(spec, runtime)
+    fd = os.open(spec.env_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        view = memoryview(content)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def container_env(spec: ContainerSpec) -> dict[str, str]:
@@ -171,49 +224,48 @@ def _bwrap_env(spec: ContainerSpec) -> dict[str, str]:
 
 
 def _bwrap(spec: ContainerSpec) -> ContainerScript:
-    scratch, rootfs = spec.scratch, f"{spec.scratch}/rootfs"
+    rootfs = _in_scratch("rootfs")
     setup = [
-        f"mkdir -p -m 700 {_q(scratch)}",
-        f"if [ -L {_q(scratch)} ] || [ ! -O {_q(scratch)} ]; then "
-        f"echo {_q(f'gw: {scratch} is not a directory of this user')} >&2; false; fi",
-        f"mkdir -p {_q(rootfs)}",
+        f"gw_scratch=$(mktemp -d {_q(spec.scratch_parent + '/gw-job.XXXXXXXXXX')})",
+        f"mkdir {rootfs}",
         # squashfuse_ll (what Apptainer uses) keeps the kernel's caches: a warm
         # `import numpy` took 0.23 s with it and 0.45 s with squashfuse (docs/containers.md).
         "gw_squashfuse=$(command -v squashfuse_ll || command -v squashfuse) || "
         "{ echo 'gw: squashfuse is not installed on this node' >&2; false; }",
-        f'"$gw_squashfuse" -o offset={int(spec.partition_offset)} {_q(spec.sif)} {_q(rootfs)}',
-        *_identity_files(scratch, rootfs),
+        f'"$gw_squashfuse" -o offset={int(spec.partition_offset)} {_q(spec.sif)} {rootfs}',
+        *_identity_files(),
     ]
-    argv = ["bwrap", "--ro-bind", rootfs, "/", "--dev", "/dev", "--proc", "/proc",
-            "--tmpfs", "/tmp"]
+    argv: list[str] = ["bwrap", "--ro-bind", rootfs, "/", "--dev", "/dev", "--proc", "/proc",
+                       "--tmpfs", "/tmp"]
     if spec.shm_bytes:
         argv += ["--size", str(int(spec.shm_bytes)), "--tmpfs", "/dev/shm"]
-    argv += ["--ro-bind", f"{scratch}/passwd", "/etc/passwd",
-             "--ro-bind", f"{scratch}/group", "/etc/group",
+    argv += ["--ro-bind", _in_scratch("passwd"), "/etc/passwd",
+             "--ro-bind", _in_scratch("group"), "/etc/group",
              "--ro-bind-try", "/etc/hosts", "/etc/hosts",
              "--ro-bind-try", "/etc/resolv.conf", "/etc/resolv.conf"]
     for mount in spec.mounts:
         argv += ["--ro-bind" if mount.read_only else "--bind", mount.source, mount.target]
-    argv += ["--chdir", spec.workdir, "--clearenv"]
-    for key, value in _bwrap_env(spec).items():
-        argv += ["--setenv", key, value]
-    argv += ["--unshare-pid", "--die-with-parent", "--new-session"]
+    # The environment comes from the 0600 env file on descriptor 3, never from argv.
+    argv += ["--chdir", spec.workdir, "--clearenv", "--args", "3",
+             "--unshare-pid", "--die-with-parent", "--new-session"]
     run = _line(argv)
     if spec.gpus:
         setup += _gpu_binds_shell()
         run += ' "${gw_gpu_args[@]}"'
-    run += " -- " + _line(list(spec.command))
+    run += " -- " + _line(list(spec.command)) + f" 3< {_q(spec.env_file)}"
     teardown = [
-        f"fusermount3 -u {_q(rootfs)} 2>/dev/null || fusermount3 -uz {_q(rootfs)} "
-        f"2>/dev/null || umount {_q(rootfs)} 2>/dev/null || true",
-        f"rm -f {_q(scratch + '/passwd')} {_q(scratch + '/group')}",
-        f"rmdir {_q(rootfs)} 2>/dev/null || true",
-        f"rmdir {_q(scratch)} 2>/dev/null || true",
+        'if [ -n "${gw_scratch:-}" ]; then',
+        f"    fusermount3 -u {rootfs} 2>/dev/null || fusermount3 -uz {rootfs} 2>/dev/null "
+        f"|| umount {rootfs} 2>/dev/null || true",
+        f"    rm -f {_in_scratch('passwd')} {_in_scratch('group')}",
+        f"    rmdir {rootfs} 2>/dev/null || true",
+        f"    rmdir {SCRATCH} 2>/dev/null || true",
+        "fi",
     ]
     return ContainerScript("\n".join(setup), run, "\n".join(teardown))
 
 
-def _identity_files(scratch: str, rootfs: str) -> list[str]:
+def _identity_files() -> list[str]:
     """Shell writing the image's passwd/group plus this user's entries (as Apptainer does).
 
     Without them, programs that look the user up (``getpass.getuser()``, ``whoami``)
@@ -221,11 +273,12 @@ def _identity_files(scratch: str, rootfs: str) -> list[str]:
     image cannot make the host read a host file.
     """
     lines = []
+    rootfs_etc = _in_scratch("rootfs/etc")
     for name, lookup in (("passwd", '"$(id -u)"'), ("group", '"$(id -g)"')):
-        image_file, out = f"{rootfs}/etc/{name}", f"{scratch}/{name}"
-        lines.append(f"{{ if [ ! -L {_q(rootfs + '/etc')} ] && [ ! -L {_q(image_file)} ] && "
-                     f"[ -f {_q(image_file)} ]; then cat {_q(image_file)}; fi; "
-                     f"getent {name} {lookup} || true; }} > {_q(out)}")
+        image_file = _in_scratch(f"rootfs/etc/{name}")
+        lines.append(f"{{ if [ ! -L {rootfs_etc} ] && [ ! -L {image_file} ] && "
+                     f"[ -f {image_file} ]; then cat {image_file}; fi; "
+                     f"getent {name} {lookup} || true; }} > {_in_scratch(name)}")
     return lines
 
 
@@ -258,9 +311,7 @@ def _gpu_binds_shell() -> list[str]:
 
 def _apptainer(spec: ContainerSpec) -> ContainerScript:
     # `env -i` keeps the host's environment (APPTAINER_BIND, proxies, TERM, ...) out of
-    # the container; values travel as APPTAINERENV_* because `--env K=V` is parsed as CSV.
-    env = container_env(spec)
-    env.pop("HOME")  # Apptainer refuses to set HOME this way; --containall makes one
+    # the container; the job's environment comes from the 0600 file (--env-file).
     setup = [": # apptainer mounts the SIF itself"]
     prefix = 'env -i PATH="$PATH" HOME="${HOME:-/tmp}"'
     if spec.gpus:
@@ -269,8 +320,8 @@ def _apptainer(spec: ContainerSpec) -> ContainerScript:
                  '    gw_gpu_env=("APPTAINERENV_CUDA_VISIBLE_DEVICES=$CUDA_VISIBLE_DEVICES")',
                  "fi"]
         prefix += ' "${gw_gpu_env[@]}"'
-    words = [f"APPTAINERENV_{key}={value}" for key, value in env.items()]
-    words += ["apptainer", "exec", "--containall", "--cleanenv", "--pwd", spec.workdir]
+    words = ["apptainer", "exec", "--containall", "--cleanenv", "--env-file", spec.env_file,
+             "--pwd", spec.workdir]
     for mount in spec.mounts:
         suffix = ":ro" if mount.read_only else ""
         words += ["--bind", f"{mount.source}:{mount.target}{suffix}"]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from hpc_gateway.gateway.errors import InvalidInput
@@ -131,14 +132,22 @@ def format_time(seconds: int) -> str:
     return f"{days}-{hours:02d}:{minutes:02d}:{secs:02d}"
 
 
-def parse_env(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
-    """Parse ``K=V`` items; the value is taken literally (quotes, newlines and all)."""
+def parse_env(pairs: list[str] | tuple[str, ...],
+              environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Parse ``NAME=VALUE`` items (the value taken literally: quotes, newlines and all) and
+    ``NAME`` items, whose value comes from ``environ`` (the submitter's environment), so
+    that a secret need not appear on any command line, not even gw's own."""
+    environ = os.environ if environ is None else environ
     env: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not ENV_KEY_RE.fullmatch(key):
-            raise InvalidInput(f"invalid --env {pair!r}: expected NAME=VALUE with NAME made of "
-                               "letters, digits and '_'")
+        if not ENV_KEY_RE.fullmatch(key):
+            raise InvalidInput(f"invalid --env {pair!r}: expected NAME=VALUE or NAME, with NAME "
+                               "made of letters, digits and '_'")
+        if not sep:
+            if key not in environ:
+                raise InvalidInput(f"--env {key}: {key} is not set in your environment")
+            value = environ[key]
         env[key] = value
     return env
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hpc_gateway.gateway.context import Gateway
 from hpc_gateway.gateway.errors import InvalidInput, SlurmError, SlurmUnavailable
@@ -28,6 +29,9 @@ from hpc_gateway.gateway.specs import (
     format_time,
 )
 from hpc_gateway.gateway.trees import remove_tree
+
+if TYPE_CHECKING:
+    from hpc_gateway.containers.runtime import ContainerSpec
 
 SCRIPT_NAME = "job.sbatch"
 
@@ -78,12 +82,13 @@ def slurm_flags(job: Job, resources: Resources, home_id: str) -> list[str]:
     return flags
 
 
-def render_script(kind: JobKind, ctx: SubmitContext, *, home_id: str, runtime: str,
-                  resources: Resources) -> str:
-    """The sbatch script of a job: the kind's template over the base template."""
-    from hpc_gateway.containers.runtime import ContainerSpec, container_script
-    from hpc_gateway.gateway.render import render
-    from hpc_gateway.spool.format import shell_writer
+ENV_FILE = "container.env"
+
+
+def container_spec(kind: JobKind, ctx: SubmitContext, resources: Resources) -> ContainerSpec:
+    """How the job's container runs: the kind's mounts, the image's and the job's env."""
+    from hpc_gateway.containers.mounts import CODE
+    from hpc_gateway.containers.runtime import ContainerSpec
 
     job, image = ctx.job, ctx.image
     env: dict[str, str] = dict(image.config.get("env", {}))
@@ -91,14 +96,25 @@ def render_script(kind: JobKind, ctx: SubmitContext, *, home_id: str, runtime: s
                 "GW_ALGO": job.spec.algo or "", "GW_DATASET": job.spec.dataset or "",
                 "GW_IMAGE": image.name})
     env.update(job.spec.env)
-    spec = ContainerSpec(
+    return ContainerSpec(
         sif=str(image.sif_path), partition_offset=image.partition_offset,
-        scratch=str(Path(ctx.gw.config["node_scratch"]) / f"gw-job-{home_id}-{job.id}"),
-        mounts=tuple(kind.mounts(ctx)), workdir="/code", env=tuple(env.items()),
-        command=job.spec.command, gpus=resources.gpus,
+        scratch_parent=str(ctx.gw.config["node_scratch"]), mounts=tuple(kind.mounts(ctx)),
+        workdir=CODE, env=tuple(env.items()), command=job.spec.command,
+        env_file=str(job.job_dir / ENV_FILE), gpus=resources.gpus,
         shm_bytes=resources.shm_mib * 1024 * 1024)
+
+
+def render_script(kind: JobKind, ctx: SubmitContext, *, home_id: str, runtime: str,
+                  resources: Resources) -> str:
+    """The sbatch script of a job: the kind's template over the base template."""
+    from hpc_gateway.containers.runtime import container_script
+    from hpc_gateway.gateway.render import render
+    from hpc_gateway.spool.format import shell_writer
+
+    job, image = ctx.job, ctx.image
     description = [f"algorithm {job.spec.algo or 'none'}, dataset {job.spec.dataset or 'none'}",
                    f"image {image.name} ({image.digest}), runtime {runtime}"]
+    spec = container_spec(kind, ctx, resources)
     return render(kind.template, sbatch_flags=slurm_flags(job, resources, home_id),
                   kind=kind.name, job_id=job.id, home_id=home_id, description=description,
                   spool_dir=str(ctx.gw.layout.spool), spool_writer=shell_writer(),
@@ -140,7 +156,10 @@ def submit_job(gw: Gateway, request: JobRequest) -> Job:
 
 def _prepare(gw: Gateway, kind: JobKind, job: Job, image, algo, data, runtime: str,
              resources: Resources) -> Path:
-    """Lay out the job directory and write its script; on any failure, no trace."""
+    """Lay out the job directory and write its script and env file; on any failure, no
+    trace."""
+    from hpc_gateway.containers.runtime import write_env_file
+
     made_dir = False
     try:
         job.job_dir.mkdir(mode=0o700)  # exclusive: ids are never reused
@@ -149,6 +168,7 @@ def _prepare(gw: Gateway, kind: JobKind, job: Job, image, algo, data, runtime: s
         kind.prepare(ctx)
         text = render_script(kind, ctx, home_id=gw.home_id, runtime=runtime,
                              resources=resources)
+        write_env_file(container_spec(kind, ctx, resources), runtime)
         script = job.job_dir / SCRIPT_NAME
         script.write_text(text)
         return script

@@ -32,7 +32,10 @@ def job() -> None:
 @click.option("--shm", default=None, help="Size of the private /dev/shm, e.g. 8G.")
 @click.option("--time", "time_limit", default=None, help="Time limit, D-HH:MM:SS.")
 @click.option("--partition", default=None, help="Slurm partition.")
-@click.option("--env", "env", multiple=True, help="K=V in the container (repeatable).")
+@click.option("--env", "env", multiple=True,
+              help="NAME=VALUE in the container, or NAME to pass your own $NAME without "
+                   "typing it (repeatable). Values are secrets: kept in a 0600 file, never "
+                   "on a command line, shown by name only.")
 @click.option("--model-name", default=None, help="Model the job's /model becomes a version "
                                                  "of (default: the algorithm's).")
 @click.option("--wait", is_flag=True, help="Wait for the job to end; exit 1 unless it "

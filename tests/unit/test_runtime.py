@@ -24,9 +24,12 @@ HOSTILE = "it's \"q\" $(echo x) `y` \nnew\nline  spaces; rm -rf / & \\ *"
 IMAGE_ENV = (("PATH", "/usr/bin:/bin"), ("LANG", "C.UTF-8"), ("MSG", "from image"))
 
 
+ENV_FILE = "/tmp/gw-test-env-42"
+
+
 def spec(**changes) -> ContainerSpec:
     base = {"sif": "/shared/gw/images/x y.sif", "partition_offset": 32768,
-            "scratch": "/tmp/gw-job-42",
+            "scratch_parent": "/tmp", "env_file": ENV_FILE,
             "mounts": (Mount("/jobs/42/code", "/code"), Mount("/data/coco v1", "/dataset", True),
                        Mount("/jobs/42/model", "/model")),
             "workdir": "/code", "env": IMAGE_ENV + (("MSG", HOSTILE), ("EMPTY", "")),
@@ -36,11 +39,23 @@ def spec(**changes) -> ContainerSpec:
 
 
 def argv_of(script: ContainerScript, program: str, setup: str = "") -> list[str]:
-    """The argv bash really passes to ``program`` when it runs ``script.run``."""
-    shim = f"{program}() {{ printf '%s\\0' \"$@\"; }}\n"
-    out = subprocess.run(["bash", "-c", shim + setup + script.run], capture_output=True,
-                         check=True).stdout.decode()
+    """The argv bash really passes to ``program`` when it runs ``script.run`` (with the
+    scratch directory the set-up would have made, and an env file to redirect from)."""
+    Path(ENV_FILE).write_bytes(b"")
+    shim = f"{program}() {{ printf '%s\\0' \"$@\"; }}\ngw_scratch=/tmp/gw-job.SCRATCH\n"
+    try:
+        out = subprocess.run(["bash", "-c", shim + setup + script.run], capture_output=True,
+                             check=True).stdout.decode()
+    finally:
+        Path(ENV_FILE).unlink(missing_ok=True)
     return out.split("\0")[:-1]
+
+
+def bwrap_env(content: bytes) -> list[tuple[str, str]]:
+    """The --setenv pairs bwrap reads from the env file (``--args 3``)."""
+    words = content.decode().split("\0")[:-1]
+    assert words[0::3] == ["--setenv"] * (len(words) // 3) and len(words) % 3 == 0
+    return list(zip(words[1::3], words[2::3], strict=True))
 
 
 def pairs(argv: list[str], flag: str) -> list[tuple[str, ...]]:
@@ -54,16 +69,17 @@ def pairs(argv: list[str], flag: str) -> list[tuple[str, ...]]:
 
 def test_bwrap_run_line_reaches_bwrap_literally():
     argv = argv_of(container_script(spec(), "bwrap"), "bwrap")
-    assert argv[:4] == ["--ro-bind", "/tmp/gw-job-42/rootfs", "/", "--dev"]
+    assert argv[:4] == ["--ro-bind", "/tmp/gw-job.SCRATCH/rootfs", "/", "--dev"]
     split = argv.index("--")
     assert argv[split + 1:] == ["python", "-c", HOSTILE, "--lr=0.1"]
     assert pairs(argv, "--bind") == [("/jobs/42/code", "/code"), ("/jobs/42/model", "/model")]
     assert ("/data/coco v1", "/dataset") in pairs(argv, "--ro-bind")
     assert pairs(argv, "--chdir") == [("/code",)]
-    env = pairs(argv, "--setenv")
+    assert pairs(argv, "--setenv") == []  # no value on the command line
+    assert argv[argv.index("--clearenv") + 1:argv.index("--clearenv") + 3] == ["--args", "3"]
+    env = bwrap_env(runtime.env_file_content(spec(), "bwrap"))
     assert env == [("PATH", "/usr/bin:/bin"), ("LANG", "C.UTF-8"), ("MSG", HOSTILE),
                    ("EMPTY", ""), ("HOME", "/tmp")]
-    assert argv.index("--clearenv") < argv.index("--setenv")
     for flag in ("--unshare-pid", "--die-with-parent", "--new-session"):
         assert flag in argv[:split]
 
@@ -121,31 +137,60 @@ def test_bwrap_gpu_setup_collects_devices_and_64bit_driver_libraries(tmp_path):
                                                               gpu_args[2:])
     for device in Path("/dev").glob("nvidia*"):
         assert str(device) in gpu_args
-    env_pairs = pairs(argv, "--setenv")
+    env_pairs = bwrap_env(runtime.env_file_content(
+        spec(gpus=2, env=IMAGE_ENV + (("LD_LIBRARY_PATH", "/opt/x"),)), "bwrap"))
     assert ("LD_LIBRARY_PATH", "/.singularity.d/libs:/opt/x") in env_pairs
     assert ("PATH", "/usr/bin:/bin:/.singularity.d/bin") in env_pairs
 
 
 def test_bwrap_setup_and_teardown_are_quoted_and_repeatable(tmp_path):
-    scratch = tmp_path / "scr $(touch pwned) 'x'"
-    script = container_script(spec(scratch=str(scratch)), "bwrap")
+    parent = tmp_path / "scr $(touch pwned) 'x'"
+    parent.mkdir()
+    script = container_script(spec(scratch_parent=str(parent)), "bwrap")
     assert f"-o offset=32768 {shlex.quote('/shared/gw/images/x y.sif')}" in script.setup
-    scratch.mkdir()
-    (scratch / "rootfs").mkdir()
-    for _ in range(2):  # safe twice, and when setup never ran
-        subprocess.run(["bash", "-c", script.teardown], check=True, cwd=tmp_path)
-        assert not scratch.exists()
-    assert not (tmp_path / "pwned").exists()
+    first = script.setup.splitlines()[0]  # gw_scratch=$(mktemp -d ...)
+    made = subprocess.run(["bash", "-ec", f'{first}\nmkdir "$gw_scratch/rootfs"\n'
+                           f'echo "$gw_scratch"'], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    assert Path(made).parent == parent and Path(made).name.startswith("gw-job.")
+    for _ in range(2):  # safe twice
+        subprocess.run(["bash", "-c", f"gw_scratch={shlex.quote(made)}\n{script.teardown}"],
+                       check=True, cwd=tmp_path)
+        assert not Path(made).exists()
+    subprocess.run(["bash", "-uc", script.teardown], check=True)  # set-up never ran
+    assert not (tmp_path / "pwned").exists() and list(parent.iterdir()) == []
 
 
-def test_bwrap_setup_refuses_a_scratch_link(tmp_path):
-    (tmp_path / "elsewhere").mkdir()
-    (tmp_path / "scratch").symlink_to(tmp_path / "elsewhere")
-    script = container_script(spec(scratch=str(tmp_path / "scratch")), "bwrap")
-    first_lines = "\n".join(script.setup.splitlines()[:2])
-    proc = subprocess.run(["bash", "-ec", first_lines], capture_output=True, text=True,
-                          check=False)
-    assert proc.returncode != 0 and "is not a directory of this user" in proc.stderr
+def test_bwrap_scratch_is_unpredictable_and_cannot_be_taken_first(tmp_path):
+    """Another user may create any guessable name first: mktemp picks a fresh one."""
+    script = container_script(spec(scratch_parent=str(tmp_path)), "bwrap")
+    first = script.setup.splitlines()[0]
+    for name in ("gw-job-42", "gw-job.XXXXXXXXXX", "gw-job"):
+        (tmp_path / name).mkdir()
+    made = {subprocess.run(["bash", "-ec", f'{first}\necho "$gw_scratch"'],
+                           capture_output=True, text=True, check=True).stdout.strip()
+            for _ in range(5)}
+    assert len(made) == 5
+    for path in made:
+        assert Path(path).stat().st_mode & 0o777 == 0o700
+
+
+def test_env_file_is_private_exclusive_and_round_trips(tmp_path):
+    target = tmp_path / "container.env"
+    old = os.umask(0)
+    try:
+        runtime.write_env_file(spec(env_file=str(target)), "bwrap")
+    finally:
+        os.umask(old)
+    assert target.stat().st_mode & 0o777 == 0o600
+    assert ("MSG", HOSTILE) in bwrap_env(target.read_bytes())
+    with pytest.raises(FileExistsError):
+        runtime.write_env_file(spec(env_file=str(target)), "bwrap")
+    link = tmp_path / "link.env"
+    link.symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(OSError):
+        runtime.write_env_file(spec(env_file=str(link)), "bwrap")
+    assert not (tmp_path / "elsewhere").exists()
 
 
 # -- Apptainer ----------------------------------------------------------------------------
@@ -156,11 +201,14 @@ def test_apptainer_run_line_reaches_apptainer_literally():
     assert argv[0] == "-i"
     start = argv.index("apptainer")
     assigned = dict(a.split("=", 1) for a in argv[1:start])
-    assert assigned["APPTAINERENV_MSG"] == HOSTILE and assigned["APPTAINERENV_EMPTY"] == ""
-    assert assigned["APPTAINERENV_PATH"] == "/usr/bin:/bin"
-    assert "APPTAINERENV_HOME" not in assigned and set(assigned) >= {"PATH", "HOME"}
+    assert set(assigned) == {"PATH", "HOME"}  # no job value on the command line
+    content = runtime.env_file_content(spec(), "apptainer").decode()
+    sourced = subprocess.run(["bash", "-c", f"set -a\n{content}\nprintf '%s' \"$MSG\""],
+                             capture_output=True, text=True, check=True).stdout
+    assert sourced == HOSTILE and "HOME=" not in content and "EMPTY=''" in content
     rest = argv[start:]
-    assert rest[:6] == ["apptainer", "exec", "--containall", "--cleanenv", "--pwd", "/code"]
+    assert rest[:8] == ["apptainer", "exec", "--containall", "--cleanenv", "--env-file",
+                        ENV_FILE, "--pwd", "/code"]
     binds = [rest[i + 1] for i, a in enumerate(rest) if a == "--bind"]
     assert binds == ["/jobs/42/code:/code", "/data/coco v1:/dataset:ro", "/jobs/42/model:/model"]
     assert rest[-5:] == ["/shared/gw/images/x y.sif", "python", "-c", HOSTILE, "--lr=0.1"]
@@ -194,7 +242,8 @@ def test_apptainer_refuses_mount_paths_its_bind_syntax_cannot_carry():
     ({"mounts": (Mount("relative/path", "/code"),)}, "absolute path"),
     ({"mounts": (Mount("/x", "/"),)}, "over the container's root"),
     ({"workdir": "code"}, "absolute path"),
-    ({"scratch": "tmp/x"}, "absolute path"),
+    ({"scratch_parent": "tmp/x"}, "absolute path"),
+    ({"env_file": "container.env"}, "absolute path"),
     ({"shm_bytes": -1}, "must not be negative"),
 ])
 @pytest.mark.parametrize("name", ["bwrap", "apptainer"])

@@ -111,9 +111,15 @@ def test_image_names():
 def test_env_values_are_literal():
     env = parse_env(["A=it's \"q\" $(id) `x`\nline", "B=", "C=x=y"])
     assert env == {"A": "it's \"q\" $(id) `x`\nline", "B": "", "C": "x=y"}
-    for bad in ("NOVALUE", "1A=x", "A-B=x", "=x"):
+    for bad in ("1A=x", "A-B=x", "=x"):
         with pytest.raises(InvalidInput):
             parse_env([bad])
+
+
+def test_env_name_alone_takes_the_value_from_the_environment():
+    assert parse_env(["TOKEN"], {"TOKEN": "s3cret"}) == {"TOKEN": "s3cret"}
+    with pytest.raises(InvalidInput, match="not set in your environment"):
+        parse_env(["NOVALUE"], {})
 
 
 PARTS = {"debug": PartitionLimits("debug", 2, 20000, 0, True, True),
