@@ -41,7 +41,7 @@ def copy_writable(source: Path, dest: Path) -> None:
 
     shutil.copytree(source, dest, symlinks=True, copy_function=copy_file)
     for dirpath, _dirnames, _filenames in os.walk(dest):
-        os.chmod(dirpath, 0o755)
+        os.chmod(dirpath, 0o700)
 
 
 def unsafe_entries(root: Path) -> list[tuple[str, str]]:

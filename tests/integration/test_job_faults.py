@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -205,16 +207,30 @@ def show_with(env, conf, job_id):
     return json.loads(out.stdout)
 
 
-def test_home_is_private_under_umask_022(flow_home, tmp_path):
-    env = {**flow_home, "GW_HOME": str(tmp_path / "private-home")}
-    proc = subprocess.run(["sh", "-c", f"umask 022; exec {gw_executable()} job list"],
-                          env={**os.environ, **env}, capture_output=True, text=True,
-                          check=False)
-    assert proc.returncode == 0, proc.stderr
+def test_home_is_private_under_umask_022(home, tmp_path):
+    """A whole flow typed with umask 022: import, push, job, harvest, outputs."""
+    env = {**home, "GW_HOME": str(tmp_path / "private-home")}
+    base = Path(home["base"])
+
+    def gw_022(*args: str) -> str:
+        line = " ".join(shlex.quote(a) for a in (gw_executable(), *args))
+        proc = subprocess.run(["sh", "-c", f"umask 022; exec {line}"],
+                              env={**os.environ, **env}, capture_output=True, text=True,
+                              check=False)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    gw_022("image", "import", str(base / "bb.tar"), "--name", "bb:v1", "-q")
+    gw_022("algo", "push", str(base / "algo"), "--name", "faulty", "-q")
+    job = json.loads(gw_022("job", "submit", "--json", "--wait", "--algo", "faulty",
+                            "--image", "bb:v1", "--mem", "64M", "--", "sh", "train.sh", "0",
+                            "private"))
+    assert job["state"] == "COMPLETED" and job["model"]
     home_dir = tmp_path / "private-home"
     for path in [home_dir, *home_dir.rglob("*")]:
-        mode = path.lstat().st_mode & 0o777
-        assert mode & 0o077 == 0, f"{path} is {oct(mode)}"
+        mode = path.lstat().st_mode
+        if not stat.S_ISLNK(mode):
+            assert mode & 0o077 == 0, f"{path} is {oct(mode & 0o777)}"
 
 
 def test_unreadable_spool_file_blocks_nothing_and_doctor_reports_it(home):
