@@ -249,3 +249,17 @@ def test_unreadable_spool_file_blocks_nothing_and_doctor_reports_it(home):
     finally:
         stuck.unlink()
     assert run_gw("doctor", env=home, check=False).returncode == 0
+
+
+def test_percent_in_home_runs_jobs_and_keeps_their_logs(home, tmp_path):
+    """Slurm reads %j, %u, ... in --output: a home holding them must still work."""
+    env = {**home, "GW_HOME": str(tmp_path / "gw%j%u%%home")}
+    base = Path(home["base"])
+    gw_ok(env, "image", "import", str(base / "bb.tar"), "--name", "bb:v1", "-q")
+    gw_ok(env, "algo", "push", str(base / "algo"), "--name", "faulty", "-q")
+    job = json.loads(gw_ok(env, "job", "submit", "--json", "--wait", "--algo", "faulty",
+                           "--image", "bb:v1", "--mem", "64M", "--", "sh", "-c",
+                           "echo logged; echo w > /model/w"))
+    assert job["state"] == "COMPLETED", job
+    assert job["log"].startswith(env["GW_HOME"]) and Path(job["log"]).exists()
+    assert gw_ok(env, "job", "logs", str(job["id"])) == "logged\n"

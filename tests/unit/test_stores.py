@@ -147,3 +147,51 @@ def test_remove_collects_unshared_objects(gw, tmp_path):
     assert (v2.path / "shared").read_text() == "s"
     with pytest.raises(InvalidInput, match="name the version"):
         store.remove(VersionRef("x", None))
+
+
+def test_rm_during_a_push_keeps_the_objects_the_push_stores(gw, tmp_path, monkeypatch):
+    """A push paused mid-copy: meanwhile another version is removed (its garbage
+    collection must not take the push's fresh objects), and another writer gets the
+    database's write lock at once (the copy holds no transaction)."""
+    import threading
+
+    from hpc_gateway.gateway import db, objects
+    from hpc_gateway.gateway.context import Gateway
+
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "gone.txt").write_text("only in the version that is removed")
+    gw.store("algo").push(old, "old", {})
+    src = tmp_path / "new"
+    src.mkdir()
+    for i in range(3):
+        (src / f"f{i}.txt").write_text(f"new content {i}")
+    paused, resume = threading.Event(), threading.Event()
+    real_install = objects.ObjectStore._install
+
+    def slow_install(self, target, write, executable):
+        real_install(self, target, write, executable)
+        if not paused.is_set():
+            paused.set()  # one object stored, not yet linked into the version
+            assert resume.wait(30)
+
+    monkeypatch.setattr(objects.ObjectStore, "_install", slow_install)
+    result = {}
+    pusher = threading.Thread(target=lambda: result.update(
+        version=Gateway().store("algo").push(src, "new", {})[0]))
+    pusher.start()
+    assert paused.wait(30)
+    other = Gateway()
+    other.conn.execute("PRAGMA busy_timeout = 200")
+    with db.transaction(other.conn):  # not blocked by the push's copying
+        pass
+    other.store("algo").remove(VersionRef("old", 1))
+    resume.set()
+    pusher.join(30)
+    version = result["version"]
+    assert [(version.path / f"f{i}.txt").read_text() for i in range(3)] == \
+        [f"new content {i}" for i in range(3)]
+    for path in version.path.iterdir():
+        assert path.stat().st_nlink == 2  # still shared with its object
+    removed_gc = objects.ObjectStore(gw.layout.objects, gw.layout.tmp).collect_garbage()
+    assert removed_gc == 1  # the removed version's object, collected once no push runs
