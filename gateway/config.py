@@ -21,8 +21,10 @@ from hpc_gateway.gateway.errors import InvalidInput
 KEYS: dict[str, tuple[Any, str]] = {
     "home": ("", "Where stores, jobs, spool files and the database live (GW_HOME). Must be on "
                  "a filesystem the compute nodes see. Default: $XDG_DATA_HOME/hpc-gateway."),
-    "database": ("", "SQLite database file (GW_DATABASE). Default: <home>/gateway.db. Put it on "
-                     "a local disk of the login node if <home> is on NFS."),
+    "database": ("", "SQLite database file (GW_DATABASE). Default: <home>/gateway.db, which "
+                     "every login node sees (rollback journal; `gw doctor` checks the "
+                     "filesystem's locks). A home belongs to one database: a second one on "
+                     "the same home is refused."),
     "runtime": ("auto", "Container runtime for jobs: apptainer, bwrap, or auto (apptainer when "
                         "installed, otherwise bubblewrap over the same SIF) (GW_RUNTIME)."),
     "partition": ("", "Slurm partition for jobs that name none; empty: Slurm's default "

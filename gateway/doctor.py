@@ -128,7 +128,7 @@ def _check_locks(gw: Gateway) -> Check:
 
     kind = filesystem_type(gw.config.home)
     fix = ("mount Lustre with -o flock, NFS without nolock (with lockd/statd running), "
-           "or put the database on a local disk (GW_DATABASE)")
+           "or keep the home on a filesystem that has them")
     probe = gw.layout.tmp / f".lock-probe-{os.getpid()}"
     try:
         gw.layout.ensure()
