@@ -33,9 +33,10 @@ def cli() -> None:
 
 
 def _register_commands() -> None:
-    from hpc_gateway.gateway.commands import admin, images, jobs, models, stores
+    from hpc_gateway.gateway.commands import admin, images, jobs, models, notebooks, stores
 
-    for command in (images.image, stores.algo, stores.data, jobs.job, models.model,
+    for command in (images.image, stores.algo, stores.data, jobs.job, notebooks.notebook,
+                    models.model,
                     admin.spool, admin.doctor, admin.config_cmd):
         cli.add_command(command)
 

@@ -70,6 +70,9 @@ class ContainerSpec:
     env_file: str
     gpus: int = 0
     shm_bytes: int | None = None
+    # Values only the node knows (a notebook's port and address): NAME and the name of a
+    # shell variable the set-up assigns. Never secrets: they travel on the command line.
+    node_env: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,9 @@ def check_spec(spec: ContainerSpec, runtime: str) -> None:
         _check_path(mount.target, "mount target", runtime)
         if posixpath.normpath(mount.target) == "/":
             raise InvalidInput(f"cannot mount {mount.source} over the container's root")
+    for key, variable in spec.node_env:
+        if not ENV_KEY.fullmatch(key) or not ENV_KEY.fullmatch(variable):
+            raise InvalidInput(f"invalid node environment {key}={variable}")
     if int(spec.partition_offset) < 0 or int(spec.gpus) < 0 or (spec.shm_bytes or 0) < 0:
         raise InvalidInput("partition offset, GPU count and shm size must not be negative")
 
@@ -246,8 +252,10 @@ def _bwrap(spec: ContainerSpec) -> ContainerScript:
     for mount in spec.mounts:
         argv += ["--ro-bind" if mount.read_only else "--bind", mount.source, mount.target]
     # The environment comes from the 0600 env file on descriptor 3, never from argv.
-    argv += ["--chdir", spec.workdir, "--clearenv", "--args", "3",
-             "--unshare-pid", "--die-with-parent", "--new-session"]
+    argv += ["--chdir", spec.workdir, "--clearenv", "--args", "3"]
+    for key, variable in spec.node_env:
+        argv += ["--setenv", key, Shell(f'"${variable}"')]
+    argv += ["--unshare-pid", "--die-with-parent", "--new-session"]
     run = _line(argv)
     if spec.gpus:
         setup += _gpu_binds_shell()
@@ -314,6 +322,8 @@ def _apptainer(spec: ContainerSpec) -> ContainerScript:
     # the container; the job's environment comes from the 0600 file (--env-file).
     setup = [": # apptainer mounts the SIF itself"]
     prefix = 'env -i PATH="$PATH" HOME="${HOME:-/tmp}"'
+    for key, variable in spec.node_env:
+        prefix += f' APPTAINERENV_{key}="${variable}"'
     if spec.gpus:
         setup = ["gw_gpu_env=()",
                  'if [ -n "${CUDA_VISIBLE_DEVICES:-}" ]; then',

@@ -74,3 +74,12 @@ def write_sif(dest: Path, squashfs: Path, architecture: str,
     if config_json is not None:
         _siftool("add", "--datatype", "6", "--groupid", "1", "--filename", "image-config.json",
                  str(dest), str(config_json))
+
+
+def find_in_sif(sif: Path, partition_offset: int, paths: list[str]) -> list[str]:
+    """Which of ``paths`` (absolute, inside the image) the SIF's squashfs partition holds,
+    read from its directory table (``unsquashfs -l``: milliseconds, nothing extracted)."""
+    argv = ["unsquashfs", "-o", str(int(partition_offset)), "-l", "-d", "", str(sif), *paths]
+    listed = run_command(argv, timeout=60, error_type=ContainerToolError,
+                         what="unsquashfs").stdout.splitlines()
+    return [p for p in paths if p in listed]

@@ -36,6 +36,13 @@ KEYS: dict[str, tuple[Any, str]] = {
     "time": ("1:00:00", "Time limit when --time is not given (Slurm time format)."),
     "slurm_timeout": (60, "Seconds to wait for a Slurm command before calling the state UNKNOWN."),
     "node_scratch": ("/tmp", "Node-local directory where a job mounts its image."),
+    "notebook_time": ("2:00:00", "Time limit of a notebook when --time is not given (the "
+                                 "web platform's notebooks live 2 hours)."),
+    "notebook_save_seconds": (120, "Slurm signals a notebook this many seconds before its "
+                                   "time limit, so it stops and its code is saved before "
+                                   "the kill."),
+    "login_host": ("", "Host name people ssh to for a notebook tunnel (ssh -N -L ...). "
+                       "Default: this login node's name."),
     "max_upload_bytes": (1 << 40, "Largest algorithm or dataset push, in bytes (the sum of "
                                   "its files, as declared and as read)."),
     "max_zip_ratio": (200.0, "A zip whose content is more than this many times its packed "

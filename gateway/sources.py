@@ -82,16 +82,18 @@ def _check_conflicts(paths: list[tuple[str, str]], source: str) -> None:
             parent = posixpath.dirname(parent)
 
 
-def scan_directory(root: Path, limits: UploadLimits = UploadLimits()) -> list[SourceEntry]:
-    """Validate and list a directory tree (links are not followed)."""
+def scan_directory(root: Path, limits: UploadLimits = UploadLimits(),
+                   exclude: frozenset[str] = frozenset()) -> list[SourceEntry]:
+    """Validate and list a directory tree (links are not followed); folders and files
+    named in ``exclude`` are left out wherever they are."""
     def unreadable(exc: OSError) -> None:
         raise InvalidInput(f"{root}: cannot read {exc.filename}: {exc.strerror}") from exc
 
     entries: list[SourceEntry] = []
     total = 0
     for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
-        dirnames.sort()
-        for name in sorted(dirnames) + sorted(filenames):
+        dirnames[:] = sorted(d for d in dirnames if d not in exclude)
+        for name in dirnames + sorted(f for f in filenames if f not in exclude):
             full = os.path.join(dirpath, name)
             rel = os.path.relpath(full, root).replace(os.sep, "/")
             info = os.lstat(full)
@@ -152,11 +154,12 @@ def scan_zip(path: Path, limits: UploadLimits = UploadLimits()) -> list[SourceEn
 
 
 @contextmanager
-def open_source(source: Path, limits: UploadLimits = UploadLimits()
+def open_source(source: Path, limits: UploadLimits = UploadLimits(),
+                exclude: frozenset[str] = frozenset()
                 ) -> Iterator[tuple[list[SourceEntry], SourceReader]]:
     """Scan ``source`` (directory or zip) and give its entries and a reader for file data."""
     if source.is_dir():
-        yield scan_directory(source, limits), SourceReader(None)
+        yield scan_directory(source, limits, exclude), SourceReader(None)
     elif source.is_file() and zipfile.is_zipfile(source):
         entries = scan_zip(source, limits)
         with zipfile.ZipFile(source) as archive:

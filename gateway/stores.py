@@ -122,12 +122,15 @@ class VersionedStore:
 
     # ---- writing -------------------------------------------------------------------
     def push(self, source: Path, name: str, meta: dict[str, Any],
-             progress: Callable[[int, int], None] | None = None) -> tuple[VersionInfo, bool]:
+             progress: Callable[[int, int], None] | None = None, *,
+             exclude: frozenset[str] = frozenset(),
+             unchanged_from: VersionInfo | None = None) -> tuple[VersionInfo, bool]:
         """Store ``source`` (a directory or a zip) as the next version of ``name``.
 
-        Returns the version and whether it is new: content identical to the latest version
-        makes no new version. On any error nothing is left behind (no staging, no object).
-        Files are copied outside any database transaction.
+        Returns the version and whether it is new: content identical to the latest version,
+        or to ``unchanged_from`` (the version a draft came from), makes no new version.
+        Names in ``exclude`` are left out of a directory. On any error nothing is left
+        behind (no staging, no object). Files are copied outside any transaction.
         """
         check_name(name, self.label)
         self.layout.ensure()
@@ -135,7 +138,8 @@ class VersionedStore:
         staging = self.layout.tmp / f"push-{uuid.uuid4().hex}"
         try:
             with objects.storing():
-                return self._stage_and_commit(source, name, meta, progress, objects, staging)
+                return self._stage_and_commit(source, name, meta, progress, objects, staging,
+                                              exclude, unchanged_from)
         except BaseException:
             remove_tree(staging)
             objects.collect_garbage(only=objects.created)
@@ -143,8 +147,9 @@ class VersionedStore:
 
     def _stage_and_commit(self, source: Path, name: str, meta: dict[str, Any],
                           progress: Callable[[int, int], None] | None, objects: ObjectStore,
-                          staging: Path) -> tuple[VersionInfo, bool]:
-        with open_source(source, self.limits) as (entries, reader):
+                          staging: Path, exclude: frozenset[str],
+                          unchanged_from: VersionInfo | None) -> tuple[VersionInfo, bool]:
+        with open_source(source, self.limits, exclude) as (entries, reader):
             total = sum(e.size for e in entries if e.kind == "file")
             done = 0
             digest = hashlib.sha256()
@@ -168,6 +173,9 @@ class VersionedStore:
                     progress(done, total)
         if not entries:
             raise InvalidInput(f"{source}: nothing to store (it is empty)")
+        if unchanged_from is not None and unchanged_from.tree_digest == digest.hexdigest():
+            remove_tree(staging)
+            return unchanged_from, False
         return self._commit_version(name, staging, digest.hexdigest(), meta)
 
     @staticmethod

@@ -101,7 +101,7 @@ def container_spec(kind: JobKind, ctx: SubmitContext, resources: Resources) -> C
         scratch_parent=str(ctx.gw.config["node_scratch"]), mounts=tuple(kind.mounts(ctx)),
         workdir=CODE, env=tuple(env.items()), command=job.spec.command,
         env_file=str(job.job_dir / ENV_FILE), gpus=resources.gpus,
-        shm_bytes=resources.shm_mib * 1024 * 1024)
+        shm_bytes=resources.shm_mib * 1024 * 1024, node_env=kind.node_env)
 
 
 def render_script(kind: JobKind, ctx: SubmitContext, *, home_id: str, runtime: str,

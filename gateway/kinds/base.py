@@ -45,6 +45,9 @@ class JobKind(Protocol):
 
     name: str
     template: str
+    # Variables only the node knows, passed into the container: (NAME, shell variable the
+    # template's prologue sets). Never secrets.
+    node_env: tuple[tuple[str, str], ...]
 
     def prepare(self, ctx: SubmitContext) -> None:
         """Lay out the job directory (it exists, empty, private) before the script."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from hpc_gateway.containers.mounts import CODE, DATASET, MODEL
 from hpc_gateway.gateway.kinds.base import JobEnd, SubmitContext
+from hpc_gateway.gateway.kinds.layout import lay_out_code_and_model, standard_mounts
 
 if TYPE_CHECKING:
     from hpc_gateway.containers.runtime import Mount
@@ -20,25 +20,15 @@ class TrainingKind:
     name = "training"
     template = "sbatch/training.sh.j2"
 
+    node_env: tuple[tuple[str, str], ...] = ()
+
     def prepare(self, ctx: SubmitContext) -> None:
         """``code/``: a writable copy of the algorithm version; ``model/``: empty."""
-        from hpc_gateway.gateway.trees import copy_writable
-
-        if ctx.algo is not None:
-            copy_writable(ctx.algo.path, ctx.job.job_dir / "code")
-        else:
-            (ctx.job.job_dir / "code").mkdir(mode=0o700)
-        (ctx.job.job_dir / "model").mkdir(mode=0o700)
+        lay_out_code_and_model(ctx)
 
     def mounts(self, ctx: SubmitContext) -> list[Mount]:
         """/code and /model from the job directory, /dataset read-only from the store."""
-        from hpc_gateway.containers.runtime import Mount
-
-        mounts = [Mount(str(ctx.job.job_dir / "code"), CODE)]
-        if ctx.data is not None:
-            mounts.append(Mount(str(ctx.data.path), DATASET, read_only=True))
-        mounts.append(Mount(str(ctx.job.job_dir / "model"), MODEL))
-        return mounts
+        return standard_mounts(ctx)
 
     def template_values(self, ctx: SubmitContext) -> dict[str, Any]:
         """Nothing beyond the base template's."""

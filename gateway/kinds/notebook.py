@@ -1,0 +1,73 @@
+"""A notebook: JupyterLab in the job's container, on a free port of the node, for a time.
+
+Its /code is a draft copy of the algorithm version; when the notebook ends (stopped, its
+time limit, scancel, a failure) the draft becomes the next algorithm version if it changed
+(gateway/notebooks.py), then /model is harvested as for training.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from hpc_gateway.containers.mounts import CODE
+from hpc_gateway.gateway.kinds.base import JobEnd, SubmitContext
+from hpc_gateway.gateway.kinds.layout import lay_out_code_and_model, standard_mounts
+
+if TYPE_CHECKING:
+    from hpc_gateway.containers.runtime import Mount
+    from hpc_gateway.gateway.context import Gateway
+    from hpc_gateway.gateway.job_model import Job
+
+CONNECTION_FILE = "notebook.json"   # written by the job: node, ip, port, base URL
+END_FILE = "notebook.end"           # written by the job: why the server ended
+BASE_URL = "/"
+
+# What runs in the container. The token comes from JUPYTER_TOKEN (the 0600 env file); the
+# address and port from the node (node_env below); the image's own CMD is never used.
+JUPYTER_COMMAND = (
+    "sh", "-c",
+    'exec jupyter lab --no-browser --ServerApp.ip="$GW_NOTEBOOK_IP" '
+    '--ServerApp.port="$GW_NOTEBOOK_PORT" --ServerApp.port_retries=0 '
+    f'--ServerApp.root_dir={CODE} --ServerApp.base_url={BASE_URL} '
+    # --allow-root: a site may run jobs as root (this project's CI does); the token and
+    # the private home protect the server, not the uid.
+    "--ServerApp.allow_remote_access=True --allow-root",
+)
+
+
+class NotebookKind:
+    """The ``notebook`` kind."""
+
+    name = "notebook"
+    template = "sbatch/notebook.sh.j2"
+    node_env: tuple[tuple[str, str], ...] = (("GW_NOTEBOOK_IP", "gw_nb_ip"),
+                                             ("GW_NOTEBOOK_PORT", "gw_nb_port"))
+
+    def prepare(self, ctx: SubmitContext) -> None:
+        """``code/``: the draft (a writable copy of the version); ``model/``: empty."""
+        lay_out_code_and_model(ctx)
+
+    def mounts(self, ctx: SubmitContext) -> list[Mount]:
+        """As training: /code the draft, /dataset read-only, /model."""
+        return standard_mounts(ctx)
+
+    def template_values(self, ctx: SubmitContext) -> dict[str, Any]:
+        """Where the job writes its connection details, and when Slurm warns it."""
+        from hpc_gateway.gateway.specs import parse_time_seconds
+
+        limit = parse_time_seconds(str(ctx.job.spec.resources["time"]))
+        # Slurm may signal up to a minute early; a short notebook still gets half its time.
+        warn = min(int(ctx.gw.config["notebook_save_seconds"]), limit // 2)
+        return {"connection_file": str(ctx.job.job_dir / CONNECTION_FILE),
+                "end_file": str(ctx.job.job_dir / END_FILE), "base_url": BASE_URL,
+                "save_seconds": max(warn, 1)}
+
+    def on_end(self, gw: Gateway, job: Job, end: JobEnd) -> str:
+        """Save the draft as the next algorithm version (if it changed), then harvest."""
+        from hpc_gateway.gateway.notebooks import save_draft_note
+        from hpc_gateway.spool.harvest import harvest_model
+
+        notes = [save_draft_note(gw, job)]
+        if end.succeeded and end.record is not None:
+            notes.append(harvest_model(gw, job, end.record))
+        return "; ".join(n for n in notes if n)

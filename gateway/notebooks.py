@@ -1,0 +1,172 @@
+"""Notebooks: start JupyterLab as a job, describe it, save its draft back as a version.
+
+A notebook is a job of kind ``notebook`` (gateway/kinds/notebook.py). What this module
+adds is what a person sees: the notebook's state (PENDING, STARTING, RUNNING, then STOPPED,
+TIMEOUT or FAILED), its URL with the token, the ssh tunnel command, the time left, and the
+algorithm versions it saved.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import socket
+import time
+from typing import Any
+
+from hpc_gateway.gateway.context import Gateway
+from hpc_gateway.gateway.errors import GatewayError, InvalidInput
+from hpc_gateway.gateway.job_model import Job
+from hpc_gateway.gateway.kinds.notebook import (
+    BASE_URL,
+    CONNECTION_FILE,
+    END_FILE,
+    JUPYTER_COMMAND,
+)
+from hpc_gateway.gateway.specs import Resources, VersionRef, parse_time_seconds
+from hpc_gateway.gateway.stores import VersionInfo
+from hpc_gateway.gateway.submit import JobRequest, submit_job
+
+# What Jupyter and Python leave in a draft that is not code: never part of a saved version.
+DRAFT_EXCLUDES = frozenset({".ipynb_checkpoints", "__pycache__", ".jupyter", ".local",
+                            ".cache", ".ipython", ".virtual_documents"})
+TOKEN_VARIABLE = "JUPYTER_TOKEN"
+
+
+def require_jupyter(gw: Gateway, image_name: str) -> None:
+    """Refuse an image with no ``jupyter`` on its PATH, before anything is submitted."""
+    from hpc_gateway.containers.sif import find_in_sif
+    from hpc_gateway.gateway.images import get_image
+
+    image = get_image(gw, image_name)
+    path = image.config.get("env", {}).get("PATH") or "/usr/local/bin:/usr/bin:/bin"
+    dirs = [d.rstrip("/") for d in path.split(":") if d.startswith("/")]
+    if not find_in_sif(image.sif_path, image.partition_offset, [f"{d}/jupyter" for d in dirs]):
+        raise InvalidInput(f"image {image.name} has no `jupyter` on its PATH ({path}): a "
+                           "notebook image needs JupyterLab installed (for example `pip "
+                           "install jupyterlab` in its Dockerfile)")
+
+
+def start_notebook(gw: Gateway, *, image: str, algo: VersionRef, data: VersionRef | None,
+                   resources: Resources, name: str | None) -> Job:
+    """Submit JupyterLab over a draft of ``algo``; returns the job as recorded."""
+    require_jupyter(gw, image)
+    token = secrets.token_urlsafe(32)  # never empty: Jupyter is never open
+    request = JobRequest(algo=algo, image=image, data=data,
+                         name=name or f"notebook-{algo.name}", command=JUPYTER_COMMAND,
+                         env={TOKEN_VARIABLE: token}, resources=resources, kind="notebook",
+                         extra={"base_url": BASE_URL})
+    return submit_job(gw, request)
+
+
+def get_notebook(gw: Gateway, job_id: int) -> Job:
+    """The notebook job ``job_id`` (another kind of job is refused)."""
+    job = gw.jobs.get(job_id)
+    if job.kind != "notebook":
+        raise InvalidInput(f"job {job_id} is a {job.kind} job, not a notebook (see "
+                           "`gw notebook list`)")
+    return job
+
+
+def connection(job: Job) -> dict[str, Any] | None:
+    """What the job wrote of its server (node, ip, port, base URL), once it has."""
+    try:
+        return dict(json.loads((job.job_dir / CONNECTION_FILE).read_text()))
+    except (OSError, ValueError):
+        return None
+
+
+def notebook_state(job: Job) -> str:
+    """The state a person sees: PENDING, STARTING, RUNNING, STOPPED, TIMEOUT, FAILED."""
+    if job.state in ("SUBMITTING", "PENDING"):
+        return "PENDING"
+    if job.state == "RUNNING":
+        return "RUNNING" if connection(job) else "STARTING"
+    if job.state == "UNKNOWN":
+        return "UNKNOWN"
+    if job.state == "TIMEOUT":
+        return "TIMEOUT"
+    if job.state in ("COMPLETED", "CANCELLED"):
+        try:
+            ended = (job.job_dir / END_FILE).read_text().strip()
+        except OSError:
+            ended = ""
+        return "TIMEOUT" if ended == "time limit" else "STOPPED"
+    return "FAILED"
+
+
+def saved_versions(gw: Gateway, job: Job) -> list[str]:
+    """The algorithm versions this notebook saved, oldest first."""
+    rows = gw.conn.execute(
+        """SELECT c.name, v.number FROM versions v JOIN collections c ON c.id = v.collection_id
+           WHERE c.kind = 'algo' AND json_extract(v.meta_json, '$.notebook_job') = ?
+           ORDER BY v.number""", (job.id,)).fetchall()
+    return [f"{r['name']}@v{r['number']}" for r in rows]
+
+
+def describe(gw: Gateway, job: Job) -> dict[str, Any]:
+    """The notebook as `gw notebook show --json` prints it."""
+    conn = connection(job)
+    token = job.spec.env.get(TOKEN_VARIABLE, "")
+    login = str(gw.config["login_host"]) or socket.getfqdn()
+    node = conn["node"] if conn else (job.node or None)
+    port = conn["port"] if conn else None
+    base_url = conn["base_url"] if conn else BASE_URL
+    url = tunnel = None
+    if conn and job.active:
+        url = f"http://{conn['ip']}:{port}{base_url}lab?token={token}"
+        tunnel = f"ssh -N -L {port}:{conn['ip']}:{port} {login}"
+    started = job.started or (conn or {}).get("started")
+    limit = parse_time_seconds(str(job.spec.resources.get("time", "0:01:00")))
+    ends_at = started + limit if started else None
+    return {
+        "id": job.id, "name": job.name, "state": notebook_state(job), "job_state": job.state,
+        "reason": job.reason, "slurm_job_id": job.slurm_job_id, "node": node, "port": port,
+        "token": token, "url": url, "tunnel": tunnel,
+        "local_url": f"http://localhost:{port}{base_url}lab?token={token}" if url else None,
+        "algo": job.spec.algo, "image": job.spec.image, "data": job.spec.dataset,
+        "started": started, "ends_at": ends_at,
+        "time_left": max(0, int(ends_at - time.time())) if ends_at and job.active else None,
+        "saved_versions": saved_versions(gw, job), "draft": str(job.job_dir / "code"),
+    }
+
+
+def answers(info: dict[str, Any], timeout: float = 3) -> bool:
+    """Whether the notebook's server answers Jupyter's ``/api/status`` with its token."""
+    import urllib.error
+    import urllib.request
+
+    url = info["url"].split("lab?token=")[0] + "api/status"
+    request = urllib.request.Request(url, headers={"Authorization": f"token {info['token']}"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def save_draft(gw: Gateway, job: Job) -> VersionInfo | None:
+    """Store the notebook's draft as the next version of its algorithm; None when it has
+    not changed since the version it came from (or the last one it saved)."""
+    if not job.spec.algo:
+        raise InvalidInput(f"notebook {job.id} has no algorithm to save into")
+    name = job.spec.algo.partition("@")[0]
+    store = gw.store("algo")
+    saved = saved_versions(gw, job)
+    baseline = (store.resolve(VersionRef(name, int(saved[-1].rsplit("@v", 1)[1])))
+                if saved else store.by_id(job.algo_version_id))
+    meta = {"description": f"saved from notebook {job.id}", "origin": f"notebook {job.id}",
+            "parent": baseline.ref if baseline else job.spec.algo, "notebook_job": job.id}
+    version, created = store.push(job.job_dir / "code", name, meta, exclude=DRAFT_EXCLUDES,
+                                  unchanged_from=baseline)
+    return version if created else None
+
+
+def save_draft_note(gw: Gateway, job: Job) -> str:
+    """:func:`save_draft` for the end of a notebook: a note for its reason, never an error
+    (a draft that cannot be saved stays where it is, and the note says where)."""
+    try:
+        version = save_draft(gw, job)
+    except GatewayError as exc:
+        return f"code not saved ({exc}); the draft stays in {job.job_dir / 'code'}"
+    return f"code saved as {version.ref}" if version else "code unchanged: no new version"

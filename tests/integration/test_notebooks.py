@@ -1,0 +1,144 @@
+"""Notebooks on the real local Slurm, in a real image with JupyterLab
+(scripts/make-jupyter-image.sh: the demo's Debian rootfs with JupyterLab from PyPI)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, run_gw
+from tests.integration.conftest import gw_ok
+
+pytestmark = pytest.mark.container
+
+
+@pytest.fixture(scope="module")
+def nb_home(flow_home, tmp_path_factory):
+    """A home with the JupyterLab image, a busybox image and an algorithm."""
+    from tests.support.images import busybox_rootfs, make_archive
+
+    archive = subprocess.run(["bash", str(REPO / "scripts" / "make-jupyter-image.sh")],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    gw_ok(flow_home, "image", "import", archive, "--name", "jupyter:v1", "-q")
+    base = tmp_path_factory.mktemp("nb")
+    plain = make_archive(base / "bb.tar", [busybox_rootfs(base / "rootfs")],
+                         env={"PATH": "/bin"}, workdir="/", cmd=["sh"])
+    gw_ok(flow_home, "image", "import", str(plain), "--name", "plain:v1", "-q")
+    (base / "algo").mkdir()
+    (base / "algo" / "train.py").write_text("print('v1')\n")
+    gw_ok(flow_home, "algo", "push", str(base / "algo"), "--name", "nbalgo", "-q")
+    return {**flow_home, "base": str(base)}
+
+
+def start(env, *args):
+    return json.loads(gw_ok(env, "notebook", "start", "--image", "jupyter:v1", "--algo",
+                            "nbalgo", "--mem", "1G", "--wait", "--wait-timeout", "180",
+                            "--json", *args))
+
+
+def api(info, path, method="GET", body=None, token=True):
+    base = info["url"].split("lab?token=")[0]
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"token {info['token']}"
+    request = urllib.request.Request(base + path, method=method, headers=headers,
+                                     data=json.dumps(body).encode() if body else None)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status, json.loads(response.read() or b"null")
+
+
+def write_file(info, name, text):
+    status, _ = api(info, f"api/contents/{name}", "PUT",
+                    {"type": "file", "format": "text", "content": text})
+    assert status in (200, 201)
+
+
+def versions(env):
+    return [v["ref"] for v in json.loads(gw_ok(env, "algo", "versions", "nbalgo", "--json"))]
+
+
+def test_notebook_answers_only_with_its_token_and_saves_edits(nb_home):
+    info = start(nb_home, "--time", "0:20:00")
+    assert info["state"] == "RUNNING" and info["token"] and len(info["token"]) >= 32
+    assert info["tunnel"].startswith(f"ssh -N -L {info['port']}:")
+    assert info["algo"] == "nbalgo@v1" and 0 < info["time_left"] <= 1200
+    status, body = api(info, "api/status")
+    assert status == 200 and "started" in body
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        api(info, "api/status", token=False)
+    assert refused.value.code == 403
+    conn = Path(info["draft"]).parent / "notebook.json"
+    assert conn.stat().st_mode & 0o777 == 0o600
+    before = versions(nb_home)
+    write_file(info, "edited.py", "print('edited in JupyterLab')\n")
+    saved = json.loads(gw_ok(nb_home, "notebook", "save", str(info["id"]), "--json"))
+    assert saved["saved"] and saved["saved"] not in before
+    again = json.loads(gw_ok(nb_home, "notebook", "save", str(info["id"]), "--json"))
+    assert again["saved"] is None  # unchanged since the last save
+    assert json.loads(gw_ok(nb_home, "notebook", "show", str(info["id"]), "--json"))[
+        "state"] == "RUNNING"  # saving does not stop it
+    write_file(info, "more.py", "print('more')\n")
+    draft = Path(info["draft"])
+    (draft / ".ipynb_checkpoints").mkdir(exist_ok=True)
+    (draft / ".ipynb_checkpoints" / "more-checkpoint.py").write_text("checkpoint\n")
+    gw_ok(nb_home, "notebook", "stop", str(info["id"]), "--wait")
+    final = json.loads(gw_ok(nb_home, "notebook", "show", str(info["id"]), "--json"))
+    assert final["state"] == "STOPPED" and final["url"] is None
+    assert len(final["saved_versions"]) == 2 and final["saved_versions"][0] == saved["saved"]
+    last = json.loads(gw_ok(nb_home, "algo", "show", final["saved_versions"][-1], "--json"))
+    assert last["parent"] == saved["saved"] and last["origin"] == f"notebook {info['id']}"
+    files = sorted(p.name for p in Path(last["path"]).rglob("*"))
+    assert files == ["edited.py", "more.py", "train.py"]  # no checkpoint folder
+
+
+def test_unchanged_notebook_makes_no_version(nb_home):
+    before = versions(nb_home)
+    info = start(nb_home, "--time", "0:10:00")
+    gw_ok(nb_home, "notebook", "stop", str(info["id"]), "--wait")
+    final = json.loads(gw_ok(nb_home, "notebook", "show", str(info["id"]), "--json"))
+    assert final["state"] == "STOPPED" and final["saved_versions"] == []
+    assert "code unchanged" in final["reason"]
+    assert versions(nb_home) == before
+
+
+def test_time_limit_saves_before_the_kill(nb_home, tmp_path):
+    """A 3-minute notebook warned a minute ahead (notebook_save_seconds = 60): what was
+    written through Jupyter becomes a version, and the notebook ends TIMEOUT."""
+    config = tmp_path / "user.toml"
+    config.write_text("notebook_save_seconds = 60\n")
+    env = {**nb_home, "GW_USER_CONFIG": str(config)}
+    info = start(env, "--time", "0:03:00")
+    write_file(info, "late.py", "print('typed before the limit')\n")
+    deadline = time.time() + 300
+    final = info
+    while time.time() < deadline:
+        final = json.loads(gw_ok(env, "notebook", "show", str(info["id"]), "--json"))
+        if final["state"] in ("STOPPED", "TIMEOUT", "FAILED"):
+            break
+        time.sleep(3)
+    assert final["state"] == "TIMEOUT", final
+    assert len(final["saved_versions"]) == 1, final
+    saved = json.loads(gw_ok(env, "algo", "show", final["saved_versions"][0], "--json"))
+    assert (Path(saved["path"]) / "late.py").read_text() == "print('typed before the limit')\n"
+
+
+def test_image_without_jupyter_is_refused_before_submission(nb_home):
+    before = json.loads(gw_ok(nb_home, "job", "list", "--json"))
+    proc = run_gw("notebook", "start", "--image", "plain:v1", "--algo", "nbalgo",
+                  env=nb_home, check=False)
+    assert proc.returncode == 2 and "has no `jupyter`" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert json.loads(gw_ok(nb_home, "job", "list", "--json")) == before
+
+
+def test_notebook_commands_refuse_other_jobs(nb_home):
+    job = json.loads(gw_ok(nb_home, "job", "submit", "--json", "--algo", "nbalgo", "--image",
+                           "plain:v1", "--mem", "64M", "--", "true"))
+    proc = run_gw("notebook", "show", str(job["id"]), env=nb_home, check=False)
+    assert proc.returncode == 2 and "not a notebook" in proc.stderr
