@@ -33,18 +33,51 @@ DRAFT_EXCLUDES = frozenset({".ipynb_checkpoints", "__pycache__", ".jupyter", ".l
 TOKEN_VARIABLE = "JUPYTER_TOKEN"
 
 
-def require_jupyter(gw: Gateway, image_name: str) -> None:
-    """Refuse an image with no ``jupyter`` on its PATH, before anything is submitted."""
+def require_program(gw: Gateway, image_name: str, program: str, needs: str) -> None:
+    """Refuse an image with no ``program`` on its PATH, before anything is submitted."""
     from hpc_gateway.containers.sif import find_in_sif
     from hpc_gateway.gateway.images import get_image
 
     image = get_image(gw, image_name)
     path = image.config.get("env", {}).get("PATH") or "/usr/local/bin:/usr/bin:/bin"
     dirs = [d.rstrip("/") for d in path.split(":") if d.startswith("/")]
-    if not find_in_sif(image.sif_path, image.partition_offset, [f"{d}/jupyter" for d in dirs]):
-        raise InvalidInput(f"image {image.name} has no `jupyter` on its PATH ({path}): a "
-                           "notebook image needs JupyterLab installed (for example `pip "
-                           "install jupyterlab` in its Dockerfile)")
+    if not find_in_sif(image.sif_path, image.partition_offset, [f"{d}/{program}" for d in dirs]):
+        raise InvalidInput(f"image {image.name} has no `{program}` on its PATH ({path}): "
+                           f"{needs}")
+
+
+def require_jupyter(gw: Gateway, image_name: str) -> None:
+    """Refuse an image with no ``jupyter``, before anything is submitted."""
+    require_program(gw, image_name, "jupyter", "a notebook image needs JupyterLab installed "
+                    "(for example `pip install jupyterlab` in its Dockerfile)")
+
+
+def headless_request(gw: Gateway, *, notebook: str, params: dict[str, str], image: str,
+                     algo: VersionRef, data: VersionRef | None, name: str | None,
+                     env: dict[str, str], resources: Resources,
+                     model_name: str | None) -> JobRequest:
+    """The request that runs ``notebook`` (a path inside the algorithm version) headless,
+    checked before anything is recorded: the file exists, the image has papermill."""
+    import posixpath
+
+    from hpc_gateway.gateway.kinds.headless import papermill_command
+
+    clean = posixpath.normpath(notebook.strip())
+    if (not clean.endswith(".ipynb") or clean.startswith(("/", "../")) or clean == ".."
+            or "\0" in clean):
+        raise InvalidInput(f"--notebook {notebook!r}: expected a .ipynb path inside the "
+                           "algorithm, e.g. main.ipynb or notebooks/train.ipynb")
+    version = gw.store("algo").resolve(algo)
+    if not (version.path / clean).is_file():
+        raise InvalidInput(f"--notebook {clean!r}: {version.ref} has no such file (see `gw "
+                           f"algo show {version.ref}`)")
+    require_program(gw, image, "papermill", "a headless notebook runs with papermill "
+                    "(`pip install papermill ipykernel` in the image)")
+    return JobRequest(algo=VersionRef(version.name, version.number), image=image, data=data,
+                      name=name or f"{version.name}-{posixpath.basename(clean)[:-6]}",
+                      command=papermill_command(clean, params), env=env, resources=resources,
+                      model_name=model_name, kind="headless",
+                      extra={"notebook": clean, "params": params})
 
 
 def start_notebook(gw: Gateway, *, image: str, algo: VersionRef, data: VersionRef | None,

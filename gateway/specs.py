@@ -152,6 +152,24 @@ def parse_env(pairs: list[str] | tuple[str, ...],
     return env
 
 
+def parse_params(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """``KEY=VALUE`` items for a notebook's parameters cell (KEY a Python identifier)."""
+    params: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.isidentifier():
+            raise InvalidInput(f"invalid --param {pair!r}: expected NAME=VALUE with NAME a "
+                               "Python variable name")
+        _check_no_nul(value, f"--param {key}")
+        params[key] = value
+    return params
+
+
+def _check_no_nul(value: str, what: str) -> None:
+    if "\0" in value:
+        raise InvalidInput(f"{what} holds a NUL byte")
+
+
 @dataclass(frozen=True)
 class Resources:
     """What a job asks Slurm for. ``mem_mib`` excludes ``shm_mib``; Slurm gets the sum."""

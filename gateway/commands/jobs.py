@@ -38,37 +38,62 @@ def job() -> None:
                    "on a command line, shown by name only.")
 @click.option("--model-name", default=None, help="Model the job's /model becomes a version "
                                                  "of (default: the algorithm's).")
+@click.option("--notebook", default=None,
+              help="Run this notebook of the algorithm (e.g. main.ipynb) top to bottom "
+                   "with papermill instead of a COMMAND; the executed copy is kept.")
+@click.option("--param", "params", multiple=True,
+              help="KEY=VALUE for the notebook's `parameters` cell (repeatable).")
 @click.option("--wait", is_flag=True, help="Wait for the job to end; exit 1 unless it "
                                            "completed.")
-@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @json_option
 def job_submit(algo: str, image_name: str, data: str | None, name: str | None,
                cpus: int | None, gpus: int | None, mem: str | None, shm: str | None,
                time_limit: str | None, partition: str | None, env: tuple[str, ...],
-               model_name: str | None, wait: bool, command: tuple[str, ...],
-               as_json: bool) -> None:
-    """Submit COMMAND (after --) as a Slurm job in the image's container.
+               model_name: str | None, notebook: str | None, params: tuple[str, ...],
+               wait: bool, command: tuple[str, ...], as_json: bool) -> None:
+    """Submit COMMAND (after --), or --notebook NB.ipynb, as a Slurm job in the image.
 
     In the container: /code is a private writable copy of the algorithm version (what the
     job leaves there are its outputs), /dataset the dataset version (read-only), /model an
     empty directory that becomes the next model version when the job exits 0. The working
     directory is /code and the image's environment applies.
+
+    \b
+    gw job submit --algo detectron2 --image detectron2:v1 --data coco --gpus 1 \\
+        -- python /code/detectron2/tools/train_net.py --num-gpus 1
+    gw job submit --algo project --image jupyter:v1 --notebook main.ipynb --param lr=0.01
     """
+    from hpc_gateway.gateway.errors import InvalidInput
     from hpc_gateway.gateway.specs import (
         check_image_name,
         parse_env,
+        parse_params,
         parse_resources,
         parse_version_ref,
     )
     from hpc_gateway.gateway.submit import JobRequest, submit_job
 
     gw = open_gateway()
-    request = JobRequest(
-        algo=parse_version_ref(algo, "algorithm"), image=check_image_name(image_name),
-        data=parse_version_ref(data, "dataset") if data else None, name=name,
-        command=command, env=parse_env(env), model_name=model_name,
-        resources=parse_resources(cpus=cpus, gpus=gpus, mem=mem, shm=shm, time=time_limit,
-                                  partition=partition, defaults=gw.config))
+    if notebook is not None and command:
+        raise InvalidInput("give either --notebook or a COMMAND after --, not both")
+    if notebook is None and params:
+        raise InvalidInput("--param goes with --notebook")
+    resources = parse_resources(cpus=cpus, gpus=gpus, mem=mem, shm=shm, time=time_limit,
+                                partition=partition, defaults=gw.config)
+    algo_ref = parse_version_ref(algo, "algorithm")
+    data_ref = parse_version_ref(data, "dataset") if data else None
+    if notebook is not None:
+        from hpc_gateway.gateway.notebooks import headless_request
+
+        request = headless_request(gw, notebook=notebook, params=parse_params(params),
+                                   image=check_image_name(image_name), algo=algo_ref,
+                                   data=data_ref, name=name, env=parse_env(env),
+                                   resources=resources, model_name=model_name)
+    else:
+        request = JobRequest(algo=algo_ref, image=check_image_name(image_name), data=data_ref,
+                             name=name, command=command, env=parse_env(env),
+                             model_name=model_name, resources=resources)
     submitted = submit_job(gw, request)
     if not wait:
         _print_job(submitted.as_dict(), as_json, short=True)

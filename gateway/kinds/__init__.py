@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from hpc_gateway.gateway.errors import InvalidInput
 from hpc_gateway.gateway.kinds.base import JobKind
+from hpc_gateway.gateway.kinds.headless import HeadlessKind
 from hpc_gateway.gateway.kinds.notebook import NotebookKind
 from hpc_gateway.gateway.kinds.training import TrainingKind
 
-KINDS: dict[str, JobKind] = {kind.name: kind for kind in (TrainingKind(), NotebookKind())}
+KINDS: dict[str, JobKind] = {kind.name: kind for kind in (TrainingKind(), NotebookKind(),
+                                                            HeadlessKind())}
 
 
 def get_kind(name: str) -> JobKind:

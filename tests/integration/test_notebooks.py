@@ -142,3 +142,80 @@ def test_notebook_commands_refuse_other_jobs(nb_home):
                            "plain:v1", "--mem", "64M", "--", "true"))
     proc = run_gw("notebook", "show", str(job["id"]), env=nb_home, check=False)
     assert proc.returncode == 2 and "not a notebook" in proc.stderr
+
+
+def notebook_json(cells: list[tuple[str, list[str]]]) -> str:
+    return json.dumps({
+        "cells": [{"cell_type": "code", "metadata": {"tags": tags}, "source": source,
+                   "outputs": [], "execution_count": None} for source, tags in cells],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                    "language": "python"}},
+        "nbformat": 4, "nbformat_minor": 5})
+
+
+@pytest.fixture(scope="module")
+def project(nb_home):
+    """The seed's background task: a project whose main.ipynb is run headless."""
+    src = Path(nb_home["base"]) / "project"
+    src.mkdir()
+    (src / "main.ipynb").write_text(notebook_json([
+        ("lr = 0.1\nepochs = 1\n", ["parameters"]),
+        ("print(f'training with lr={lr}')\nopen('/model/weights.txt', 'w').write(str(lr))\n",
+         []),
+        ("import os\nos.makedirs('results', exist_ok=True)\n"
+         "open('results/metrics.txt', 'w').write('accuracy 0.9')\n", []),
+    ]))
+    (src / "jobs").mkdir()
+    (src / "jobs" / "fails.ipynb").write_text(notebook_json([
+        ("x = 1\n", []), ("print('fine so far')\n", []),
+        ("raise ValueError('bad row 7')\n", []), ("print('never reached')\n", []),
+    ]))
+    gw_ok(nb_home, "algo", "push", str(src), "--name", "project", "-q")
+    return nb_home
+
+
+def test_headless_notebook_runs_harvests_and_keeps_the_executed_copy(project, tmp_path):
+    job = json.loads(gw_ok(project, "job", "submit", "--json", "--wait", "--algo", "project",
+                           "--image", "jupyter:v1", "--mem", "1G", "--notebook", "main.ipynb",
+                           "--param", "lr=0.01"))
+    assert job["state"] == "COMPLETED" and job["kind"] == "headless", job
+    assert gw_ok(project, "model", "cat", job["model"], "weights.txt") == "0.01"
+    log = gw_ok(project, "job", "logs", str(job["id"]))
+    assert "Executing Cell 2" in log and "training with lr=0.01" in log
+    out = tmp_path / "out.tar.gz"
+    gw_ok(project, "job", "outputs", str(job["id"]), "-o", str(out))
+    import tarfile
+
+    with tarfile.open(out) as tar:
+        names = tar.getnames()
+        assert "code/main.executed.ipynb" in names and "code/results/metrics.txt" in names
+        executed = json.load(tar.extractfile("code/main.executed.ipynb"))
+    printed = [o.get("text", "") for c in executed["cells"] for o in c.get("outputs", [])]
+    assert any("training with lr=0.01" in "".join(t) for t in printed)
+
+
+def test_headless_notebook_with_a_failing_cell_names_it(project):
+    proc = run_gw("job", "submit", "--json", "--wait", "--algo", "project", "--image",
+                  "jupyter:v1", "--mem", "1G", "--notebook", "jobs/fails.ipynb",
+                  env=project, check=False)
+    assert proc.returncode == 1
+    job = json.loads(proc.stdout)
+    assert job["state"] == "FAILED" and job["model"] is None
+    assert "cell 3" in job["reason"] and "ValueError: bad row 7" in job["reason"], job
+    assert "bad row 7" in gw_ok(project, "job", "logs", str(job["id"]))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--image", "jupyter:v1", "--notebook", "missing.ipynb"], "no such file"),
+    (["--image", "jupyter:v1", "--notebook", "../main.ipynb"], "inside the algorithm"),
+    (["--image", "jupyter:v1", "--notebook", "main.ipynb", "--", "python", "x.py"],
+     "not both"),
+    (["--image", "jupyter:v1", "--notebook", "main.ipynb", "--param", "1x=2"], "--param"),
+    (["--image", "plain:v1", "--notebook", "main.ipynb"], "has no `papermill`"),
+])
+def test_headless_bad_input_is_refused_before_submission(project, args, message):
+    before = json.loads(gw_ok(project, "job", "list", "--json"))
+    proc = run_gw("job", "submit", "--algo", "project", *args, env=project, check=False)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert json.loads(gw_ok(project, "job", "list", "--json")) == before

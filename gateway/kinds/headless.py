@@ -1,0 +1,99 @@
+"""A headless notebook (the web platform's background task): a notebook in the algorithm
+version runs top to bottom inside the container with papermill, as a batch job.
+
+papermill logs each cell as it starts (`gw job logs -f`), writes the executed notebook with
+its outputs next to the original in the job's /code (so `gw job outputs` holds it), and
+exits non-zero when a cell raises; the end handler then names that cell and its error.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from typing import TYPE_CHECKING, Any
+
+from hpc_gateway.containers.mounts import CODE
+from hpc_gateway.gateway.kinds.base import JobEnd, SubmitContext
+from hpc_gateway.gateway.kinds.layout import lay_out_code_and_model, standard_mounts
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from hpc_gateway.containers.runtime import Mount
+    from hpc_gateway.gateway.context import Gateway
+    from hpc_gateway.gateway.job_model import Job
+
+EXECUTED_SUFFIX = ".executed.ipynb"
+# Cells papermill adds to the executed copy, which the person never wrote.
+_ADDED_TAGS = {"papermill-error-cell-tag", "injected-parameters"}
+
+
+def executed_name(notebook: str) -> str:
+    """``dir/main.ipynb`` -> ``dir/main.executed.ipynb``."""
+    return notebook[:-len(".ipynb")] + EXECUTED_SUFFIX
+
+
+def papermill_command(notebook: str, params: dict[str, str]) -> tuple[str, ...]:
+    """The container command that runs ``notebook`` (relative to /code)."""
+    command = ["papermill", posixpath.join(CODE, notebook),
+               posixpath.join(CODE, executed_name(notebook)),
+               "--cwd", posixpath.join(CODE, posixpath.dirname(notebook)),
+               "--log-output", "--log-level", "INFO", "--no-progress-bar"]
+    for key, value in params.items():
+        command += ["-p", key, value]
+    return tuple(command)
+
+
+def failing_cell(executed: Path) -> str:
+    """``cell N (In [M]) raised Error: message`` from an executed notebook, or ""."""
+    try:
+        cells = json.loads(executed.read_text())["cells"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+    number = 0
+    for cell in cells:
+        tags = set(cell.get("metadata", {}).get("tags", []))
+        if tags & _ADDED_TAGS:
+            continue
+        number += 1
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                count = cell.get("execution_count")
+                where = f"cell {number}" + (f" (In [{count}])" if count else "")
+                return f"{where} raised {output.get('ename')}: {output.get('evalue')}"[:400]
+    return ""
+
+
+class HeadlessKind:
+    """The ``headless`` kind."""
+
+    name = "headless"
+    template = "sbatch/headless.sh.j2"
+    node_env: tuple[tuple[str, str], ...] = ()
+
+    def prepare(self, ctx: SubmitContext) -> None:
+        """As training: a private copy of the code (the executed notebook lands there)."""
+        lay_out_code_and_model(ctx)
+
+    def mounts(self, ctx: SubmitContext) -> list[Mount]:
+        """As training."""
+        return standard_mounts(ctx)
+
+    def template_values(self, ctx: SubmitContext) -> dict[str, Any]:
+        """Nothing beyond the base template's."""
+        return {}
+
+    def on_end(self, gw: Gateway, job: Job, end: JobEnd) -> str:
+        """Name the failing cell, or harvest /model; say where the executed notebook is."""
+        from hpc_gateway.spool.harvest import harvest_model
+
+        notebook = str(job.spec.extra.get("notebook", ""))
+        executed = job.job_dir / "code" / executed_name(notebook) if notebook else None
+        kept = (f"executed notebook: code/{executed_name(notebook)}"
+                if executed is not None and executed.exists() else "")
+        if end.succeeded and end.record is not None:
+            notes = [harvest_model(gw, job, end.record), kept]
+        else:
+            notes = [failing_cell(executed) if executed else "", kept,
+                     "no model version made"]
+        return "; ".join(n for n in notes if n)
