@@ -31,6 +31,8 @@ echo "== gw vs baselines (median of $repeat runs; harvest and import: best run) 
     --harvest-mb "$harvest_mb" --json "$work/cli.json"
 archive=$(bash "$REPO/scripts/make-demo-image.sh")
 "$PY" "$REPO/bench/bench_import.py" "$archive" --json "$work/import.json"
+"$PY" "$REPO/bench/bench_notebook.py" --home "$work/nb-home" --repeat "$repeat" \
+    --json "$work/notebook.json"
 "$PY" -c "
-import json; print(json.dumps(json.load(open('$work/cli.json')) + json.load(open('$work/import.json')), indent=2))" > "$REPO/bench/results.json"
+import json; print(json.dumps(sum((json.load(open(f'$work/{n}.json')) for n in ('cli', 'import', 'notebook')), []), indent=2))" > "$REPO/bench/results.json"
 echo "results: $REPO/bench/results.json"

@@ -88,7 +88,7 @@ def _wait_until_answering(gw, job_id: int, timeout: int) -> dict:
             raise GatewayError(f"notebook {job_id} did not answer within {timeout} s (state "
                                f"{info['state']}); it keeps running: gw notebook show "
                                f"{job_id}")
-        time.sleep(1)
+        time.sleep(0.2 if info["state"] in ("STARTING", "RUNNING") else 0.5)
 
 
 def _print_notebook(info: dict, as_json: bool) -> None:
