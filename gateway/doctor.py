@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import dataclass
-from pathlib import Path
 
 from hpc_gateway.gateway.context import Gateway
 from hpc_gateway.gateway.errors import GatewayError
@@ -94,21 +93,6 @@ def _check_build_tools() -> Check:
                  "apt-get install skopeo umoci squashfs-tools siftool")
 
 
-def filesystem_type(path: Path) -> str:
-    """The filesystem type of the mount that holds ``path`` (from /proc/mounts)."""
-    try:
-        mounts = [line.split() for line in Path("/proc/mounts").read_text().splitlines()]
-    except OSError:
-        return "unknown"
-    target = str(path.resolve())
-    best, kind = "", "unknown"
-    for fields in mounts:
-        if len(fields) >= 3 and (target == fields[1] or target.startswith(
-                fields[1].rstrip("/") + "/")) and len(fields[1]) >= len(best):
-            best, kind = fields[1], fields[2]
-    return kind
-
-
 _LOCK_PROBE = """
 import fcntl, sys
 with open(sys.argv[1], "r+") as f:
@@ -125,6 +109,8 @@ def _check_locks(gw: Gateway) -> Check:
     import fcntl
     import subprocess
     import sys
+
+    from hpc_gateway.gateway.home import filesystem_type
 
     kind = filesystem_type(gw.config.home)
     fix = ("mount Lustre with -o flock, NFS without nolock (with lockd/statd running), "
@@ -185,11 +171,24 @@ def _check_spool(gw: Gateway) -> Check:
     return Check("spool", True, detail)
 
 
+def _check_watcher(gw: Gateway) -> Check:
+    """Whether a spool watcher runs (informational: gw commands harvest without one)."""
+    from hpc_gateway.spool.watcher import running_watcher
+
+    info = running_watcher(gw.layout.spool)
+    if info is None:
+        return Check("watcher", True, "none running: gw commands harvest as they run; start "
+                     "`gw spool watch` to harvest as jobs end (docs/watcher.md)")
+    return Check("watcher", True, f"running on {info.get('host')} (pid {info.get('pid')}, "
+                 f"{info.get('mode')})")
+
+
 def run_checks(gw: Gateway) -> list[Check]:
     """Every check, in the order a person would fix them."""
     home = _check_home(gw)
     slurm = _check_slurm(gw)
     accounting = _check_accounting(gw) if slurm.ok else Check(
         "accounting", False, "skipped: Slurm is not reachable", "fix the slurm check first")
-    local = [_check_locks(gw), _check_database(gw), _check_spool(gw)] if home.ok else []
+    local = ([_check_locks(gw), _check_database(gw), _check_spool(gw), _check_watcher(gw)]
+             if home.ok else [])
     return [home, *local, slurm, accounting, *_check_runtime(gw), _check_build_tools()]

@@ -68,3 +68,28 @@ class HomeLayout:
         except OSError as exc:
             raise InvalidInput(f"GW_HOME {self.root} is not usable: {exc.strerror or exc}; "
                                "set GW_HOME to a writable directory") from exc
+
+
+def filesystem_type(path: Path) -> str:
+    """The filesystem type of the mount that holds ``path`` (from /proc/mounts)."""
+    try:
+        mounts = [line.split() for line in Path("/proc/mounts").read_text().splitlines()]
+    except OSError:
+        return "unknown"
+    target = str(path.resolve())
+    best, kind = "", "unknown"
+    for fields in mounts:
+        if len(fields) >= 3 and (target == fields[1] or target.startswith(
+                fields[1].rstrip("/") + "/")) and len(fields[1]) >= len(best):
+            best, kind = fields[1], fields[2]
+    return kind
+
+
+# Filesystems where other hosts write: inotify never sees those writes.
+NETWORK_FILESYSTEMS = ("nfs", "nfs4", "lustre", "gpfs", "cifs", "smb3", "smbfs", "beegfs",
+                       "ceph", "fuse.glusterfs", "glusterfs", "afs", "panfs", "wekafs")
+
+
+def is_network_filesystem(path: Path) -> bool:
+    """Whether ``path`` lies on a filesystem that other hosts write to."""
+    return filesystem_type(path) in NETWORK_FILESYSTEMS

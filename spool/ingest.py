@@ -32,29 +32,37 @@ def warn(message: str) -> None:
     print(f"gw: warning: {message}", file=sys.stderr)
 
 
-def ingest_spool(gw: Gateway) -> IngestReport:
-    """Ingest every pending spool file."""
+def ingest_spool(gw: Gateway, wait: bool = True) -> IngestReport:
+    """Ingest every pending spool file. With ``wait`` False, return at once (with
+    ``busy`` set) when another process is ingesting: it will finish the work."""
     report = IngestReport()
     if not pending_spool_files(gw.layout.spool):
         return report
-    with spool_lock(gw.layout.spool):
-        waiting: dict[str, tuple[Job, SpoolRecord, Path]] = {}
-        for path in pending_spool_files(gw.layout.spool):
-            try:
-                record = read_record(path)
-            except FileNotFoundError:
-                continue  # another ingester took it
-            except (OSError, SpoolFormatError) as exc:
-                report.retry.append(f"{path.name}: {exc}")
-                continue
-            try:
-                _ingest_one(gw, path, record, report, waiting)
-            except OSError as exc:  # a passing filesystem error during harvest
-                report.retry.append(f"{path.name}: {exc}")
-                warn(f"spool file {path.name} will be retried: {exc}")
-        if waiting:
-            _finish_from_accounting(gw, waiting, report)
+    with spool_lock(gw.layout.spool, wait) as held:
+        if held:
+            _ingest_all(gw, report)
+        else:
+            report.busy = True
     return report
+
+
+def _ingest_all(gw: Gateway, report: IngestReport) -> None:
+    waiting: dict[str, tuple[Job, SpoolRecord, Path]] = {}
+    for path in pending_spool_files(gw.layout.spool):
+        try:
+            record = read_record(path)
+        except FileNotFoundError:
+            continue  # another ingester took it
+        except (OSError, SpoolFormatError) as exc:
+            report.retry.append(f"{path.name}: {exc}")
+            continue
+        try:
+            _ingest_one(gw, path, record, report, waiting)
+        except OSError as exc:  # a passing filesystem error during harvest
+            report.retry.append(f"{path.name}: {exc}")
+            warn(f"spool file {path.name} will be retried: {exc}")
+    if waiting:
+        _finish_from_accounting(gw, waiting, report)
 
 
 def _ingest_one(gw: Gateway, path: Path, record: SpoolRecord, report: IngestReport,

@@ -38,12 +38,18 @@ def set_aside(path: Path, folder: str) -> None:
 
 
 @contextlib.contextmanager
-def spool_lock(spool_dir: Path) -> Iterator[None]:
-    """Serialise ingestion on this host (two `gw` commands at once take turns)."""
+def spool_lock(spool_dir: Path, wait: bool = True) -> Iterator[bool]:
+    """Serialise ingestion (two `gw` commands, or a command and the watcher, take turns).
+    Yields whether the lock is held: with ``wait`` False, False at once when someone else
+    is ingesting."""
     spool_dir.mkdir(parents=True, exist_ok=True)
     with open(spool_dir / ".lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            yield
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)

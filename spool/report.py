@@ -12,3 +12,4 @@ class IngestReport:
     finished: list[int] = field(default_factory=list)       # jobs that reached a final state
     put_aside: list[str] = field(default_factory=list)      # files that change nothing
     retry: list[str] = field(default_factory=list)          # files to try again later
+    busy: bool = False   # another process (the watcher, another command) was ingesting

@@ -19,7 +19,8 @@ def sync_state(gw: Gateway, *, quiet: bool = False) -> IngestReport:
     if pending_spool_files(gw.layout.spool):
         from hpc_gateway.spool.ingest import ingest_spool
 
-        report = ingest_spool(gw)
+        # Never wait for a harvest another process is doing: answer from the database.
+        report = ingest_spool(gw, wait=False)
     if gw.jobs.has_active():
         from hpc_gateway.gateway.errors import SlurmError
         from hpc_gateway.spool.ingest import warn

@@ -30,6 +30,22 @@ def spool_sync(as_json: bool) -> None:
                    + (f"; {len(report.retry)} file(s) to retry later" if report.retry else ""))
 
 
+@spool.command("watch")
+@click.option("--poll", type=click.FloatRange(min=0.1), default=None,
+              help="Scan every SECONDS instead of inotify (the default on NFS, Lustre, GPFS, "
+                   "where other hosts' writes never reach inotify).")
+def spool_watch(poll: float | None) -> None:
+    """Harvest finished jobs as their spool files appear (runs until SIGTERM).
+
+    Rescans everything at start, logs one line per finished job or problem on stderr, and
+    checks unfinished jobs with Slurm every 30 s (backing off while slurmctld is away).
+    Keep it running with a systemd user unit or a crontab @reboot line (docs/watcher.md).
+    """
+    from hpc_gateway.spool.watcher import watch
+
+    watch(open_gateway(), poll)
+
+
 @click.command()
 @json_option
 def doctor(as_json: bool) -> None:

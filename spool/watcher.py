@@ -1,0 +1,192 @@
+"""The spool watcher: harvest finished jobs as their spool files appear.
+
+`gw spool watch` runs this in the foreground (under systemd --user, or a crontab @reboot
+line: docs/watcher.md). It rescans everything at start, so a watcher that was down misses
+nothing, then waits for spool files:
+
+- **inotify** (watchdog's observer) where the spool directory is local: a job's rename of
+  its spool file into place wakes the watcher at once;
+- **polling** on network filesystems (NFS, Lustre, GPFS, ...), where writes from compute
+  nodes never reach inotify, or when ``--poll SECONDS`` says so.
+
+Both paths call the same ingest (spool/ingest.py) and so give the same result. Between
+files it reconciles unfinished jobs with Slurm, backing off while slurmctld does not
+answer. It logs one line per finished job and per problem, and stops cleanly on SIGTERM.
+Its registration file (``spool/.watcher.json``) tells `gw doctor` that it runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hpc_gateway.gateway.context import Gateway
+from hpc_gateway.gateway.errors import SlurmError
+
+REGISTRATION = ".watcher.json"
+DEFAULT_POLL_SECONDS = 2.0
+RECONCILE_SECONDS = 30.0        # how often unfinished jobs are checked with Slurm
+MAX_BACKOFF_SECONDS = 300.0     # while slurmctld does not answer
+
+
+@dataclass(frozen=True)
+class WatchMode:
+    """How the watcher learns of new spool files."""
+
+    polling: bool
+    interval: float     # seconds between scans when polling; a safety rescan otherwise
+    why: str
+
+
+def choose_mode(spool_dir: Path, poll: float | None) -> WatchMode:
+    """Polling when asked or when the spool lies on a network filesystem; else inotify."""
+    from hpc_gateway.gateway.home import filesystem_type, is_network_filesystem
+
+    if poll is not None:
+        return WatchMode(True, poll, "--poll")
+    if is_network_filesystem(spool_dir):
+        return WatchMode(True, DEFAULT_POLL_SECONDS,
+                         f"{filesystem_type(spool_dir)}: inotify misses other hosts' writes")
+    return WatchMode(False, 60.0, f"{filesystem_type(spool_dir)}: inotify")
+
+
+def registration_path(spool_dir: Path) -> Path:
+    """Where a running watcher says so."""
+    return spool_dir / REGISTRATION
+
+
+def running_watcher(spool_dir: Path) -> dict[str, Any] | None:
+    """The registration of a watcher that runs on this host, or None."""
+    try:
+        info = json.loads(registration_path(spool_dir).read_text())
+        if info.get("host") != socket.gethostname():
+            return info  # another login node: cannot check its pid from here
+        os.kill(int(info["pid"]), 0)
+        return dict(info)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+class SpoolWatcher:
+    """Watches one home's spool directory until :meth:`stop`."""
+
+    def __init__(self, gw: Gateway, mode: WatchMode,
+                 log: Callable[[str], None] | None = None) -> None:
+        self.gw = gw
+        self.mode = mode
+        self.log = log or _log_line
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        self.next_reconcile = 0.0
+        self.backoff = RECONCILE_SECONDS
+
+    def stop(self) -> None:
+        """Ask the loop to end (safe from a signal handler)."""
+        self.stopping.set()
+        self.wake.set()
+
+    def run(self) -> None:
+        """Rescan, then watch until stopped."""
+        spool = self.gw.layout.spool
+        self.gw.layout.ensure()
+        self._register()
+        observer = None if self.mode.polling else self._start_observer(spool)
+        how = f"polling every {self.mode.interval:g} s" if observer is None else "inotify"
+        self.log(f"watching {spool} ({how}; {self.mode.why})")
+        try:
+            while not self.stopping.is_set():
+                self._ingest()
+                self._reconcile_when_due()
+                self.wake.wait(self.mode.interval if self.mode.polling
+                               else min(self.mode.interval, self._until_reconcile()))
+                self.wake.clear()
+        finally:
+            if observer is not None:
+                observer.stop()
+                observer.join(timeout=5)
+            registration_path(spool).unlink(missing_ok=True)
+            self.log("watcher stopped")
+
+    def _until_reconcile(self) -> float:
+        return max(0.5, self.next_reconcile - time.monotonic())
+
+    def _start_observer(self, spool: Path):  # -> watchdog BaseObserver
+        from watchdog.events import FileSystemEvent, FileSystemEventHandler
+        from watchdog.observers import Observer
+
+        wake = self.wake
+
+        class SpoolEvents(FileSystemEventHandler):
+            def on_any_event(self, event: FileSystemEvent) -> None:
+                target = str(getattr(event, "dest_path", "") or event.src_path)
+                name = os.path.basename(target)
+                if name.endswith(".json") and not name.startswith("."):
+                    wake.set()
+
+        observer = Observer()
+        observer.schedule(SpoolEvents(), str(spool), recursive=False)
+        observer.start()
+        return observer
+
+    def _ingest(self) -> None:
+        from hpc_gateway.spool.ingest import ingest_spool
+
+        try:
+            report = ingest_spool(self.gw)
+        except Exception as exc:  # noqa: BLE001 - a watcher logs and goes on
+            self.log(f"ingest failed, retrying: {exc}")
+            return
+        for job_id in report.finished:
+            job = self.gw.jobs.get(job_id)
+            model = f", model {job.model_ref}" if job.model_ref else ""
+            self.log(f"job {job.id} ({job.kind}) {job.state}{model}"
+                     + (f": {job.reason}" if job.reason else ""))
+        for problem in report.put_aside + report.retry:
+            self.log(f"spool: {problem}")
+
+    def _reconcile_when_due(self) -> None:
+        from hpc_gateway.spool.reconcile import reconcile
+
+        if time.monotonic() < self.next_reconcile:
+            return
+        try:
+            if self.gw.jobs.has_active():
+                reconcile(self.gw)
+            self.backoff = RECONCILE_SECONDS
+        except SlurmError as exc:
+            self.backoff = min(self.backoff * 2, MAX_BACKOFF_SECONDS)
+            self.log(f"Slurm did not answer ({exc}); next try in {self.backoff:.0f} s")
+        except Exception as exc:  # noqa: BLE001 - a watcher logs and goes on
+            self.log(f"reconcile failed, retrying: {exc}")
+        self.next_reconcile = time.monotonic() + self.backoff
+
+    def _register(self) -> None:
+        info = {"pid": os.getpid(), "host": socket.gethostname(),
+                "mode": "polling" if self.mode.polling else "inotify",
+                "interval": self.mode.interval, "started": time.time()}
+        path = registration_path(self.gw.layout.spool)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(info))
+        os.replace(tmp, path)
+
+
+def _log_line(line: str) -> None:
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} gw spool watch: {line}", file=sys.stderr,
+          flush=True)
+
+
+def watch(gw: Gateway, poll: float | None) -> None:
+    """Run a watcher in the foreground until SIGTERM or SIGINT."""
+    watcher = SpoolWatcher(gw, choose_mode(gw.layout.spool, poll))
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: watcher.stop())
+    watcher.run()
