@@ -10,6 +10,7 @@ end was not clean (a signal, an interrupted trap) takes its final state from Slu
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -58,7 +59,9 @@ def _ingest_all(gw: Gateway, report: IngestReport) -> None:
             continue
         try:
             _ingest_one(gw, path, record, report, waiting)
-        except OSError as exc:  # a passing filesystem error during harvest
+        except (OSError, sqlite3.OperationalError) as exc:
+            # A passing fault (an I/O error, a full disk, a locked database): the file
+            # stays, and every step of the harvest is safe to run again.
             report.retry.append(f"{path.name}: {exc}")
             warn(f"spool file {path.name} will be retried: {exc}")
     if waiting:
