@@ -192,15 +192,22 @@ def job_script(job_id: int) -> None:
 @click.argument("job_id", type=JOB_ID)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing until the job ends.")
 def job_logs(job_id: int, follow: bool) -> None:
-    """Print the job's output (stdout and stderr)."""
+    """Print the job's output (stdout and stderr); -f follows it until the job ends.
+
+    Following reads the file twice a second and watches for the job's own spool file;
+    Slurm is asked at most every 15 s (for an end that writes no spool file).
+    """
     import time
 
     from hpc_gateway.gateway.jobs import get_job, log_path
+    from hpc_gateway.spool.layout import spool_file
     from hpc_gateway.spool.sync import sync_state
 
     gw = synced_gateway()
     path = log_path(get_job(gw, job_id))
+    ended_file = spool_file(gw.layout.spool, job_id)
     position = 0
+    next_sync = time.monotonic() + 15
     while True:
         if path.exists():
             with path.open("rb") as handle:
@@ -211,12 +218,14 @@ def job_logs(job_id: int, follow: bool) -> None:
                 sys.stdout.flush()
         if not follow:
             return
-        sync_state(gw, quiet=True)
+        if ended_file.exists() or time.monotonic() > next_sync:
+            sync_state(gw, quiet=True)
+            next_sync = time.monotonic() + 15
         if not get_job(gw, job_id).active:
             if path.exists() and path.stat().st_size > position:
                 continue
             return
-        time.sleep(1)
+        time.sleep(0.5)
 
 
 @job.command("cancel")
