@@ -72,10 +72,12 @@ def submit(env, arg) -> int:
 
 
 def wait_harvested(env, job_id, timeout=60):
+    """The job's final state once its model is linked (the end handler runs first, then
+    the state changes: both must have happened)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         state, model = db_job(env, job_id)
-        if model is not None:
+        if model is not None and state not in ("SUBMITTING", "PENDING", "RUNNING"):
             return state
         time.sleep(0.1)
     raise AssertionError(f"job {job_id} not harvested: {db_job(env, job_id)}")
