@@ -33,6 +33,7 @@ archive=$(bash "$REPO/scripts/make-demo-image.sh")
 "$PY" "$REPO/bench/bench_import.py" "$archive" --json "$work/import.json"
 "$PY" "$REPO/bench/bench_notebook.py" --home "$work/nb-home" --repeat "$repeat" \
     --json "$work/notebook.json"
+"$PY" "$REPO/bench/bench_watcher.py" --runs "$repeat" --json "$work/watcher.json"
 "$PY" -c "
-import json; print(json.dumps(sum((json.load(open(f'$work/{n}.json')) for n in ('cli', 'import', 'notebook')), []), indent=2))" > "$REPO/bench/results.json"
+import json; print(json.dumps(sum((json.load(open(f'$work/{n}.json')) for n in ('cli', 'import', 'notebook', 'watcher')), []), indent=2))" > "$REPO/bench/results.json"
 echo "results: $REPO/bench/results.json"
