@@ -12,12 +12,21 @@ nodes and driver libraries are bound in, as Apptainer's ``--nv`` does.
 Secrets stay off command lines: the container's environment (``--env`` values among it)
 is written by the login node to a 0600 file, read by ``bwrap --args 3`` from a descriptor
 (NUL-separated ``--setenv`` arguments, with ``--clearenv`` before them) or by
-``apptainer --env-file``; no value appears in any process's argv (``ps``). The node's
-scratch directory is made by ``mktemp -d``: unpredictable and exclusive.
+``apptainer --env-file``; no value appears in any process's argv (``ps``). A descriptor
+rather than sourcing the file into the job shell: bwrap's ``--clearenv`` then gives the
+container exactly the file's environment (nothing of the job shell's leaks in, no
+readonly or special shell variable gets in the way), bash only redirects the file (the
+values pass through no shell parsing at all), and bwrap closes the descriptor before the
+command runs. Node-dependent values that are no secrets (``CUDA_VISIBLE_DEVICES``, a
+notebook's port) are ``--setenv`` words on the command line.
+
+The node's scratch directory is made by ``mktemp -d``: unpredictable and exclusive, so no
+other user can create it first. The teardown removes only a directory of that shape.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import re
@@ -96,6 +105,7 @@ class Shell(str):
 # The job's scratch directory: made by `mktemp -d` in the set-up, unpredictable and
 # exclusive, so another user cannot create it first.
 SCRATCH = Shell('"$gw_scratch"')
+SCRATCH_RANDOM = 10  # mktemp's random characters: gw-job.XXXXXXXXXX
 
 
 def detect_runtime(preferred: str = "auto") -> str:
@@ -202,13 +212,20 @@ def write_env_file(spec: ContainerSpec, runtime: str) -> None:
     content = env_file_content(spec, runtime)
     fd = os.open(spec.env_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
-        os.fchmod(fd, 0o600)
-        view = memoryview(content)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        try:
+            os.fchmod(fd, 0o600)
+            view = memoryview(content)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        # Never leave a half-written environment behind (a full disk, an interrupt): the
+        # file is ours (O_EXCL made it), so removing it cannot remove someone else's.
+        with contextlib.suppress(OSError):
+            os.unlink(spec.env_file)
+        raise
 
 
 def container_env(spec: ContainerSpec) -> dict[str, str]:
@@ -231,8 +248,9 @@ def _bwrap_env(spec: ContainerSpec) -> dict[str, str]:
 
 def _bwrap(spec: ContainerSpec) -> ContainerScript:
     rootfs = _in_scratch("rootfs")
+    prefix = spec.scratch_parent + "/gw-job."
     setup = [
-        f"gw_scratch=$(mktemp -d {_q(spec.scratch_parent + '/gw-job.XXXXXXXXXX')})",
+        f"gw_scratch=$(mktemp -d {_q(prefix + 'X' * SCRATCH_RANDOM)})",
         f"mkdir {rootfs}",
         # squashfuse_ll (what Apptainer uses) keeps the kernel's caches: a warm
         # `import numpy` took 0.23 s with it and 0.45 s with squashfuse (docs/containers.md).
@@ -261,14 +279,16 @@ def _bwrap(spec: ContainerSpec) -> ContainerScript:
         setup += _gpu_binds_shell()
         run += ' "${gw_gpu_args[@]}"'
     run += " -- " + _line(list(spec.command)) + f" 3< {_q(spec.env_file)}"
+    # Only a directory named as mktemp names ours: before the set-up ran, gw_scratch may
+    # still hold a value from the submitter's environment (sbatch exports it by default).
     teardown = [
-        'if [ -n "${gw_scratch:-}" ]; then',
+        f'case "${{gw_scratch:-}}" in {_q(prefix)}{"?" * SCRATCH_RANDOM})',
         f"    fusermount3 -u {rootfs} 2>/dev/null || fusermount3 -uz {rootfs} 2>/dev/null "
         f"|| umount {rootfs} 2>/dev/null || true",
         f"    rm -f {_in_scratch('passwd')} {_in_scratch('group')}",
         f"    rmdir {rootfs} 2>/dev/null || true",
         f"    rmdir {SCRATCH} 2>/dev/null || true",
-        "fi",
+        "esac",
     ]
     return ContainerScript("\n".join(setup), run, "\n".join(teardown))
 

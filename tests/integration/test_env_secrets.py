@@ -3,7 +3,9 @@
 Runs a real job on the local cluster with a random token and looks for it while the job
 runs: in every /proc/*/cmdline (login node and compute node are one machine here), and in
 every file under the home, the cluster's state and /tmp that is readable by group or
-others.
+others. Then the container lines alone under real bubblewrap: a value full of shell
+syntax reaches the container byte for byte and no command line; and node scratch
+directories that another user planted first block nothing.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ import json
 import os
 import secrets
 import stat
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
+from hpc_gateway.containers.runtime import ContainerSpec, Mount, container_script, write_env_file
 from tests.conftest import run_gw
 from tests.integration.conftest import gw_ok
 
@@ -102,3 +106,115 @@ def test_env_secret_reaches_the_job_and_nothing_else(flow_home, tmp_path, how):
     assert gw_ok(env, "model", "cat", final["model"], "seen") == token
     env_file = Path(final["job_dir"]) / "container.env"
     assert env_file.stat().st_mode & 0o777 == 0o600
+
+
+# -- the container lines alone, under real bubblewrap ------------------------------------
+
+NOBODY = 65534
+
+
+@pytest.fixture(scope="module")
+def busybox_sif(tmp_path_factory):
+    from hpc_gateway.containers.archive import read_archive
+    from hpc_gateway.containers.build import build_sif_from_archive
+    from tests.support.images import busybox_rootfs, make_archive
+
+    tmp = tmp_path_factory.mktemp("sif")
+    archive = read_archive(make_archive(tmp / "bb.tar", [busybox_rootfs(tmp / "rootfs")],
+                                        env={"PATH": "/bin"}, workdir="/", cmd=["sh"]))
+    return build_sif_from_archive(archive, tmp / "bb.sif", tmp / "work")
+
+
+def start_job(base: Path, sif, scratch_parent: Path, command: tuple[str, ...],
+              env: dict[str, str]) -> tuple[subprocess.Popen, Path, str]:
+    """Write the env file as the login node does, then run setup, run and teardown as the
+    job template does (umask 077, teardown from the EXIT trap). Returns the process, the
+    model directory and the script text."""
+    (base / "code").mkdir(parents=True)
+    (base / "model").mkdir()
+    spec = ContainerSpec(sif=str(sif.path), partition_offset=sif.partition_offset,
+                         scratch_parent=str(scratch_parent), env_file=str(base / "container.env"),
+                         mounts=(Mount(str(base / "code"), "/code"),
+                                 Mount(str(base / "model"), "/model")),
+                         workdir="/code", env=(("PATH", "/bin"), *env.items()), command=command)
+    lines = container_script(spec, "bwrap")
+    write_env_file(spec, "bwrap")
+    text = ("#!/bin/bash\nset -uo pipefail\numask 077\ngw_teardown() {\n:\n" + lines.teardown
+            + "\n}\ntrap 'rc=$?; gw_teardown; exit $rc' EXIT\nset -e\n" + lines.setup
+            + "\nset +e\n" + lines.run + "\n")
+    (base / "job.sh").write_text(text)
+    proc = subprocess.Popen(["bash", str(base / "job.sh")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    return proc, base / "model", text
+
+
+def finish(proc: subprocess.Popen) -> None:
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+
+
+def test_bwrap_secret_reaches_the_container_exactly_and_no_command_line(tmp_path, busybox_sif):
+    marker = secrets.token_hex(16)
+    secret = f"s3cr{marker} it's \"q\" $(echo x) `id` ${{HOME}}\nline two ;&|* \\ end"
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    proc, model, text = start_job(
+        tmp_path / "job", busybox_sif, scratch,
+        ("sh", "-c", 'for f in /proc/$$/fd/*; do readlink "$f"; done > /model/fds; '
+                     'printf %s "$SECRET" > /model/seen; sleep 3'), {"SECRET": secret})
+    assert marker not in text and marker not in (tmp_path / "job" / "job.sh").read_text()
+    deadline = time.time() + 30
+    while not (model / "seen").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    scans = 0
+    while proc.poll() is None:  # scan again and again while the container sleeps
+        assert cmdlines_holding(marker) == []
+        scans += 1
+        time.sleep(0.1)
+    finish(proc)
+    assert scans >= 5, "the container ended before its command lines could be read"
+    assert (model / "seen").read_bytes() == secret.encode()
+    fds = (model / "fds").read_text()
+    assert "/model/fds" in fds and "container.env" not in fds  # bwrap closed descriptor 3
+    env_file = tmp_path / "job" / "container.env"
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    assert shared_files_holding(marker, [tmp_path]) == []
+    assert list(scratch.iterdir()) == []
+
+
+def test_planted_scratch_directories_block_nothing(tmp_path, busybox_sif):
+    """Another user creates guessable names under the node's scratch parent first (and a
+    symlink): two jobs at once still get two fresh private directories, and their teardown
+    removes exactly those."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    scratch.chmod(0o1777)  # as /tmp
+    planted = [scratch / "gw-job.XXXXXXXXXX", scratch / "gw-job-1", scratch / "gw-job.0000000000"]
+    for path in planted:
+        path.mkdir()
+        path.chmod(0o777)
+        if os.geteuid() == 0:
+            os.chown(path, NOBODY, NOBODY)
+    (scratch / "gw-job.link000000").symlink_to(tmp_path)
+    before = sorted(p.name for p in scratch.iterdir())
+    jobs = [start_job(tmp_path / f"job{i}", busybox_sif, scratch,
+                      ("sh", "-c", "touch /model/started; sleep 2"), {}) for i in (1, 2)]
+    deadline = time.time() + 30
+    while (not all((model / "started").exists() for _p, model, _t in jobs)
+           and time.time() < deadline):
+        assert all(proc.poll() is None for proc, _m, _t in jobs), "a job ended early"
+        time.sleep(0.05)
+    fresh = [p for p in scratch.iterdir() if p.name not in before]
+    mounts = Path("/proc/mounts").read_text()
+    assert len(fresh) == 2, fresh
+    for path in fresh:
+        info = path.lstat()
+        assert stat.S_ISDIR(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o700
+        assert info.st_uid == os.geteuid()
+        assert f"{path}/rootfs " in mounts
+    for proc, _model, _text in jobs:
+        finish(proc)
+    assert sorted(p.name for p in scratch.iterdir()) == before
+    assert str(scratch) not in Path("/proc/mounts").read_text()
+    for path in planted:
+        assert path.is_dir() and list(path.iterdir()) == []

@@ -175,6 +175,50 @@ def test_bwrap_scratch_is_unpredictable_and_cannot_be_taken_first(tmp_path):
         assert Path(path).stat().st_mode & 0o777 == 0o700
 
 
+def test_bwrap_teardown_ignores_a_scratch_path_it_did_not_make(tmp_path):
+    """Before the set-up runs, gw_scratch may come from the submitter's environment
+    (sbatch exports it): the teardown touches only a directory named as mktemp names ours."""
+    parent = tmp_path / "scratch"
+    parent.mkdir()
+    script = container_script(spec(scratch_parent=str(parent)), "bwrap")
+    for planted in (tmp_path / "mine", parent / "gw-job.short", parent / "other.ABCDEFGHIJ"):
+        planted.mkdir()
+        (planted / "passwd").write_text("keep\n")
+        subprocess.run(["bash", "-uc", script.teardown], check=True,
+                       env={**os.environ, "gw_scratch": str(planted)})
+        assert (planted / "passwd").read_text() == "keep\n"
+    ours = parent / "gw-job.ABCDEFGHIJ"
+    (ours / "rootfs").mkdir(parents=True)
+    (ours / "passwd").write_text("made by the set-up\n")
+    subprocess.run(["bash", "-uc", script.teardown], check=True,
+                   env={**os.environ, "gw_scratch": str(ours)})
+    assert not ours.exists()
+
+
+def test_env_file_values_round_trip_through_bash(tmp_path):
+    """What bwrap reads from descriptor 3 is exactly the values, byte for byte: bash
+    redirects the file, a reader prints each NUL-separated word back."""
+    target = tmp_path / "container.env"
+    runtime.write_env_file(spec(env_file=str(target)), "bwrap")
+    out = subprocess.run(["bash", "-c", "while IFS= read -r -d '' w <&3; do printf '%s\\0' "
+                          f'"$w"; done 3< {shlex.quote(str(target))}'],
+                         capture_output=True, check=True).stdout
+    assert bwrap_env(out) == [*IMAGE_ENV[:2], ("MSG", HOSTILE), ("EMPTY", ""),
+                              ("HOME", "/tmp")]
+
+
+def test_env_file_write_failure_leaves_no_file(tmp_path, monkeypatch):
+    target = tmp_path / "container.env"
+
+    def disk_full(fd, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(runtime.os, "write", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        runtime.write_env_file(spec(env_file=str(target)), "bwrap")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_env_file_is_private_exclusive_and_round_trips(tmp_path):
     target = tmp_path / "container.env"
     old = os.umask(0)
