@@ -277,7 +277,11 @@ AccountingStoragePort=$DBD_PORT
 # AuthInfo (Slurm's "global" munge for multi-cluster setups): same private munged.
 AccountingStoragePass=$MUNGE_SOCKET
 JobAcctGatherType=jobacct_gather/linux
-JobAcctGatherFrequency=10
+JobAcctGatherFrequency=5
+# No cgroups here, so --mem is enforced from accounting samples: a step over its memory is
+# killed (FAILED with signal 9 and "Exceeded job memory limit" in its log; with cgroups,
+# clusters record OUT_OF_MEMORY). spool/reconcile.py reads that line.
+JobAcctGatherParams=OverMemoryKill
 JobCompType=jobcomp/none
 # sacct shows each job's --comment: the gateway's identity of the job, by which a job
 # whose submission answer was lost is adopted (gateway/slurm/adapter.py SACCT_FIELDS).

@@ -100,7 +100,27 @@ def _settle(gw: Gateway, job: Job, final: SlurmJobState) -> None:
         finish_job(gw, job, "FAILED", "Slurm says it completed, but the job wrote no end "
                    "state (spool file)", None, **facts)
         return
-    finish_job(gw, job, state, f"Slurm: {final.slurm_state}", None, **facts)
+    reason = f"Slurm: {final.slurm_state}"
+    if state == "FAILED" and final.exit_code == 128 + 9 and killed_for_memory(job):
+        state, reason = "OUT_OF_MEMORY", "Slurm killed it: over its memory limit (--mem)"
+    finish_job(gw, job, state, reason, None, **facts)
+
+
+# What slurmstepd writes to the job's output when it kills a step over its memory limit
+# (jobacct_gather's OverMemoryKill, where there are no cgroups to report OUT_OF_MEMORY).
+MEMORY_KILL_LINE = b"Exceeded job memory limit"
+
+
+def killed_for_memory(job: Job) -> bool:
+    """Whether the end of the job's own log says Slurm killed it for memory."""
+    if job.log_path is None:
+        return False
+    try:
+        with job.log_path.open("rb") as log:
+            log.seek(max(0, log.seek(0, 2) - 8192))
+            return MEMORY_KILL_LINE in log.read()
+    except OSError:
+        return False
 
 
 def _lost(gw: Gateway, job: Job) -> None:

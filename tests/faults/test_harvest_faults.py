@@ -51,7 +51,11 @@ def test_watcher_killed_and_restarted_while_twenty_jobs_finish(flow_home, tmp_pa
     `gw spool sync` running beside it. Exactly twenty versions, numbered 1..20, one per
     job, nothing left half-made."""
     env = make_home(flow_home, tmp_path, tmp_path / "home")
-    ids = [submit(env, f"job{i}", "300000") for i in range(20)]
+    # Each job takes two seconds: on two CPUs the twenty end over about twenty seconds,
+    # during which the watcher is killed many times.
+    ids = [json.loads(gw_ok(env, "job", "submit", "--json", "--algo", "f", "--image",
+                            "bb:v1", "--mem", "32M", "--", "sh", "-c",
+                            f"sleep 2; sh t.sh job{i} 300000"))["id"] for i in range(20)]
     full_env = {**os.environ, **env}
     rng = random.Random(7)
     kills = syncs = 0
