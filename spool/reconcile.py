@@ -14,6 +14,9 @@ comment, so no Slurm job is orphaned or counted twice.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import time
 
 from hpc_gateway.gateway.context import Gateway
@@ -31,9 +34,45 @@ SPOOL_GRACE_SECONDS = 60
 SUBMITTING_GRACE_SECONDS = 180
 
 
+# While slurmctld does not answer, read commands answer from the database at once and
+# ask again after this long, doubling up to MAX_BACKOFF_SECONDS (GW_HOME/spool/OUTAGE_FILE).
+FIRST_BACKOFF_SECONDS = 10.0
+MAX_BACKOFF_SECONDS = 300.0
+OUTAGE_FILE = ".slurm-unreachable.json"
+
+
+def outage(gw: Gateway) -> dict[str, float | str] | None:
+    """The current outage of slurmctld as last seen: first and last failure, tries, the
+    time of the next try, the message; None when Slurm answered last time."""
+    try:
+        data = json.loads((gw.layout.spool / OUTAGE_FILE).read_text())
+        return data if isinstance(data, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _note_outage(gw: Gateway, exc: SlurmUnavailable) -> None:
+    now = time.time()
+    seen = outage(gw) or {"first": now, "tries": 0}
+    tries = int(seen.get("tries", 0)) + 1
+    wait = min(FIRST_BACKOFF_SECONDS * 2 ** (tries - 1), MAX_BACKOFF_SECONDS)
+    data = {"first": seen.get("first", now), "last": now, "tries": tries,
+            "next": now + wait, "message": str(exc)[:300]}
+    path = gw.layout.spool / OUTAGE_FILE
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    with contextlib.suppress(OSError):
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, path)
+
+
+def _end_outage(gw: Gateway) -> None:
+    with contextlib.suppress(OSError):
+        (gw.layout.spool / OUTAGE_FILE).unlink()
+
+
 def reconcile(gw: Gateway) -> None:
     """Bring the states of unfinished jobs up to date; raises SlurmUnavailable (after
-    marking the jobs UNKNOWN) when slurmctld does not answer."""
+    marking the jobs UNKNOWN and noting the outage) when slurmctld does not answer."""
     jobs = [j for j in gw.jobs.active() if not spool_file(gw.layout.spool, j.id).exists()]
     if not jobs:
         return
@@ -41,7 +80,9 @@ def reconcile(gw: Gateway) -> None:
         queue = gw.slurm.query_active()
     except SlurmUnavailable as exc:
         _mark_unknown(gw, jobs, exc)
+        _note_outage(gw, exc)
         raise
+    _end_outage(gw)
     submitting = [j for j in jobs if j.slurm_job_id is None]
     if submitting:
         _adopt(gw, submitting, queue)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from hpc_gateway.gateway.context import Gateway
 from hpc_gateway.spool.layout import pending_spool_files
 from hpc_gateway.spool.report import IngestReport
@@ -24,8 +26,16 @@ def sync_state(gw: Gateway, *, quiet: bool = False) -> IngestReport:
     if gw.jobs.has_active():
         from hpc_gateway.gateway.errors import SlurmError
         from hpc_gateway.spool.ingest import warn
-        from hpc_gateway.spool.reconcile import reconcile
+        from hpc_gateway.spool.reconcile import outage, reconcile
 
+        down = outage(gw)
+        if down is not None and time.time() < float(down["next"]):
+            # The controller was away a moment ago: answer from the database at once.
+            if not quiet:
+                since = time.strftime("%H:%M:%S", time.localtime(float(down["first"])))
+                warn(f"Slurm has not answered since {since}; job states are the last known "
+                     f"(next try in {float(down['next']) - time.time():.0f} s)")
+            return report
         try:
             reconcile(gw)
         except SlurmError as exc:

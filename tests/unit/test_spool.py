@@ -256,9 +256,18 @@ def test_slurm_unreachable_means_unknown_then_recovers(gw, capsys):
     job = gw.jobs.get(a)
     assert job.state == "UNKNOWN" and "last known state RUNNING" in job.reason
     assert "did not answer" in capsys.readouterr().err
+    # Within the backoff, read commands answer from the database without asking Slurm.
     gw.slurm = FakeScheduler(queue={"9": slurm_state("9", "RUNNING")})
     sync_state(gw)
-    assert gw.jobs.get(a).state == "RUNNING"
+    assert gw.slurm.calls == [] and gw.jobs.get(a).state == "UNKNOWN"
+    assert "has not answered since" in capsys.readouterr().err
+    # Once the backoff has passed, Slurm is asked again and the state recovers.
+    outage_file = gw.layout.spool / ".slurm-unreachable.json"
+    data = json.loads(outage_file.read_text())
+    outage_file.write_text(json.dumps({**data, "next": time.time() - 1}))
+    sync_state(gw)
+    assert gw.slurm.calls == ["squeue"] and gw.jobs.get(a).state == "RUNNING"
+    assert not outage_file.exists()
 
 
 def test_interrupted_submission_is_failed_after_grace(gw):
