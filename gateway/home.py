@@ -91,5 +91,11 @@ NETWORK_FILESYSTEMS = ("nfs", "nfs4", "lustre", "gpfs", "cifs", "smb3", "smbfs",
 
 
 def is_network_filesystem(path: Path) -> bool:
-    """Whether ``path`` lies on a filesystem that other hosts write to."""
-    return filesystem_type(path) in NETWORK_FILESYSTEMS
+    """Whether ``path`` lies on a filesystem whose writes from elsewhere inotify misses.
+
+    That is every network filesystem, and every FUSE filesystem (sshfs, bindfs, s3fs, ...):
+    the kernel reports only the changes made through the FUSE mount itself, never those
+    made underneath it or on another host.
+    """
+    kind = filesystem_type(path)
+    return kind in NETWORK_FILESYSTEMS or kind == "fuse" or kind.startswith("fuse.")

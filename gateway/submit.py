@@ -192,6 +192,9 @@ def _sbatch(gw: Gateway, job: Job, script: Path) -> Job:
             # adopts it by its comment, or fails it when Slurm never heard of it.
             gw.jobs.note(job.id, reason="sbatch did not answer; waiting to learn from Slurm "
                                         "whether it took the job")
+            exc.message = (f"job {job.id} left SUBMITTING: {exc.message}. Slurm may have "
+                           f"taken it: gw adopts it when Slurm shows it, or marks it FAILED "
+                           f"if Slurm never heard of it (gw job show {job.id})")
             raise
         _refused(gw, job, exc)
         raise

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 system packages hpc-gateway needs (Slurm + slurmdbd + MariaDB +
 # munge for the local cluster; bubblewrap, squashfs/squashfuse/fuse3, siftool, skopeo, umoci
-# for containers; debootstrap and busybox-static for test images) and makes /dev/fuse usable
+# for containers; debootstrap and busybox-static for test images; bindfs for the FUSE view
+# of the spool that the watcher's polling test needs) and makes /dev/fuse usable
 # by job users. Run as root. Idempotent: apt is skipped entirely when everything is present.
 # Starts no services: scripts/cluster.sh runs its own private daemons.
 set -euo pipefail
@@ -10,6 +11,7 @@ PACKAGES=(
     slurm-wlm slurmdbd munge mariadb-server
     bubblewrap squashfs-tools squashfuse fuse3 siftool skopeo umoci
     debootstrap docker-registry busybox-static ca-certificates python3-venv
+    bindfs  # tests/faults: a spool view inotify cannot see into, as on NFS
     procps  # pgrep in cluster.sh (pulled in by mariadb-server anyway)
 )
 

@@ -32,8 +32,9 @@ def spool_sync(as_json: bool) -> None:
 
 @spool.command("watch")
 @click.option("--poll", type=click.FloatRange(min=0.1), default=None,
-              help="Scan every SECONDS instead of inotify (the default on NFS, Lustre, GPFS, "
-                   "where other hosts' writes never reach inotify).")
+              help="Scan every SECONDS instead of inotify (the default, every 2 s, on NFS, "
+                   "Lustre, GPFS and FUSE filesystems, where writes made elsewhere never "
+                   "reach inotify).")
 def spool_watch(poll: float | None) -> None:
     """Harvest finished jobs as their spool files appear (runs until SIGTERM).
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -104,3 +105,54 @@ def test_states_recover_when_the_controller_is_back(flow_home, tmp_path):
         time.sleep(1)
     assert state in ("PENDING", "RUNNING", "COMPLETED")  # what Slurm says, not a guess
     gw_ok(env, "job", "cancel", str(job["id"])) if state != "COMPLETED" else None
+
+
+
+def test_slurmctld_frozen_during_submit_takes_the_job_and_gw_adopts_it(flow_home, tmp_path):
+    """slurmctld freezes (SIGSTOP) just as sbatch sends the job: gw gives up on sbatch
+    while slurmctld holds the request; thawed, slurmctld creates the job and its answer
+    goes nowhere. The job must be recorded once, adopted by its --comment identity, run
+    and be harvested: not lost, not failed, not counted twice.
+
+    The fault is timed by a shim on PATH that freezes the real slurmctld and then runs the
+    real sbatch (gw asks sinfo first, and a freeze before that is refused up front)."""
+    env = make_home(flow_home, tmp_path, tmp_path / "home")
+    (tmp_path / "user.toml").write_text("slurm_timeout = 4\n")
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    (shims / "sbatch").write_text(f"#!/bin/sh\nkill -STOP {slurmctld_pid()}\n"
+                                  f"exec {shutil.which('sbatch')} \"$@\"\n")
+    (shims / "sbatch").chmod(0o755)
+    frozen_env = {**env, "GW_USER_CONFIG": str(tmp_path / "user.toml"),
+                  "PATH": f"{shims}:{os.environ['PATH']}"}
+    try:
+        gave_up = run_gw("job", "submit", "--json", "--algo", "f", "--image", "bb:v1",
+                         "--mem", "32M", "--", "sh", "t.sh", "adopted", env=frozen_env,
+                         check=False)
+    finally:
+        os.kill(slurmctld_pid(), signal.SIGCONT)
+    errors = [line for line in gave_up.stderr.splitlines() if line.startswith("gw: error:")]
+    assert gave_up.returncode != 0 and len(errors) == 1, gave_up.stderr
+    assert "job 1" in errors[0], errors  # it says which job is left to adopt
+    deadline = time.time() + 120
+    job: dict = {}
+    while time.time() < deadline:
+        job = json.loads(gw_ok(env, "job", "show", "1", "--json"))
+        if job["state"] not in ("SUBMITTING", "PENDING", "RUNNING", "UNKNOWN"):
+            break
+        time.sleep(1)
+    assert job["state"] == "COMPLETED" and job["model"], job
+    assert gw_ok(env, "model", "cat", job["model"], "id") == "adopted\n"
+    assert [j["id"] for j in json.loads(gw_ok(env, "job", "list", "--json"))] == [1]
+    # Slurm holds exactly one job with this job's identity, and it is the one recorded.
+    comment = f"gw:{json.loads((tmp_path / 'home' / 'home.json').read_text())['home_id']}:1"
+    deadline = time.time() + 30
+    ids: list[str] = []
+    while time.time() < deadline and not ids:
+        sacct = subprocess.run(["sacct", "-X", "-n", "-P", "-a", "-o", "jobid,comment",
+                                "-S", "now-1hour"], capture_output=True, text=True,
+                               env={**os.environ, **env}, check=True).stdout
+        ids = [line.split("|")[0] for line in sacct.splitlines()
+               if line.split("|")[-1] == comment]
+        time.sleep(1)
+    assert ids == [str(job["slurm_job_id"])], (ids, job)

@@ -96,6 +96,67 @@ def test_watcher_killed_and_restarted_while_twenty_jobs_finish(flow_home, tmp_pa
     assert pending == []
 
 
+
+def test_watcher_killed_in_the_middle_of_a_large_harvest_then_restarted(flow_home, tmp_path):
+    """Injects: SIGKILL of the watcher while it harvests a /model of 20,000 files and
+    64 MB (it is walking, checking and sealing the tree), three times, each time a little
+    later; then a watcher that is left to finish. At no instant is a version directory
+    visible with less than the whole model; in the end there is exactly one version, whole,
+    and nothing left in the staging area."""
+    env = make_home(flow_home, tmp_path, tmp_path / "home")
+    job_id = json.loads(gw_ok(
+        env, "job", "submit", "--json", "--algo", "f", "--image", "bb:v1", "--mem", "128M",
+        "--", "sh", "-c", "mkdir /model/many && cd /model/many && seq 20000 | xargs touch "
+        "&& head -c 64000000 /dev/urandom > /model/blob && echo big > /model/id"))["id"]
+    models = Path(env["GW_HOME"]) / "models" / "f"
+    incoming = models / f".incoming-job{job_id}"
+    full_env = {**os.environ, **env}
+    deadline = time.time() + 120
+    while not (Path(env["GW_HOME"]) / "spool" / f"{job_id}.json").exists():
+        assert time.time() < deadline, "the job never ended"
+        time.sleep(0.2)
+
+    def visible_versions_are_whole() -> None:
+        for path, count in db_rows(env, "SELECT path, file_count FROM versions"):
+            if Path(path).parent == models and Path(path).exists():
+                assert count == 20002 and sum(
+                    len(files) for _, _, files in os.walk(path)) == count
+
+    kills = 0
+    for delay in (0.05, 0.3, 0.8):
+        watcher = subprocess.Popen([gw_executable(), "spool", "watch"], env=full_env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while not incoming.exists() and watcher.poll() is None and not (models / "v1").exists():
+            time.sleep(0.005)
+        time.sleep(delay)
+        harvesting = incoming.exists()
+        watcher.send_signal(signal.SIGKILL)
+        watcher.wait()
+        kills += harvesting
+        visible_versions_are_whole()
+        if not harvesting:
+            break
+    assert kills >= 1, "no kill landed during the harvest: the test proved nothing"
+    watcher = subprocess.Popen([gw_executable(), "spool", "watch"], env=full_env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while not db_rows(env, "SELECT 1 FROM jobs WHERE id = ? AND model_version_id IS NOT "
+                               "NULL AND state = 'COMPLETED'", (job_id,)):
+            assert time.time() < deadline, "not harvested after the restart"
+            visible_versions_are_whole()
+            time.sleep(0.05)
+    finally:
+        watcher.send_signal(signal.SIGTERM)
+        watcher.communicate(timeout=60)
+    [(number, path)] = db_rows(env, "SELECT number, path FROM versions WHERE path LIKE ?",
+                               (f"{models}/%",))
+    assert number == 1 and sorted(p.name for p in models.iterdir()) == ["v1"]
+    visible_versions_are_whole()
+    assert (Path(path) / "blob").stat().st_size == 64000000
+    assert gw_ok(env, "model", "cat", "f@v1", "id") == "big\n"
+
+
 @pytest.fixture()
 def small_home(tmp_path):
     """A 48 MB tmpfs for the whole home, unmounted after the test."""
