@@ -8,6 +8,11 @@ from pathlib import Path
 import click
 
 from hpc_gateway.gateway.commands import json_option, open_gateway, synced_gateway
+from hpc_gateway.gateway.commands.submit_options import (
+    build_request,
+    recipe_from_options,
+    recipe_options,
+)
 
 # Job ids as SQLite stores them; a larger number is an error, not a traceback.
 JOB_ID = click.IntRange(1, 2**63 - 1)
@@ -21,80 +26,34 @@ def job() -> None:
 
 
 @job.command("submit", context_settings={"ignore_unknown_options": False})
-@click.option("--algo", required=True, help="Algorithm NAME or NAME@vN (default: latest).")
-@click.option("--image", "image_name", required=True, help="Image NAME:TAG.")
-@click.option("--data", default=None, help="Dataset NAME or NAME@vN, mounted read-only at "
-                                           "/dataset.")
-@click.option("--name", default=None, help="Job name (default: ALGO-DATE-TIME).")
-@click.option("--cpus", type=int, default=None, help="CPUs (default from config).")
-@click.option("--gpus", type=int, default=None, help="GPUs: --gres=gpu:N and GPU passthrough.")
-@click.option("--mem", default=None, help="Memory, e.g. 16G (shm is added on top).")
-@click.option("--shm", default=None, help="Size of the private /dev/shm, e.g. 8G.")
-@click.option("--time", "time_limit", default=None, help="Time limit, D-HH:MM:SS.")
-@click.option("--partition", default=None, help="Slurm partition.")
-@click.option("--env", "env", multiple=True,
-              help="NAME=VALUE in the container, or NAME to pass your own $NAME without "
-                   "typing it (repeatable). Values are secrets: kept in a 0600 file, never "
-                   "on a command line, shown by name only.")
-@click.option("--model-name", default=None, help="Model the job's /model becomes a version "
-                                                 "of (default: the algorithm's).")
-@click.option("--notebook", default=None,
-              help="Run this notebook of the algorithm (e.g. main.ipynb) top to bottom "
-                   "with papermill instead of a COMMAND; the executed copy is kept.")
-@click.option("--param", "params", multiple=True,
-              help="KEY=VALUE for the notebook's `parameters` cell (repeatable).")
+@recipe_options
 @click.option("--wait", is_flag=True, help="Wait for the job to end; exit 1 unless it "
                                            "completed.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @json_option
-def job_submit(algo: str, image_name: str, data: str | None, name: str | None,
-               cpus: int | None, gpus: int | None, mem: str | None, shm: str | None,
-               time_limit: str | None, partition: str | None, env: tuple[str, ...],
-               model_name: str | None, notebook: str | None, params: tuple[str, ...],
-               wait: bool, command: tuple[str, ...], as_json: bool) -> None:
+def job_submit(wait: bool, command: tuple[str, ...], as_json: bool, **options) -> None:
     """Submit COMMAND (after --), or --notebook NB.ipynb, as a Slurm job in the image.
 
-    In the container: /code is a private writable copy of the algorithm version (what the
-    job leaves there are its outputs), /dataset the dataset version (read-only), /model an
-    empty directory that becomes the next model version when the job exits 0. The working
-    directory is /code and the image's environment applies.
+    --algo and --image are required. In the container: /code is a private writable copy
+    of the algorithm version (what the job leaves there are its outputs), /dataset the
+    dataset version (read-only), /model an empty directory that becomes the next model
+    version when the job exits 0. The working directory is /code and the image's
+    environment applies.
 
     \b
     gw job submit --algo detectron2 --image detectron2:v1 --data coco --gpus 1 \\
         -- python /code/detectron2/tools/train_net.py --num-gpus 1
     gw job submit --algo project --image jupyter:v1 --notebook main.ipynb --param lr=0.01
     """
-    from hpc_gateway.gateway.errors import InvalidInput
-    from hpc_gateway.gateway.specs import (
-        check_image_name,
-        parse_env,
-        parse_params,
-        parse_resources,
-        parse_version_ref,
-    )
-    from hpc_gateway.gateway.submit import JobRequest, submit_job
+    from hpc_gateway.gateway.submit import submit_job
 
     gw = open_gateway()
-    if notebook is not None and command:
-        raise InvalidInput("give either --notebook or a COMMAND after --, not both")
-    if notebook is None and params:
-        raise InvalidInput("--param goes with --notebook")
-    resources = parse_resources(cpus=cpus, gpus=gpus, mem=mem, shm=shm, time=time_limit,
-                                partition=partition, defaults=gw.config)
-    algo_ref = parse_version_ref(algo, "algorithm")
-    data_ref = parse_version_ref(data, "dataset") if data else None
-    if notebook is not None:
-        from hpc_gateway.gateway.notebooks import headless_request
+    request = build_request(gw, recipe_from_options(options), command)
+    finish_submission(gw, submit_job(gw, request), wait, as_json)
 
-        request = headless_request(gw, notebook=notebook, params=parse_params(params),
-                                   image=check_image_name(image_name), algo=algo_ref,
-                                   data=data_ref, name=name, env=parse_env(env),
-                                   resources=resources, model_name=model_name)
-    else:
-        request = JobRequest(algo=algo_ref, image=check_image_name(image_name), data=data_ref,
-                             name=name, command=command, env=parse_env(env),
-                             model_name=model_name, resources=resources)
-    submitted = submit_job(gw, request)
+
+def finish_submission(gw, submitted, wait: bool, as_json: bool) -> None:
+    """Print a submitted job, or with ``wait`` its end (exit 1 unless it completed)."""
     if not wait:
         _print_job(submitted.as_dict(), as_json, short=True)
         return

@@ -1,0 +1,111 @@
+"""The options that describe a job, shared by `gw job submit`, `gw template save/run` and
+`gw job rerun`, and how they become a :class:`JobRequest`.
+
+A job's *recipe* is these options as typed (strings, lists) plus its command: a template
+stores one, a run lays overrides over it, and the request is built from the result by the
+one function below, so a template run renders the same script as the submit it came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from hpc_gateway.gateway.context import Gateway
+    from hpc_gateway.gateway.submit import JobRequest
+
+# (option, parameter name, multiple, type, help); the order is the order --help shows.
+RECIPE_OPTIONS: tuple[tuple[str, str, bool, Any, str], ...] = (
+    ("--algo", "algo", False, str, "Algorithm NAME or NAME@vN (default: latest)."),
+    ("--image", "image", False, str, "Image NAME:TAG."),
+    ("--data", "data", False, str, "Dataset NAME or NAME@vN, mounted read-only at /dataset."),
+    ("--name", "name", False, str, "Job name (default: ALGO-DATE-TIME)."),
+    ("--cpus", "cpus", False, int, "CPUs (default from config)."),
+    ("--gpus", "gpus", False, int, "GPUs: --gres=gpu:N and GPU passthrough."),
+    ("--mem", "mem", False, str, "Memory, e.g. 16G (shm is added on top)."),
+    ("--shm", "shm", False, str, "Size of the private /dev/shm, e.g. 8G."),
+    ("--time", "time", False, str, "Time limit, D-HH:MM:SS."),
+    ("--partition", "partition", False, str, "Slurm partition."),
+    ("--env", "env", True, str,
+     "NAME=VALUE in the container, or NAME to pass your own $NAME without typing it "
+     "(repeatable). Values are secrets: kept in a 0600 file, never on a command line, "
+     "shown by name only."),
+    ("--model-name", "model_name", False, str,
+     "Model the job's /model becomes a version of (default: the algorithm's)."),
+    ("--notebook", "notebook", False, str,
+     "Run this notebook of the algorithm (e.g. main.ipynb) top to bottom with papermill "
+     "instead of a COMMAND; the executed copy is kept."),
+    ("--param", "param", True, str,
+     "KEY=VALUE for the notebook's `parameters` cell (repeatable)."),
+)
+RECIPE_KEYS = tuple(key for _opt, key, _multiple, _type, _help in RECIPE_OPTIONS)
+
+
+def recipe_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add every recipe option to a click command (none required: the caller checks)."""
+    for option, key, multiple, kind, help_text in reversed(RECIPE_OPTIONS):
+        func = click.option(option, key, multiple=multiple, type=kind, default=None,
+                            help=help_text)(func)
+    return func
+
+
+def recipe_from_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The options a person gave (unset ones left out), as a recipe."""
+    recipe: dict[str, Any] = {}
+    for key in RECIPE_KEYS:
+        value = options.get(key)
+        if value is None or (isinstance(value, tuple) and not value):
+            continue
+        recipe[key] = list(value) if isinstance(value, tuple) else value
+    return recipe
+
+
+def build_request(gw: Gateway, recipe: dict[str, Any], command: tuple[str, ...],
+                  origin: str = "cli", extra: dict[str, Any] | None = None) -> JobRequest:
+    """Validate a recipe and its command into a request (nothing is recorded here)."""
+    from hpc_gateway.gateway.errors import InvalidInput
+    from hpc_gateway.gateway.specs import (
+        check_image_name,
+        parse_env,
+        parse_params,
+        parse_resources,
+        parse_version_ref,
+    )
+    from hpc_gateway.gateway.submit import JobRequest
+
+    for key in ("algo", "image"):
+        if not recipe.get(key):
+            raise InvalidInput(f"missing --{key}: a job needs an algorithm and an image")
+    notebook, params = recipe.get("notebook"), tuple(recipe.get("param") or ())
+    if notebook is not None and command:
+        raise InvalidInput("give either --notebook or a COMMAND after --, not both")
+    if notebook is None and params:
+        raise InvalidInput("--param goes with --notebook")
+    resources = parse_resources(cpus=recipe.get("cpus"), gpus=recipe.get("gpus"),
+                                mem=recipe.get("mem"), shm=recipe.get("shm"),
+                                time=recipe.get("time"), partition=recipe.get("partition"),
+                                defaults=gw.config)
+    algo_ref = parse_version_ref(recipe["algo"], "algorithm")
+    data_ref = parse_version_ref(recipe["data"], "dataset") if recipe.get("data") else None
+    env = parse_env(tuple(recipe.get("env") or ()))
+    if notebook is not None:
+        from hpc_gateway.gateway.notebooks import headless_request
+
+        request = headless_request(gw, notebook=notebook, params=parse_params(params),
+                                   image=check_image_name(recipe["image"]), algo=algo_ref,
+                                   data=data_ref, name=recipe.get("name"), env=env,
+                                   resources=resources, model_name=recipe.get("model_name"))
+    else:
+        request = JobRequest(algo=algo_ref, image=check_image_name(recipe["image"]),
+                             data=data_ref, name=recipe.get("name"), command=command,
+                             env=env, model_name=recipe.get("model_name"),
+                             resources=resources)
+    if extra or origin != request.origin:
+        from dataclasses import replace
+
+        request = replace(request, origin=origin,
+                          extra={**request.extra, **(extra or {})})
+    return request
