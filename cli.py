@@ -27,16 +27,25 @@ def cli() -> None:
     Train:      gw job submit --algo detectron2 --image detectron2:v1 --data coco
                     --gpus 1 -- python /code/detectron2/tools/train_net.py
     Results:    gw job show 1; gw job logs 1 -f; gw model versions detectron2
+    Again:      gw job rerun 1; gw template save t --from-job 1; gw template run t
 
     Everything lives under GW_HOME (see `gw config`); `gw doctor` checks the set-up.
     """
 
 
 def _register_commands() -> None:
-    from hpc_gateway.gateway.commands import admin, images, jobs, models, notebooks, stores
+    from hpc_gateway.gateway.commands import (
+        admin,
+        images,
+        jobs,
+        models,
+        notebooks,
+        stores,
+        templates,
+    )
 
     for command in (images.image, stores.algo, stores.data, jobs.job, notebooks.notebook,
-                    models.model,
+                    models.model, templates.template,
                     admin.spool, admin.doctor, admin.config_cmd):
         cli.add_command(command)
 

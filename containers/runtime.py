@@ -173,6 +173,8 @@ def _check_text(value: str, what: str) -> None:
 
 def _check_path(path: str, what: str, runtime: str) -> None:
     _check_text(path, f"the {what}")
+    if isinstance(path, Shell):
+        return  # gw's own shell text naming a path known on the node (a sweep task's)
     if not path.startswith("/"):
         raise InvalidInput(f"the {what} {path!r} must be an absolute path")
     if runtime == "apptainer" and ("," in path or ":" in path):
@@ -354,7 +356,10 @@ def _apptainer(spec: ContainerSpec) -> ContainerScript:
              "--pwd", spec.workdir]
     for mount in spec.mounts:
         suffix = ":ro" if mount.read_only else ""
-        words += ["--bind", f"{mount.source}:{mount.target}{suffix}"]
+        if isinstance(mount.source, Shell):
+            words += ["--bind", Shell(f"{mount.source}:{shlex.quote(mount.target + suffix)}")]
+        else:
+            words += ["--bind", f"{mount.source}:{mount.target}{suffix}"]
     if spec.gpus:
         words.append("--nv")
     words += [spec.sif, *spec.command]

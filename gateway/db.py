@@ -124,9 +124,36 @@ def _schema_2(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
 
 
+def _schema_3(conn: sqlite3.Connection) -> None:
+    """Job templates (a recipe under a name: the options as typed and the command), and
+    the tasks of sweeps (one Slurm array job; each task its own state and model version)."""
+    conn.execute("""CREATE TABLE templates (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL UNIQUE,
+        recipe_json TEXT NOT NULL,            -- the job options as typed (gw template show)
+        command_json TEXT NOT NULL,           -- the command, {{ placeholders }} and all
+        source_job_id INTEGER,                -- saved --from-job
+        created REAL NOT NULL
+    )""")
+    conn.execute("""CREATE TABLE job_tasks (
+        job_id INTEGER NOT NULL REFERENCES jobs(id),
+        task INTEGER NOT NULL,                -- SLURM_ARRAY_TASK_ID
+        params_json TEXT NOT NULL,            -- this task's sweep values
+        state TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        exit_code INTEGER,
+        node TEXT NOT NULL DEFAULT '',
+        started REAL,
+        ended REAL,
+        model_version_id INTEGER REFERENCES versions(id),
+        PRIMARY KEY (job_id, task)
+    )""")
+
+
 # Step N moves the schema from N-1 to N. A new database runs every step and an old one the
 # steps it has not had, so both take the same path. Never edit a landed step; add one.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_schema_1, _schema_2)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_schema_1, _schema_2,
+                                                                 _schema_3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

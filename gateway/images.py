@@ -59,7 +59,13 @@ def list_images(gw: Gateway) -> list[ImageRecord]:
 
 def get_image(gw: Gateway, name: str) -> ImageRecord:
     """The image called ``name`` (``repo:tag``; ``repo`` alone means ``:latest``)."""
-    name = check_image_name(name)
+    name, _at, digest = check_image_name(name).partition("@")
+    if digest:
+        pinned = _existing_by_digest(gw, digest)
+        if pinned is None:
+            raise NotFound(f"image {digest} (once {name}) is no longer in this home: import "
+                           "it again, or run with another --image")
+        return _record({**dict(pinned), "name": name})
     row = gw.conn.execute(_SELECT + " WHERE t.name = ?", (name,)).fetchone()
     if row is None:
         raise NotFound(f"no image named {name!r} (see `gw image list`; import one with "

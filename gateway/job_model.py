@@ -48,13 +48,16 @@ class JobSpec:
     image_digest: str
     dataset: str | None
     extra: dict[str, Any] = field(default_factory=dict)   # what a kind adds of its own
+    # How it was asked for: the template or job it came from, the options as typed, what
+    # was overridden and the --set values (gateway/recipes.py).
+    recipe: dict[str, Any] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         """The stored form."""
         return {"command": list(self.command), "env": self.env, "runtime": self.runtime,
                 "resources": self.resources, "algo": self.algo, "image": self.image,
                 "image_digest": self.image_digest, "dataset": self.dataset,
-                "extra": self.extra}
+                "extra": self.extra, "recipe": self.recipe}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> JobSpec:
@@ -63,7 +66,15 @@ class JobSpec:
                    runtime=data.get("runtime", ""), resources=dict(data["resources"]),
                    algo=data.get("algo"), image=data["image"],
                    image_digest=data.get("image_digest", ""), dataset=data.get("dataset"),
-                   extra=dict(data.get("extra") or {}))
+                   extra=dict(data.get("extra") or {}),
+                   recipe=dict(data.get("recipe") or {}))
+
+
+def hide_env_values(options: dict[str, Any]) -> dict[str, Any]:
+    """Recipe options for display: ``--env`` values are secrets, only names are shown."""
+    if "env" not in options:
+        return dict(options)
+    return {**options, "env": [str(e).partition("=")[0] for e in options["env"]]}
 
 
 @dataclass(frozen=True)
@@ -120,6 +131,38 @@ class Job:
             "command": list(self.spec.command), "env": sorted(self.spec.env),
             "resources": self.spec.resources, "runtime": self.spec.runtime,
             "model_name": self.model_name, "model": self.model_ref,
+            "template": self.spec.recipe.get("template"),
+            "rerun_of": self.spec.recipe.get("rerun_of"),
+            "overrides": hide_env_values(self.spec.recipe.get("overrides") or {}),
+            "set": self.spec.recipe.get("set") or {},
             "job_dir": str(self.job_dir), "script": str(self.script_path),
             "log": str(self.log_path) if self.log_path else None,
         }
+
+
+@dataclass(frozen=True)
+class JobTask:
+    """One task of a sweep (a Slurm array job): its sweep values, state and model."""
+
+    job_id: int
+    task: int
+    params: dict[str, str]
+    state: str
+    reason: str = ""
+    exit_code: int | None = None
+    node: str = ""
+    started: float | None = None
+    ended: float | None = None
+    model_version_id: int | None = None
+    model_ref: str | None = None
+
+    @property
+    def active(self) -> bool:
+        """Not finished yet."""
+        return self.state in ACTIVE
+
+    def as_dict(self) -> dict[str, Any]:
+        """The stable dictionary `gw job show --json` lists under ``tasks``."""
+        return {"task": self.task, "params": self.params, "state": self.state,
+                "reason": self.reason, "exit_code": self.exit_code, "node": self.node,
+                "started": self.started, "ended": self.ended, "model": self.model_ref}

@@ -1,4 +1,5 @@
-"""Every SQL statement that touches the ``jobs`` table, and nothing else does.
+"""Every SQL statement that touches the ``jobs`` and ``job_tasks`` tables, and nothing else
+does.
 
 State changes are compare-and-set: :meth:`JobRepository.transition` moves a job from one of
 the states the caller expects to a new one in one statement inside one transaction
@@ -18,7 +19,7 @@ from typing import Any
 
 from hpc_gateway.gateway import db
 from hpc_gateway.gateway.errors import NotFound
-from hpc_gateway.gateway.job_model import ACTIVE, TERMINAL, Job, JobSpec
+from hpc_gateway.gateway.job_model import ACTIVE, TERMINAL, Job, JobSpec, JobTask
 
 # Largest id SQLite stores; larger ids from the command line are simply not found.
 MAX_ID = 2**63 - 1
@@ -206,6 +207,8 @@ class JobRepository:
     def forget_version(self, version_id: int) -> None:
         """A version is being removed: jobs keep their record, without the link."""
         with self._writing():
+            self.conn.execute("UPDATE job_tasks SET model_version_id = NULL "
+                              "WHERE model_version_id = ?", (version_id,))
             for column in ("algo_version_id", "data_version_id", "model_version_id"):
                 self.conn.execute(f"UPDATE jobs SET {column} = NULL WHERE {column} = ?",
                                   (version_id,))
@@ -214,3 +217,52 @@ class JobRepository:
         """An image is being removed: jobs keep their record (name and digest in the spec)."""
         with self._writing():
             self.conn.execute("UPDATE jobs SET image_id = NULL WHERE image_id = ?", (image_id,))
+
+    # ---- the tasks of sweeps ---------------------------------------------------------------
+    def ensure_tasks(self, job_id: int, params: list[dict[str, str]]) -> None:
+        """Record a sweep's tasks (PENDING) where they are not yet: safe to repeat, e.g.
+        for a sweep adopted after `gw` died between sbatch and this call."""
+        with self._writing():
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO job_tasks (job_id, task, params_json, state) "
+                "VALUES (?, ?, ?, 'PENDING')",
+                [(job_id, index, db.dumps(values)) for index, values in enumerate(params)])
+
+    def tasks(self, job_id: int) -> list[JobTask]:
+        """The job's tasks, by index (none for a job that is not a sweep)."""
+        rows = self.conn.execute(
+            """SELECT t.*, m.number AS model_number, mc.name AS model_coll FROM job_tasks t
+               LEFT JOIN versions m ON m.id = t.model_version_id
+               LEFT JOIN collections mc ON mc.id = m.collection_id
+               WHERE t.job_id = ? ORDER BY t.task""", (job_id,)).fetchall()
+        return [JobTask(job_id=r["job_id"], task=r["task"], params=db.loads(r["params_json"]),
+                        state=r["state"], reason=r["reason"], exit_code=r["exit_code"],
+                        node=r["node"], started=r["started"], ended=r["ended"],
+                        model_version_id=r["model_version_id"],
+                        model_ref=(f"{r['model_coll']}@v{r['model_number']}"
+                                   if r["model_number"] else None)) for r in rows]
+
+    def task_transition(self, job_id: int, task: int, expected: Iterable[str],
+                        new_state: str, **facts: Any) -> bool:
+        """Compare-and-set for one task, as :meth:`transition` for a job."""
+        expected = tuple(expected)
+        if not expected or set(expected) & set(TERMINAL):
+            raise ValueError(f"a transition must start from unfinished states, not {expected}")
+        unknown = set(facts) - set(_FACTS)
+        if unknown:
+            raise ValueError(f"not task facts: {sorted(unknown)}")
+        sets = ["state = ?"] + [f"{k} = ?" for k in facts]
+        with self._writing():
+            cursor = self.conn.execute(
+                f"UPDATE job_tasks SET {', '.join(sets)} WHERE job_id = ? AND task = ? "
+                f"AND state IN ({_placeholders(expected)})",
+                [new_state, *facts.values(), job_id, task, *expected])
+        return cursor.rowcount == 1
+
+    def link_task_model(self, job_id: int, task: int, version_id: int) -> bool:
+        """Point a task at the model version it made (once)."""
+        with self._writing():
+            cursor = self.conn.execute(
+                "UPDATE job_tasks SET model_version_id = ? WHERE job_id = ? AND task = ? "
+                "AND model_version_id IS NULL", (version_id, job_id, task))
+        return cursor.rowcount == 1

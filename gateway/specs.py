@@ -32,14 +32,22 @@ def check_name(name: str, what: str) -> str:
     return name
 
 
+DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
+
+
 def check_image_name(name: str) -> str:
-    """Validate ``NAME:TAG`` (lower-case repository, a tag); ``NAME`` alone means ``:latest``."""
+    """Validate ``NAME:TAG`` (lower-case repository, a tag); ``NAME`` alone means ``:latest``.
+    ``NAME:TAG@sha256:...`` pins the exact image (what a rerun uses: the tag may have moved)."""
+    name, at, digest = name.partition("@")
+    if at and not DIGEST_RE.fullmatch(digest):
+        raise InvalidInput(f"invalid image digest {digest!r}: expected sha256: and 64 hex "
+                           "digits")
     if ":" not in name.rsplit("/", 1)[-1]:
         name = f"{name}:latest"
     if not IMAGE_NAME_RE.fullmatch(name):
         raise InvalidInput(f"invalid image name {name!r}: expected NAME:TAG, e.g. "
                            "detectron2:v1 (lower-case name; tag of letters, digits, '._-')")
-    return name
+    return f"{name}@{digest}" if at else name
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ class JobRequest:
     kind: str = "training"
     origin: str = "cli"
     extra: dict[str, object] = field(default_factory=dict)
+    recipe: dict[str, object] = field(default_factory=dict)   # see gateway/recipes.py
 
 
 def slurm_filename(path: Path) -> str:
@@ -99,7 +100,10 @@ def container_spec(kind: JobKind, ctx: SubmitContext, resources: Resources) -> C
     return ContainerSpec(
         sif=str(image.sif_path), partition_offset=image.partition_offset,
         scratch_parent=str(ctx.gw.config["node_scratch"]), mounts=tuple(kind.mounts(ctx)),
-        workdir=CODE, env=tuple(env.items()), command=job.spec.command,
+        workdir=CODE, env=tuple(env.items()),
+        # A kind may run another command than the recorded one (a sweep: each task's own).
+        command=(kind.container_command(ctx) if hasattr(kind, "container_command")
+                 else job.spec.command),
         env_file=str(job.job_dir / ENV_FILE), gpus=resources.gpus,
         shm_bytes=resources.shm_mib * 1024 * 1024, node_env=kind.node_env)
 
@@ -118,7 +122,8 @@ def render_script(kind: JobKind, ctx: SubmitContext, *, home_id: str, runtime: s
     return render(kind.template, sbatch_flags=slurm_flags(job, resources, home_id),
                   kind=kind.name, job_id=job.id, home_id=home_id, description=description,
                   spool_dir=str(ctx.gw.layout.spool), spool_writer=shell_writer(),
-                  container=container_script(spec, runtime), **kind.template_values(ctx))
+                  container=container_script(spec, runtime),
+                  **{"array": False, **kind.template_values(ctx)})
 
 
 def submit_job(gw: Gateway, request: JobRequest) -> Job:
@@ -145,7 +150,8 @@ def submit_job(gw: Gateway, request: JobRequest) -> Job:
     spec = JobSpec(command=tuple(request.command), env=dict(request.env), runtime=runtime,
                    resources=resources.as_dict(), algo=algo.ref if algo else None,
                    image=image.name, image_digest=image.digest,
-                   dataset=data.ref if data else None, extra=dict(request.extra))
+                   dataset=data.ref if data else None, extra=dict(request.extra),
+                   recipe=dict(request.recipe))
     job = gw.jobs.create(kind=kind.name, origin=request.origin, name=name, spec=spec,
                          model_name=model_name, jobs_root=gw.layout.jobs,
                          algo_version_id=algo.id if algo else None,

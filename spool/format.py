@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-FORMAT = 2
+FORMAT = 3
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,8 @@ FIELDS = (
     Field("format", "int", str(FORMAT)),
     Field("home_id", "str", "$GW_HOME_ID"),
     Field("job_id", "int", "$GW_JOB_ID"),
-    Field("slurm_job_id", "str", "${SLURM_JOB_ID:-}"),
+    Field("slurm_job_id", "str", "$GW_SLURM_ID"),     # ARRAY_TASK for a sweep's task
+    Field("task", "int", "${GW_TASK:-null}"),          # a sweep's task; null otherwise
     Field("exit_code", "int", "$1"),
     Field("clean", "bool", "$2"),
     Field("node", "str", "$(hostname -s 2>/dev/null | tr -cd 'A-Za-z0-9._-')"),
@@ -58,6 +59,7 @@ class SpoolRecord:
     node: str
     started: int | None
     ended: int | None
+    task: int | None = None
 
     def as_json(self) -> dict[str, Any]:
         """The file's content."""
@@ -71,7 +73,8 @@ class SpoolFormatError(ValueError):
 def shell_writer() -> str:
     """The bash function ``gw_write_spool STATUS CLEAN`` for the job script.
 
-    Needs ``GW_SPOOL_DIR``, ``GW_HOME_ID``, ``GW_JOB_ID`` and ``gw_started`` set.
+    Needs ``GW_SPOOL_DIR``, ``GW_SPOOL_NAME``, ``GW_HOME_ID``, ``GW_JOB_ID``,
+    ``GW_SLURM_ID``, ``GW_TASK`` and ``gw_started`` set (the base template sets them).
     """
     parts, values = [], []
     for field in FIELDS:
@@ -82,10 +85,10 @@ def shell_writer() -> str:
     return "\n".join([
         "# Write the end state atomically: a temp name, fsync, then rename (spool/format.py).",
         "gw_write_spool() {",
-        '    local tmp="$GW_SPOOL_DIR/.$GW_JOB_ID.json.$$"',
+        '    local tmp="$GW_SPOOL_DIR/.$GW_SPOOL_NAME.json.$$"',
         f'    printf "{template}" \\',
         "        " + " ".join(values) + ' > "$tmp" \\',
-        '        && sync "$tmp" && mv -f "$tmp" "$GW_SPOOL_DIR/$GW_JOB_ID.json"',
+        '        && sync "$tmp" && mv -f "$tmp" "$GW_SPOOL_DIR/$GW_SPOOL_NAME.json"',
         "}",
     ])
 
@@ -103,7 +106,7 @@ def parse_record(text: str) -> SpoolRecord:
     values: dict[str, Any] = {}
     for field in FIELDS:
         value = data.get(field.name)
-        optional = field.name in ("started", "ended", "node", "slurm_job_id")
+        optional = field.name in ("started", "ended", "node", "slurm_job_id", "task")
         if value is None and optional:
             values[field.name] = "" if field.type == "str" else None
             continue
@@ -111,7 +114,7 @@ def parse_record(text: str) -> SpoolRecord:
         if not isinstance(value, wanted) or (wanted is int and isinstance(value, bool)):
             raise SpoolFormatError(f"field {field.name!r} is {value!r}, not a {field.type}")
         values[field.name] = value
-    if values["format"] not in (1, FORMAT):
+    if values["format"] not in (1, 2, FORMAT):
         raise SpoolFormatError(f"unknown format {values['format']}")
     return SpoolRecord(**values)
 
@@ -123,7 +126,8 @@ def read_record(path: Path) -> SpoolRecord:
 
 def write_record(spool_dir: Path, record: SpoolRecord) -> Path:
     """Write ``record`` atomically, as the job script does (tests and tools use this)."""
-    target = spool_dir / f"{record.job_id}.json"
+    target = spool_dir / (f"{record.job_id}.json" if record.task is None
+                          else f"{record.job_id}.{record.task}.json")
     tmp = spool_dir / f".{target.name}.{os.getpid()}"
     with tmp.open("w") as out:
         json.dump(record.as_json(), out)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +42,21 @@ def lineage(job: Job, record: SpoolRecord) -> dict[str, Any]:
 def harvest_model(gw: Gateway, job: Job, record: SpoolRecord) -> str:
     """Turn the job's /model into a model version; returns a note for the job."""
     job = gw.jobs.get(job.id)  # fresh: another ingester may have harvested it meanwhile
-    incoming = incoming_dir(gw, job.model_name, job.id)
-    if job.model_version_id is not None:
-        _finish(gw, job.model_version_id, incoming)
+    return harvest_tree(gw, job, record, source=job.job_dir / "model",
+                        incoming=incoming_dir(gw, job.model_name, job.id),
+                        linked_version_id=job.model_version_id,
+                        link=lambda version_id: gw.jobs.link_model(job.id, version_id))
+
+
+def harvest_tree(gw: Gateway, job: Job, record: SpoolRecord, *, source: Path, incoming: Path,
+                 linked_version_id: int | None, link: Callable[[int], object],
+                 lineage_extra: dict[str, Any] | None = None) -> str:
+    """Turn ``source`` (a job's or a sweep task's /model) into the next version of the
+    job's model. ``link`` records the version on its owner inside the same transaction;
+    ``linked_version_id`` says it already was (a crash after step 2: finish the rename)."""
+    if linked_version_id is not None:
+        _finish(gw, linked_version_id, incoming)
         return ""
-    source = job.job_dir / "model"
     if source.is_dir():
         incoming.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.rename(source, incoming)
@@ -66,9 +77,10 @@ def harvest_model(gw: Gateway, job: Job, record: SpoolRecord) -> str:
             """INSERT INTO versions (collection_id, number, path, file_count, size_bytes,
                meta_json, job_id, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
             (collection_id, number, str(final), file_count, size,
-             db.dumps(lineage(job, record)), job.id, time.time()))
+             db.dumps({**lineage(job, record), **(lineage_extra or {})}), job.id,
+             time.time()))
         version_id = int(cursor.lastrowid or 0)
-        gw.jobs.link_model(job.id, version_id)
+        link(version_id)
     _finish(gw, version_id, incoming)
     return f"left out of the model: {'; '.join(dropped)}"[:500] if dropped else ""
 

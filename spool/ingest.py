@@ -22,6 +22,7 @@ from hpc_gateway.spool.finish import failure_reason, finish_job
 from hpc_gateway.spool.format import SpoolFormatError, SpoolRecord, read_record
 from hpc_gateway.spool.layout import pending_spool_files, set_aside, spool_lock
 from hpc_gateway.spool.report import IngestReport
+from hpc_gateway.spool.tasks import base_slurm_id, ingest_task
 
 # How long a job whose end was not clean waits for Slurm's accounting to hold any record
 # of it before the spool file's own word is taken (a cluster without accounting).
@@ -79,8 +80,11 @@ def _ingest_one(gw: Gateway, path: Path, record: SpoolRecord, report: IngestRepo
         return
     assert job is not None
     if job.slurm_job_id is None and record.slurm_job_id:
-        gw.jobs.attach_slurm_id(job.id, record.slurm_job_id, "RUNNING")
+        gw.jobs.attach_slurm_id(job.id, base_slurm_id(record.slurm_job_id), "RUNNING")
         job = gw.jobs.get(job.id)
+    if record.task is not None or job.kind == "sweep":
+        ingest_task(gw, path, record, job, report)
+        return
     if not job.active:
         set_aside(path, "done")
         return
@@ -106,7 +110,8 @@ def _mismatch(gw: Gateway, job: Job | None, record: SpoolRecord) -> str:
         return f"written for home {record.home_id}, not this home ({gw.home_id})"
     if job is None:
         return f"no job {record.job_id} in this database"
-    if job.slurm_job_id and record.slurm_job_id and record.slurm_job_id != job.slurm_job_id:
+    if job.slurm_job_id and record.slurm_job_id and \
+            base_slurm_id(record.slurm_job_id) != job.slurm_job_id:
         return (f"written by Slurm job {record.slurm_job_id}, but job {job.id} is Slurm job "
                 f"{job.slurm_job_id}")
     return ""

@@ -26,6 +26,7 @@ from hpc_gateway.gateway.job_model import ACTIVE, Job, state_from_slurm
 from hpc_gateway.gateway.slurm.adapter import SlurmJobState
 from hpc_gateway.spool.finish import finish_job
 from hpc_gateway.spool.layout import spool_file
+from hpc_gateway.spool.tasks import reconcile_sweep
 
 # A job Slurm calls COMPLETED gets this long for its spool file to show up (NFS delays).
 SPOOL_GRACE_SECONDS = 60
@@ -86,7 +87,10 @@ def reconcile(gw: Gateway) -> None:
     submitting = [j for j in jobs if j.slurm_job_id is None]
     if submitting:
         _adopt(gw, submitting, queue)
-    tracked = [j for j in jobs if j.slurm_job_id is not None]
+    tracked = [j for j in jobs if j.slurm_job_id is not None and j.kind != "sweep"]
+    for job in jobs:
+        if job.slurm_job_id is not None and job.kind == "sweep":
+            reconcile_sweep(gw, job, queue)
     gone = []
     for job in tracked:
         live = queue.get(job.slurm_job_id or "")
@@ -208,6 +212,10 @@ def _by_identity(gw: Gateway, states) -> dict[int, SlurmJobState]:
 def _take(gw: Gateway, job: Job, found: SlurmJobState) -> None:
     """Adopt: record the Slurm id (once), then follow or settle it like any job."""
     state = state_from_slurm(found.slurm_state)
+    if job.kind == "sweep":  # a task of the array was found: the job is the array
+        if gw.jobs.attach_slurm_id(job.id, found.base_id, "PENDING"):
+            reconcile_sweep(gw, gw.jobs.get(job.id), {found.slurm_job_id: found})
+        return
     if gw.jobs.attach_slurm_id(job.id, found.slurm_job_id,
                                state if state in ("PENDING", "RUNNING") else "PENDING"):
         adopted = gw.jobs.get(job.id)

@@ -102,9 +102,23 @@ def _print_job(job_info, as_json: bool, short: bool = False) -> None:
         ("resources", ", ".join(f"{k}={v}" for k, v in job_info["resources"].items() if v)),
         ("runtime", job_info["runtime"]),
         ("model", job_info["model"] or f"(none yet; becomes {job_info['model_name']})"),
+        ("template", job_info.get("template")), ("rerun of", job_info.get("rerun_of")),
+        ("overrides", ", ".join(f"{k}={v}" for k, v in job_info["overrides"].items())
+         if job_info.get("overrides") else None),
+        ("set", ", ".join(f"{k}={v}" for k, v in job_info["set"].items())
+         if job_info.get("set") else None),
         ("job dir", job_info["job_dir"]), ("script", job_info["script"]),
         ("log", job_info["log"]),
     ])
+    if job_info.get("tasks"):
+        from hpc_gateway.gateway.display import print_table
+
+        states = ", ".join(f"{n} {s}" for s, n in sorted(job_info["task_states"].items()))
+        click.echo(f"\nsweep of {job_info['task_count']} tasks ({states}):")
+        print_table([(t["task"], " ".join(f"{k}={v}" for k, v in t["params"].items()),
+                      t["state"], t["exit_code"], t["model"], t["reason"] or None)
+                     for t in job_info["tasks"]],
+                    ["TASK", "PARAMS", "STATE", "EXIT", "MODEL", "REASON"])
 
 
 @job.command("list")
@@ -134,8 +148,11 @@ def job_list(states: tuple[str, ...], limit: int | None, as_json: bool) -> None:
 def job_show(job_id: int, as_json: bool) -> None:
     """Show a job: state, Slurm id, node, times, exit code, resources, versions, files."""
     from hpc_gateway.gateway.jobs import get_job
+    from hpc_gateway.gateway.sweeps import sweep_summary
 
-    _print_job(get_job(synced_gateway(), job_id).as_dict(), as_json)
+    gw = synced_gateway()
+    shown = get_job(gw, job_id)
+    _print_job({**shown.as_dict(), **sweep_summary(gw, shown)}, as_json)
 
 
 @job.command("script")
@@ -208,3 +225,43 @@ def job_outputs(job_id: int, output: Path) -> None:
 
     size = write_outputs(get_job(synced_gateway(), job_id), output)
     click.echo(f"wrote {output} ({human_size(size)})")
+
+
+@job.command("rerun")
+@click.argument("job_id", type=JOB_ID)
+@recipe_options
+@click.option("--wait", is_flag=True, help="Wait for the job to end; exit 1 unless it "
+                                           "completed.")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@json_option
+def job_rerun(job_id: int, wait: bool, command: tuple[str, ...], as_json: bool,
+              **options) -> None:
+    """Submit the exact recipe of job JOB_ID again: the same algorithm and dataset
+    versions, the same image (by digest, even if its tag moved since), command, resources
+    and environment. Options given here override it; a COMMAND after -- replaces the
+    command. A sweep is run again as a whole. The new job records what it reran."""
+    from hpc_gateway.gateway.jobs import get_job
+    from hpc_gateway.gateway.recipes import exact_recipe, overlay
+    from hpc_gateway.gateway.submit import submit_job
+
+    gw = open_gateway()
+    earlier = get_job(gw, job_id)
+    base, base_command = exact_recipe(earlier)
+    overrides = recipe_from_options(options)
+    provenance = {"rerun_of": job_id,
+                  "overrides": {**overrides, **({"command": list(command)} if command else {})}}
+    request = build_request(gw, overlay(base, overrides), command or base_command,
+                            origin="rerun", provenance=provenance)
+    if earlier.kind == "sweep":
+        from hpc_gateway.gateway.errors import InvalidInput
+        from hpc_gateway.gateway.sweeps import submit_sweep
+
+        if command:
+            raise InvalidInput("a sweep reruns with its own commands: no COMMAND after --")
+        extra = earlier.spec.extra
+        submitted = submit_sweep(gw, request, list(extra["tasks"]),
+                                 [tuple(c) for c in extra["commands"]],
+                                 extra.get("max_parallel"))
+    else:
+        submitted = submit_job(gw, request)
+    finish_submission(gw, submitted, wait, as_json)

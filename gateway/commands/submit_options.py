@@ -63,9 +63,12 @@ def recipe_from_options(options: dict[str, Any]) -> dict[str, Any]:
     return recipe
 
 
-def build_request(gw: Gateway, recipe: dict[str, Any], command: tuple[str, ...],
-                  origin: str = "cli", extra: dict[str, Any] | None = None) -> JobRequest:
-    """Validate a recipe and its command into a request (nothing is recorded here)."""
+def build_request(gw: Gateway, recipe: dict[str, Any], command: tuple[str, ...], *,
+                  origin: str = "cli", provenance: dict[str, Any] | None = None
+                  ) -> JobRequest:
+    """Validate a recipe and its command into a request (nothing is recorded here). The
+    job records the recipe, and ``provenance`` (the template or job it came from, the
+    overrides, the --set values): see JobSpec.recipe."""
     from hpc_gateway.gateway.errors import InvalidInput
     from hpc_gateway.gateway.specs import (
         check_image_name,
@@ -103,9 +106,7 @@ def build_request(gw: Gateway, recipe: dict[str, Any], command: tuple[str, ...],
                              data=data_ref, name=recipe.get("name"), command=command,
                              env=env, model_name=recipe.get("model_name"),
                              resources=resources)
-    if extra or origin != request.origin:
-        from dataclasses import replace
+    from dataclasses import replace
 
-        request = replace(request, origin=origin,
-                          extra={**request.extra, **(extra or {})})
-    return request
+    return replace(request, origin=origin if origin != "cli" else request.origin,
+                   recipe={"options": recipe, "command": list(command), **(provenance or {})})

@@ -11,10 +11,11 @@ from hpc_gateway.gateway.errors import InvalidInput
 from hpc_gateway.gateway.kinds.base import JobKind
 from hpc_gateway.gateway.kinds.headless import HeadlessKind
 from hpc_gateway.gateway.kinds.notebook import NotebookKind
+from hpc_gateway.gateway.kinds.sweep import SweepKind
 from hpc_gateway.gateway.kinds.training import TrainingKind
 
 KINDS: dict[str, JobKind] = {kind.name: kind for kind in (TrainingKind(), NotebookKind(),
-                                                            HeadlessKind())}
+                                                            HeadlessKind(), SweepKind())}
 
 
 def get_kind(name: str) -> JobKind:

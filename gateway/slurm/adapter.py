@@ -10,7 +10,8 @@ from datetime import datetime
 FIELD_SEP = "\x1f"
 SQUEUE_FORMAT = FIELD_SEP.join(["%i", "%T", "%N", "%S", "%r", "%k"])
 # Comment needs AccountingStoreFlags=job_comment in slurm.conf (empty otherwise).
-SACCT_FIELDS = "JobIDRaw,State,ExitCode,NodeList,Start,End,Comment"
+# JobID is ARRAY_TASK for the tasks of a job array (JobIDRaw is each task's own id).
+SACCT_FIELDS = "JobIDRaw,State,ExitCode,NodeList,Start,End,JobID,Comment"
 SINFO_FORMAT = FIELD_SEP.join(["%P", "%c", "%m", "%G", "%l", "%a"])
 
 UNAVAILABLE_PATTERNS = ("Socket timed out", "Unable to contact slurm controller",
@@ -30,6 +31,12 @@ class SlurmJobState:
     end: float | None = None
     reason: str = ""
     comment: str = ""     # the gateway's identity of the job (gw:<home id>:<job id>)
+    array_task: str = ""  # ARRAY_TASK (e.g. 1234_5) for a task of a job array
+
+    @property
+    def base_id(self) -> str:
+        """The id the job was submitted as: an array task's array job id."""
+        return (self.array_task or self.slurm_job_id).split("_")[0]
 
 
 @dataclass(frozen=True)
@@ -79,7 +86,8 @@ def parse_squeue(stdout: str) -> dict[str, SlurmJobState]:
         job_id, state, node, start, reason, comment = (p.strip() for p in parts)
         jobs[job_id] = SlurmJobState(job_id, state, node, start=_timestamp(start),
                                      reason="" if reason == "None" else reason,
-                                     comment="" if comment == "(null)" else comment)
+                                     comment="" if comment == "(null)" else comment,
+                                     array_task=job_id if "_" in job_id else "")
     return jobs
 
 
@@ -97,14 +105,16 @@ def parse_sacct(stdout: str) -> dict[str, SlurmJobState]:
     """Parse ``sacct -X -P -n -o SACCT_FIELDS`` output, keyed by Slurm job id."""
     jobs = {}
     for line in stdout.splitlines():
-        parts = line.split("|", 6)
-        if len(parts) != 7:
+        parts = line.split("|", 7)
+        if len(parts) != 8:
             continue
-        job_id, state, exit_code, node, start, end, comment = (p.strip() for p in parts)
+        job_id, state, exit_code, node, start, end, shown_id, comment = (p.strip()
+                                                                         for p in parts)
         jobs[job_id] = SlurmJobState(job_id, state,
                                      "" if node in ("None assigned", "") else node,
                                      parse_exit_code(exit_code), _timestamp(start),
-                                     _timestamp(end), comment=comment)
+                                     _timestamp(end), comment=comment,
+                                     array_task=shown_id if "_" in shown_id else "")
     return jobs
 
 
@@ -164,3 +174,16 @@ def parse_sinfo(stdout: str) -> dict[str, PartitionLimits]:
     return {n: PartitionLimits(p.name, p.cpus, p.mem_mib, p.gpus, n in default_names,
                                p.available, p.max_time_seconds)
             for n, p in partitions.items()}
+
+
+def array_task_indexes(array_task: str) -> list[int]:
+    """The task indexes an ``ARRAY_TASK`` id stands for: ``12_3`` -> [3]; a pending
+    remainder ``12_[4-6,9%2]`` -> [4, 5, 6, 9]."""
+    _base, _sep, part = array_task.partition("_")
+    part = part.strip("[]").split("%")[0]
+    indexes: list[int] = []
+    for item in part.split(","):
+        low, dash, high = item.partition("-")
+        if low.isdigit() and (not dash or high.isdigit()):
+            indexes.extend(range(int(low), int(high if dash else low) + 1))
+    return indexes

@@ -79,6 +79,13 @@ class SlurmCommands:
                         "sacct", self.read_timeout).stdout
         return adapter.parse_sacct(out)
 
+    def query_array(self, array_job_id: str) -> dict[str, SlurmJobState]:
+        """The tasks of one job array from accounting (one ``sacct``), keyed ARRAY_TASK."""
+        out = self._run(["sacct", "--allocations", "--parsable2", "--noheader",
+                         f"--format={adapter.SACCT_FIELDS}", f"--jobs={array_job_id}"],
+                        "sacct", self.read_timeout).stdout
+        return {s.array_task: s for s in adapter.parse_sacct(out).values() if s.array_task}
+
     def query_since(self, start: float) -> dict[str, SlurmJobState]:
         """This user's jobs submitted since ``start``, from accounting (one ``sacct``)."""
         since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(start))

@@ -29,6 +29,10 @@ class Scheduler(Protocol):
         """Final records of these jobs from accounting (one call)."""
         ...
 
+    def query_array(self, array_job_id: str) -> dict[str, SlurmJobState]:
+        """The tasks of one job array from accounting, keyed ``ARRAY_TASK`` (``12_3``)."""
+        ...
+
     def query_since(self, start: float) -> dict[str, SlurmJobState]:
         """Accounting records of this user's jobs submitted since ``start`` (one call),
         with their comments: how a job whose submission answer was lost is found."""

@@ -44,6 +44,11 @@ class FakeScheduler:
         self.calls.append(("sacct", tuple(ids)))
         return {i: s for i, s in self.accounting.items() if i in ids}
 
+    def query_array(self, array_job_id: str) -> dict[str, SlurmJobState]:
+        self.calls.append(("sacct-array", array_job_id))
+        return {s.array_task: s for s in self.accounting.values()
+                if s.array_task and s.base_id == array_job_id}
+
     def query_since(self, start: float) -> dict[str, SlurmJobState]:
         self.calls.append("sacct-since")
         return dict(self.accounting)

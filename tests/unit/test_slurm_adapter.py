@@ -39,17 +39,28 @@ def test_squeue():
 
 
 def test_sacct():
-    out = "12|COMPLETED|0:0|node1|2026-11-23T10:00:00|2026-11-23T10:01:00|gw:abc:1\n" \
-          "13|CANCELLED by 0|0:15|node1|2026-11-23T10:00:00|2026-11-23T10:00:30|\n" \
-          "14|FAILED|3:0|node1|Unknown|Unknown|a|comment|with|bars\n" \
-          "15|PENDING|0:0|None assigned|Unknown|Unknown|\n"
+    out = "12|COMPLETED|0:0|node1|2026-11-23T10:00:00|2026-11-23T10:01:00|12|gw:abc:1\n" \
+          "13|CANCELLED by 0|0:15|node1|2026-11-23T10:00:00|2026-11-23T10:00:30|13|\n" \
+          "14|FAILED|3:0|node1|Unknown|Unknown|14|a|comment|with|bars\n" \
+          "15|PENDING|0:0|None assigned|Unknown|Unknown|15|\n" \
+          "21|COMPLETED|0:0|node1|Unknown|Unknown|20_1|gw:abc:4\n"
     jobs = adapter.parse_sacct(out)
     assert jobs["12"].slurm_state == "COMPLETED" and jobs["12"].exit_code == 0
     assert jobs["12"].end - jobs["12"].start == 60 and jobs["12"].comment == "gw:abc:1"
     assert jobs["13"].slurm_state == "CANCELLED by 0" and jobs["13"].exit_code == 143
     assert jobs["14"].comment == "a|comment|with|bars"
     assert jobs["14"].exit_code == 3 and jobs["14"].start is None
-    assert jobs["15"].node == ""
+    assert jobs["15"].node == "" and jobs["15"].array_task == ""
+    # A task of a job array: its own id, the array's id and the task in JobID.
+    assert jobs["21"].array_task == "20_1" and jobs["21"].base_id == "20"
+    assert jobs["12"].base_id == "12"
+
+
+def test_array_task_indexes():
+    assert adapter.array_task_indexes("20_3") == [3]
+    assert adapter.array_task_indexes("20_[4-6,9%2]") == [4, 5, 6, 9]
+    assert adapter.array_task_indexes("20_[0-1]") == [0, 1]
+    assert adapter.array_task_indexes("20") == []
 
 
 def test_sinfo_and_gres():

@@ -308,11 +308,19 @@ def test_spool_format_round_trip():
 def test_shell_writer_writes_what_the_reader_reads(tmp_path):
     """The job side and the login side share one definition: run the rendered bash."""
     lines = ["set -u", "GW_SPOOL_DIR=$1", "GW_HOME_ID=h0me", "GW_JOB_ID=12",
-             "SLURM_JOB_ID=777", "gw_started=100", shell_writer(), "gw_write_spool 3 false"]
+             "GW_SLURM_ID=777", "GW_TASK=", "GW_SPOOL_NAME=12", "gw_started=100",
+             shell_writer(), "gw_write_spool 3 false",
+             # a sweep's task 5 (Slurm array job 780)
+             "GW_SLURM_ID=780_5", "GW_TASK=5", "GW_SPOOL_NAME=12.5", "gw_write_spool 0 true"]
     script = "\n".join(lines)
     subprocess.run(["bash", "-c", script, "bash", str(tmp_path)], check=True)
     record = parse_record((tmp_path / "12.json").read_text())
     assert (record.home_id, record.job_id, record.slurm_job_id, record.exit_code,
-            record.clean, record.started) == ("h0me", 12, "777", 3, False, 100)
+            record.clean, record.started, record.task) == ("h0me", 12, "777", 3, False, 100,
+                                                          None)
     assert record.node and record.ended >= 100
-    assert [p.name for p in tmp_path.iterdir()] == ["12.json"]  # no temp file left
+    task = parse_record((tmp_path / "12.5.json").read_text())
+    assert (task.job_id, task.slurm_job_id, task.task, task.exit_code, task.clean) == (
+        12, "780_5", 5, 0, True)
+    # no temp file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["12.5.json", "12.json"]

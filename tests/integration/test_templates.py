@@ -1,0 +1,207 @@
+"""Job templates, sweeps as one job array, and exact reruns, on the real local Slurm with
+a real container."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_gw
+from tests.integration.conftest import gw_ok
+
+pytestmark = pytest.mark.container
+
+
+@pytest.fixture(scope="module")
+def home(flow_home, tmp_path_factory):
+    """A home with a busybox image and an algorithm whose script writes its arguments."""
+    from tests.support.images import busybox_rootfs, make_archive
+
+    base = tmp_path_factory.mktemp("templates")
+    env = {**flow_home, "GW_HOME": str(base / "home")}
+    archive = make_archive(base / "bb.tar", [busybox_rootfs(base / "rootfs")],
+                           env={"PATH": "/bin"}, workdir="/", cmd=["sh"])
+    gw_ok(env, "image", "import", str(archive), "--name", "bb:v1", "-q")
+    (base / "algo").mkdir()
+    (base / "algo" / "train.sh").write_text(
+        'echo "$*" > /model/args\n'
+        'echo "task=${GW_TASK:-none}" >> /model/args\n'
+        'echo out > /code/left-by-$$\n'
+        'case "$1" in fail) exit 3;; esac\n')
+    gw_ok(env, "algo", "push", str(base / "algo"), "--name", "tr", "-q")
+    return env
+
+
+def wait_done(env, job_id: int, timeout: float = 180) -> dict:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        job = json.loads(gw_ok(env, "job", "show", str(job_id), "--json"))
+        if job["state"] not in ("SUBMITTING", "PENDING", "RUNNING", "UNKNOWN"):
+            return job
+        time.sleep(1)
+    raise AssertionError(f"job {job_id} did not end: {job}")
+
+
+def normalised_script(env, job_id: int) -> str:
+    """The job's script without what differs between any two jobs (id, name, paths)."""
+    job = json.loads(gw_ok(env, "job", "show", str(job_id), "--json"))
+    text = gw_ok(env, "job", "script", str(job_id))
+    text = text.replace(job["job_dir"], "JOBDIR").replace(job["name"], "NAME")
+    for pattern in (rf"GW_JOB_ID={job_id}\b", rf"(gw:[0-9a-f]+:){job_id}\b",
+                    rf"(job ){job_id}( of home)"):
+        text = re.sub(pattern, lambda m: "".join(g or "" for g in m.groups()) + "<ID>", text)
+    return text
+
+
+def test_template_saved_from_a_job_renders_the_same_script_except_overrides(home):
+    first = json.loads(gw_ok(home, "job", "submit", "--json", "--algo", "tr", "--image",
+                             "bb:v1", "--mem", "64M", "--name", "orig", "--", "sh",
+                             "train.sh", "a b", "$(touch /tmp/x)"))
+    wait_done(home, first["id"])
+    saved = json.loads(gw_ok(home, "template", "save", "again", "--from-job",
+                             str(first["id"]), "--json"))
+    assert saved["options"]["algo"] == "tr" and saved["command"][-1] == "$(touch /tmp/x)"
+    same = json.loads(gw_ok(home, "template", "run", "again", "--json"))
+    job = wait_done(home, same["id"])
+    assert job["state"] == "COMPLETED" and job["template"] == "again"
+    assert job["overrides"] == {} and job["origin"] == "template"
+    assert normalised_script(home, same["id"]) == normalised_script(home, first["id"])
+    assert gw_ok(home, "model", "cat", job["model"], "args") == "a b $(touch /tmp/x)\n" \
+        "task=none\n"
+    # Overridden: memory and the time limit; the scripts differ in exactly those lines.
+    other = json.loads(gw_ok(home, "template", "run", "again", "--mem", "96M", "--time",
+                             "20:00", "--json"))
+    job = wait_done(home, other["id"])
+    assert job["overrides"] == {"mem": "96M", "time": "20:00"}
+    before = normalised_script(home, first["id"]).splitlines()
+    after = normalised_script(home, other["id"]).splitlines()
+    changed = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
+    # (Slurm gets --mem plus the 64M /dev/shm of the default --shm)
+    assert changed == [("#SBATCH --mem=128M", "#SBATCH --mem=160M"),
+                       ("#SBATCH --time=0-01:00:00", "#SBATCH --time=0-00:20:00")], changed
+
+
+def test_placeholders_are_filled_literally_and_a_missing_value_is_refused(home):
+    gw_ok(home, "template", "save", "ph", "--algo", "tr", "--image", "bb:v1", "--mem", "64M",
+          "--", "sh", "train.sh", "--lr={{ lr }}", "{{ note }}")
+    shown = json.loads(gw_ok(home, "template", "show", "ph", "--json"))
+    assert shown["placeholders"] == ["lr", "note"]
+    jobs_before = gw_ok(home, "job", "list", "--json")
+    missing = run_gw("template", "run", "ph", "--set", "lr=0.1", env=home, check=False)
+    assert missing.returncode == 2 and "{{ note }}" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1
+    unknown = run_gw("template", "run", "ph", "--set", "lr=1", "--set", "note=x", "--set",
+                     "typo=2", env=home, check=False)
+    assert unknown.returncode == 2 and "typo" in unknown.stderr
+    assert gw_ok(home, "job", "list", "--json") == jobs_before  # nothing submitted
+    hostile = "'; rm -rf / #$(id)`id`\"\n{{ lr }}"
+    run = json.loads(gw_ok(home, "template", "run", "ph", "--set", "lr=0.01", "--set",
+                           f"note={hostile}", "--json"))
+    job = wait_done(home, run["id"])
+    assert job["state"] == "COMPLETED" and job["set"] == {"lr": "0.01", "note": hostile}
+    assert gw_ok(home, "model", "cat", job["model"], "args") == \
+        f"--lr=0.01 {hostile}\ntask=none\n"
+
+
+def test_template_bad_input_leaves_nothing(home):
+    db_before = gw_ok(home, "template", "list", "--json")
+    for args in (["save", "bad name", "--algo", "tr", "--image", "bb:v1", "--", "true"],
+                 ["save", "noimage", "--algo", "tr", "--", "true"],
+                 ["save", "nocmd", "--algo", "tr", "--image", "bb:v1"],
+                 ["run", "nosuch"],
+                 ["show", "nosuch"],
+                 ["rm", "nosuch"],
+                 ["save", "x", "--from-job", "999999", "--", "true"]):
+        proc = run_gw("template", *args, env=home, check=False)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert len(proc.stderr.strip().splitlines()) == 1, (args, proc.stderr)
+    assert gw_ok(home, "template", "list", "--json") == db_before
+    gw_ok(home, "template", "save", "dup", "--algo", "tr", "--image", "bb:v1", "--", "true")
+    again = run_gw("template", "save", "dup", "--algo", "tr", "--image", "bb:v1", "--",
+                   "false", env=home, check=False)
+    assert again.returncode == 2 and "exists" in again.stderr
+    gw_ok(home, "template", "rm", "dup")
+    assert "dup" not in gw_ok(home, "template", "list")
+
+
+def test_sweep_is_one_array_job_with_a_model_version_per_task(home):
+    gw_ok(home, "template", "save", "sw", "--algo", "tr", "--image", "bb:v1", "--mem", "64M",
+          "--model-name", "swept", "--", "sh", "train.sh", "{{ lr }}", "{{ bs }}")
+    run = json.loads(gw_ok(home, "template", "run", "sw", "--sweep", "lr=0.1,fail",
+                           "--sweep", "bs=32,64", "--max-parallel", "2", "--json"))
+    script = gw_ok(home, "job", "script", str(run["id"]))
+    assert "#SBATCH --array=0-3%2" in script
+    job = wait_done(home, run["id"])
+    # One Slurm job: an array of four tasks (sacct lists them under one array id).
+    expected = [f"{job['slurm_job_id']}_{i}" for i in range(4)]
+    deadline, listed = time.time() + 60, []
+    while time.time() < deadline and listed != expected:  # accounting may lag a little
+        sacct = subprocess.run(["sacct", "-X", "-n", "-P", "-j", job["slurm_job_id"], "-o",
+                                "JobID,State"], capture_output=True, text=True, check=True,
+                               env={**os.environ, **home}).stdout.split()
+        listed = sorted(line.split("|")[0] for line in sacct)
+        time.sleep(1)
+    assert listed == expected
+    assert job["task_count"] == 4 and job["task_states"] == {"COMPLETED": 2, "FAILED": 2}
+    assert job["state"] == "FAILED" and "2 FAILED" in job["reason"]
+    tasks = {t["task"]: t for t in job["tasks"]}
+    assert [tasks[i]["params"] for i in range(4)] == [
+        {"lr": "0.1", "bs": "32"}, {"lr": "0.1", "bs": "64"},
+        {"lr": "fail", "bs": "32"}, {"lr": "fail", "bs": "64"}]
+    assert tasks[2]["state"] == "FAILED" and tasks[2]["model"] is None
+    assert "exited with code 3" in tasks[2]["reason"]
+    for index in (0, 1):
+        ref = tasks[index]["model"]
+        shown = json.loads(gw_ok(home, "model", "show", ref, "--json"))
+        lineage = shown.get("lineage", shown)
+        assert lineage["params"] == tasks[index]["params"] and lineage["job_id"] == run["id"]
+        assert gw_ok(home, "model", "cat", ref, "args") == \
+            f"0.1 {tasks[index]['params']['bs']}\ntask={index}\n"
+    versions = json.loads(gw_ok(home, "model", "versions", "swept", "--json"))
+    assert len(versions) == 2  # failed tasks make no version
+    # Each task had its own /code: what one left there is not in another's.
+    job_dir = Path(job["job_dir"])
+    left = [sorted(p.name for p in (job_dir / "tasks" / str(i) / "code").glob("left-by-*"))
+            for i in range(4)]
+    assert all(len(names) == 1 for names in left), left
+
+
+def test_rerun_uses_the_same_versions_and_image_digest(home, tmp_path):
+    from tests.support.images import busybox_rootfs, make_archive
+
+    first = json.loads(gw_ok(home, "job", "submit", "--json", "--algo", "tr", "--image",
+                             "bb:v1", "--mem", "64M", "--env", "SECRET=s3 cret", "--",
+                             "sh", "train.sh", "original"))
+    earlier = wait_done(home, first["id"])
+    # Since then: a new algorithm version, and the tag bb:v1 moved to another image.
+    (tmp_path / "algo2").mkdir()
+    (tmp_path / "algo2" / "train.sh").write_text('echo "v2 $*" > /model/args\n')
+    gw_ok(home, "algo", "push", str(tmp_path / "algo2"), "--name", "tr", "-q")
+    archive = make_archive(tmp_path / "bb2.tar", [busybox_rootfs(tmp_path / "rootfs")],
+                           env={"PATH": "/bin", "OTHER": "1"}, workdir="/", cmd=["sh"])
+    gw_ok(home, "image", "import", str(archive), "--name", "bb:v1", "-q")
+    moved = json.loads(gw_ok(home, "image", "show", "bb:v1", "--json"))
+    assert moved["digest"] != earlier["image_digest"]
+
+    again = json.loads(gw_ok(home, "job", "rerun", str(first["id"]), "--json"))
+    job = wait_done(home, again["id"])
+    assert job["rerun_of"] == first["id"] and job["origin"] == "rerun"
+    assert (job["algo"], job["image_digest"], job["command"], job["resources"]) == (
+        earlier["algo"], earlier["image_digest"], earlier["command"], earlier["resources"])
+    assert job["env"] == ["SECRET"]
+    assert gw_ok(home, "model", "cat", job["model"], "args").startswith("original\n")
+    # An override is recorded, and only it changes.
+    newer = json.loads(gw_ok(home, "job", "rerun", str(first["id"]), "--algo", "tr",
+                             "--json"))
+    job = wait_done(home, newer["id"])
+    assert job["overrides"] == {"algo": "tr"} and job["algo"] != earlier["algo"]
+    assert job["image_digest"] == earlier["image_digest"]
+    assert gw_ok(home, "model", "cat", job["model"], "args") == "v2 original\n"
+    missing = run_gw("job", "rerun", "999999", env=home, check=False)
+    assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1
