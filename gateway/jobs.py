@@ -46,8 +46,19 @@ def cancel_job(gw: Gateway, job_id: int) -> Job:
     return job
 
 
-def log_path(job: Job) -> Path:
-    """The job's Slurm output file."""
+def log_path(job: Job, task: int | None = None) -> Path:
+    """The job's Slurm output file (for a sweep, its task ``task``'s: 0 by default)."""
+    if job.kind == "sweep":
+        count = len(job.spec.extra.get("tasks") or [])
+        index = 0 if task is None else task
+        if not 0 <= index < count:
+            raise InvalidInput(f"job {job.id} is a sweep of tasks 0 to {count - 1}; no task "
+                               f"{index}")
+        if job.slurm_job_id is None:
+            raise NotFound(f"job {job.id} has no log yet")
+        return job.job_dir / "tasks" / str(index) / f"slurm-{job.slurm_job_id}_{index}.out"
+    if task is not None:
+        raise InvalidInput(f"job {job.id} is not a sweep: it has no tasks")
     if job.log_path is None:
         raise NotFound(f"job {job.id} has no log yet")
     return job.log_path

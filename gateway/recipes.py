@@ -58,7 +58,8 @@ def parse_sweeps(pairs: tuple[str, ...] | list[str]) -> list[dict[str, str]]:
     """``--sweep lr=0.1,0.01 --sweep bs=32,64`` -> every combination, in order (the first
     key varies slowest): [{lr: 0.1, bs: 32}, {lr: 0.1, bs: 64}, ...]."""
     axes: dict[str, list[str]] = {}
-    for key, values in parse_sets(pairs, "--sweep").items():
+    for pair in pairs:
+        [(key, values)] = parse_sets([pair], "--sweep").items()
         if key in axes:
             raise InvalidInput(f"--sweep {key} is given twice: list its values once, "
                                "separated by commas")

@@ -18,7 +18,7 @@ from hpc_gateway.gateway.context import Gateway
 from hpc_gateway.gateway.errors import SlurmError
 from hpc_gateway.gateway.job_model import ACTIVE, Job, JobTask, state_from_slurm
 from hpc_gateway.gateway.kinds.sweep import task_dir
-from hpc_gateway.gateway.slurm.adapter import SlurmJobState, array_task_indexes
+from hpc_gateway.gateway.slurm.adapter import SlurmJobState, array_tasks
 from hpc_gateway.spool.finish import failure_reason, finish_job
 from hpc_gateway.spool.format import SpoolRecord
 from hpc_gateway.spool.layout import set_aside
@@ -26,6 +26,9 @@ from hpc_gateway.spool.report import IngestReport
 
 # A task Slurm calls COMPLETED gets this long for its spool file to show up.
 SPOOL_GRACE_SECONDS = 60
+# How long a task whose end was not clean waits for accounting before its spool file's
+# own word is taken (as for jobs: spool/ingest.py).
+ACCOUNTING_GRACE_SECONDS = 120
 
 
 def base_slurm_id(slurm_id: str) -> str:
@@ -78,8 +81,9 @@ def _task_end(gw: Gateway, job: Job, task: JobTask, record: SpoolRecord
     except SlurmError:
         said = None
     slurm_state = state_from_slurm(said.slurm_state) if said else "UNKNOWN"
-    if said is not None and slurm_state in ACTIVE:
-        return None, ""
+    old = record.ended is None or time.time() - record.ended > ACCOUNTING_GRACE_SECONDS
+    if slurm_state in ACTIVE and (said is not None or not old):
+        return None, ""  # Slurm still runs it, or has not written its end yet
     if slurm_state in ("CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL"):
         assert said is not None
         return slurm_state, f"Slurm: {said.slurm_state}"
@@ -132,17 +136,13 @@ def reconcile_sweep(gw: Gateway, job: Job, queue: dict[str, SlurmJobState]) -> N
     from hpc_gateway.spool.layout import pending_spool_files
 
     array = job.slurm_job_id or ""
-    live: dict[int, SlurmJobState] = {}
-    for state in queue.values():
-        if state.array_task and base_slurm_id(state.array_task) == array:
-            for index in array_task_indexes(state.array_task):
-                live[index] = state
+    live = array_tasks(s for s in queue.values() if s.base_id == array)
     pending = {p.name for p in pending_spool_files(gw.layout.spool)}
     gone = []
     for task in _tasks(gw, job).values():
         if not task.active or f"{job.id}.{task.task}.json" in pending:
             continue
-        said = live.get(task.task)
+        said = live.get(f"{array}_{task.task}")
         if said is not None and state_from_slurm(said.slurm_state) in ACTIVE:
             now = state_from_slurm(said.slurm_state)
             if now != task.state:

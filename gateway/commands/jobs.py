@@ -167,7 +167,9 @@ def job_script(job_id: int) -> None:
 @job.command("logs")
 @click.argument("job_id", type=JOB_ID)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing until the job ends.")
-def job_logs(job_id: int, follow: bool) -> None:
+@click.option("--task", type=click.IntRange(min=0), default=None,
+              help="For a sweep: the task whose output to print (default 0).")
+def job_logs(job_id: int, follow: bool, task: int | None) -> None:
     """Print the job's output (stdout and stderr); -f follows it until the job ends.
 
     Following reads the file twice a second and watches for the job's own spool file;
@@ -180,7 +182,7 @@ def job_logs(job_id: int, follow: bool) -> None:
     from hpc_gateway.spool.sync import sync_state
 
     gw = synced_gateway()
-    path = log_path(get_job(gw, job_id))
+    path = log_path(get_job(gw, job_id), task)
     ended_file = spool_file(gw.layout.spool, job_id)
     position = 0
     next_sync = time.monotonic() + 15

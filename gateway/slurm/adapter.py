@@ -187,3 +187,15 @@ def array_task_indexes(array_task: str) -> list[int]:
         if low.isdigit() and (not dash or high.isdigit()):
             indexes.extend(range(int(low), int(high if dash else low) + 1))
     return indexes
+
+
+def array_tasks(states) -> dict[str, SlurmJobState]:
+    """Array task records keyed ``ARRAY_TASK`` (``12_3``), one per task: a pending
+    remainder (``12_[1-2%1]``, how accounting keeps tasks that never started) stands for
+    each of its tasks, and a task's own record wins over it."""
+    found: dict[str, SlurmJobState] = {}
+    for state in sorted((s for s in states if s.array_task),
+                        key=lambda s: "[" not in s.array_task):
+        for index in array_task_indexes(state.array_task):
+            found[f"{state.base_id}_{index}"] = state
+    return found

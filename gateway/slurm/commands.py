@@ -84,7 +84,7 @@ class SlurmCommands:
         out = self._run(["sacct", "--allocations", "--parsable2", "--noheader",
                          f"--format={adapter.SACCT_FIELDS}", f"--jobs={array_job_id}"],
                         "sacct", self.read_timeout).stdout
-        return {s.array_task: s for s in adapter.parse_sacct(out).values() if s.array_task}
+        return adapter.array_tasks(adapter.parse_sacct(out).values())
 
     def query_since(self, start: float) -> dict[str, SlurmJobState]:
         """This user's jobs submitted since ``start``, from accounting (one ``sacct``)."""

@@ -205,3 +205,32 @@ def test_rerun_uses_the_same_versions_and_image_digest(home, tmp_path):
     assert gw_ok(home, "model", "cat", job["model"], "args") == "v2 original\n"
     missing = run_gw("job", "rerun", "999999", env=home, check=False)
     assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_cancelled_sweep_keeps_what_finished_and_cancels_the_rest(home):
+    """Tasks that write no spool file (pending when cancelled) get their end from sacct;
+    the one running is killed; the one that finished keeps its model version."""
+    gw_ok(home, "template", "save", "slow", "--algo", "tr", "--image", "bb:v1", "--mem",
+          "64M", "--model-name", "slow", "--", "sh", "-c", "sleep {{ t }}; sh train.sh {{ t }}")
+    run = json.loads(gw_ok(home, "template", "run", "slow", "--sweep", "t=0,60,60",
+                           "--max-parallel", "1", "--json"))
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        job = json.loads(gw_ok(home, "job", "show", str(run["id"]), "--json"))
+        states = [t["state"] for t in job["tasks"]]
+        if states[0] == "COMPLETED" and states[1] == "RUNNING":
+            break
+        time.sleep(0.5)
+    assert states[:2] == ["COMPLETED", "RUNNING"], job
+    gw_ok(home, "job", "cancel", str(run["id"]))
+    job = wait_done(home, run["id"])
+    assert job["state"] == "CANCELLED", job
+    assert [t["state"] for t in job["tasks"]] == ["COMPLETED", "CANCELLED", "CANCELLED"]
+    assert job["tasks"][0]["model"] == "slow@v1"
+    assert [t["model"] for t in job["tasks"][1:]] == [None, None]
+    assert [v["version"] for v in json.loads(gw_ok(home, "model", "versions", "slow",
+                                                   "--json"))] == [1]
+    log = gw_ok(home, "job", "logs", str(run["id"]), "--task", "0")
+    assert log is not None
+    bad = run_gw("job", "logs", str(run["id"]), "--task", "7", env=home, check=False)
+    assert bad.returncode == 2 and "no task 7" in bad.stderr

@@ -46,8 +46,9 @@ class FakeScheduler:
 
     def query_array(self, array_job_id: str) -> dict[str, SlurmJobState]:
         self.calls.append(("sacct-array", array_job_id))
-        return {s.array_task: s for s in self.accounting.values()
-                if s.array_task and s.base_id == array_job_id}
+        from hpc_gateway.gateway.slurm.adapter import array_tasks
+
+        return array_tasks(s for s in self.accounting.values() if s.base_id == array_job_id)
 
     def query_since(self, start: float) -> dict[str, SlurmJobState]:
         self.calls.append("sacct-since")

@@ -63,6 +63,18 @@ def test_array_task_indexes():
     assert adapter.array_task_indexes("20") == []
 
 
+def test_array_tasks_from_accounting():
+    """What sacct printed for an array of three whose task 1 ran when it was cancelled:
+    the never-started remainder stands for its tasks; a task's own record wins."""
+    out = ("1138|COMPLETED|0:0|vm|Unknown|Unknown|1137_0|c\n"
+           "1139|CANCELLED by 0|0:0|vm|Unknown|Unknown|1137_1|c\n"
+           "1137|CANCELLED by 0|0:0|None assigned|None|Unknown|1137_[1-2%1]|c\n")
+    tasks = adapter.array_tasks(adapter.parse_sacct(out).values())
+    assert sorted(tasks) == ["1137_0", "1137_1", "1137_2"]
+    assert tasks["1137_1"].slurm_job_id == "1139" and tasks["1137_2"].slurm_job_id == "1137"
+    assert tasks["1137_2"].slurm_state == "CANCELLED by 0"
+
+
 def test_sinfo_and_gres():
     assert adapter.parse_gres_gpus("(null)") == 0
     assert adapter.parse_gres_gpus("gpu:4") == 4
