@@ -125,8 +125,9 @@ def _schema_2(conn: sqlite3.Connection) -> None:
 
 
 def _schema_3(conn: sqlite3.Connection) -> None:
-    """Job templates (a recipe under a name: the options as typed and the command), and
-    the tasks of sweeps (one Slurm array job; each task its own state and model version)."""
+    """Job templates (a recipe under a name: the options as typed and the command), the
+    tasks of sweeps (one Slurm array job; each task its own state and model version), and
+    rendered scripts (each run with plain sbatch becomes a job when it is first seen)."""
     conn.execute("""CREATE TABLE templates (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         name TEXT NOT NULL UNIQUE,
@@ -147,6 +148,16 @@ def _schema_3(conn: sqlite3.Connection) -> None:
         ended REAL,
         model_version_id INTEGER REFERENCES versions(id),
         PRIMARY KEY (job_id, task)
+    )""")
+    conn.execute("""CREATE TABLE renders (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,  -- a script from `gw job render`, run by sbatch
+        name TEXT NOT NULL,
+        spec_json TEXT NOT NULL,              -- the job spec each run of it records
+        model_name TEXT NOT NULL,
+        algo_version_id INTEGER REFERENCES versions(id),
+        data_version_id INTEGER REFERENCES versions(id),
+        image_id INTEGER REFERENCES images(id),
+        created REAL NOT NULL
     )""")
 
 

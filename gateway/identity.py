@@ -21,3 +21,16 @@ def parse_identity_comment(comment: str, home_id: str) -> int | None:
     if comment.startswith(prefix) and comment[len(prefix):].isdigit():
         return int(comment[len(prefix):])
     return None
+
+
+def render_comment(home_id: str, render_id: int) -> str:
+    """The ``--comment`` of a script from `gw job render`: every run of it carries it."""
+    return f"{PREFIX}:{home_id}:r{render_id}"
+
+
+def parse_render_comment(comment: str, home_id: str) -> int | None:
+    """The render id in ``comment`` when it names a rendered script of this home."""
+    prefix = f"{PREFIX}:{home_id}:r"
+    if comment.startswith(prefix) and comment[len(prefix):].isdigit():
+        return int(comment[len(prefix):])
+    return None

@@ -266,3 +266,52 @@ class JobRepository:
                 "UPDATE job_tasks SET model_version_id = ? WHERE job_id = ? AND task = ? "
                 "AND model_version_id IS NULL", (version_id, job_id, task))
         return cursor.rowcount == 1
+
+    # ---- rendered scripts (gateway/renders.py) ------------------------------------------
+    def create_render(self, *, name: str, spec: JobSpec, model_name: str,
+                      algo_version_id: int | None, data_version_id: int | None,
+                      image_id: int | None) -> int:
+        """Record a rendered script; its runs become jobs by :meth:`adopt_run`."""
+        with self._writing():
+            cursor = self.conn.execute(
+                """INSERT INTO renders (name, spec_json, model_name, algo_version_id,
+                   data_version_id, image_id, created) VALUES (?, ?, ?, ?, ?, ?, ?)""",
+                (name, db.dumps(spec.as_json()), model_name, algo_version_id,
+                 data_version_id, image_id, time.time()))
+        return int(cursor.lastrowid or 0)
+
+    def discard_render(self, render_id: int) -> None:
+        """Forget a render whose script could not be written."""
+        with self._writing():
+            self.conn.execute("DELETE FROM renders WHERE id = ?", (render_id,))
+
+    def has_renders(self) -> bool:
+        """Whether any script was rendered (then the queue is read for their runs)."""
+        return self.conn.execute("SELECT 1 FROM renders LIMIT 1").fetchone() is not None
+
+    def adopt_run(self, render_id: int, slurm_job_id: str, state: str,
+                  jobs_root: Path) -> Job | None:
+        """The job of one sbatch run of a rendered script: recorded the first time it is
+        seen (in one transaction, so two ingesters record it once); None when there is no
+        such render."""
+        with self._writing():
+            row = self.conn.execute(
+                "SELECT id FROM jobs WHERE slurm_job_id = ? AND origin = 'sbatch'",
+                (slurm_job_id,)).fetchone()
+            if row is not None:
+                return self.get(int(row["id"]))
+            render = self.conn.execute("SELECT * FROM renders WHERE id = ?",
+                                       (render_id,)).fetchone()
+            if render is None:
+                return None
+            now = time.time()
+            cursor = self.conn.execute(
+                """INSERT INTO jobs (kind, origin, name, state, slurm_job_id, submitted,
+                   updated, algo_version_id, data_version_id, image_id, model_name,
+                   spec_json, job_dir) VALUES ('training', 'sbatch', ?, ?, ?, ?, ?, ?, ?, ?,
+                   ?, ?, ?)""",
+                (render["name"], state, slurm_job_id, now, now, render["algo_version_id"],
+                 render["data_version_id"], render["image_id"], render["model_name"],
+                 render["spec_json"], str(jobs_root / f"sbatch-{slurm_job_id}")))
+            job_id = int(cursor.lastrowid or 0)
+        return self.get(job_id)

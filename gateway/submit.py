@@ -32,6 +32,8 @@ from hpc_gateway.gateway.trees import remove_tree
 
 if TYPE_CHECKING:
     from hpc_gateway.containers.runtime import ContainerSpec
+    from hpc_gateway.gateway.images import ImageRecord
+    from hpc_gateway.gateway.stores import VersionInfo
 
 SCRIPT_NAME = "job.sbatch"
 
@@ -64,12 +66,13 @@ def slurm_filename(path: Path) -> str:
     return text.replace("%", "%%")
 
 
-def slurm_flags(job: Job, resources: Resources, home_id: str) -> list[str]:
+def slurm_flags(job: Job, resources: Resources, home_id: str,
+                identity: str | None = None) -> list[str]:
     """The gateway's ``#SBATCH`` flags of a job, built from data and quoted."""
     from hpc_gateway.gateway.render import sbatch_flag, slurm_job_name
 
     flags = [sbatch_flag("job-name", slurm_job_name(job.name)),
-             sbatch_flag("comment", identity_comment(home_id, job.id)),
+             sbatch_flag("comment", identity or identity_comment(home_id, job.id)),
              sbatch_flag("chdir", job.job_dir),
              sbatch_flag("output", slurm_filename(job.job_dir) + "/slurm-%j.out"),
              sbatch_flag("nodes", 1), sbatch_flag("ntasks", 1),
@@ -109,7 +112,7 @@ def container_spec(kind: JobKind, ctx: SubmitContext, resources: Resources) -> C
 
 
 def render_script(kind: JobKind, ctx: SubmitContext, *, home_id: str, runtime: str,
-                  resources: Resources) -> str:
+                  resources: Resources, identity: str | None = None) -> str:
     """The sbatch script of a job: the kind's template over the base template."""
     from hpc_gateway.containers.runtime import container_script
     from hpc_gateway.gateway.render import render
@@ -119,15 +122,31 @@ def render_script(kind: JobKind, ctx: SubmitContext, *, home_id: str, runtime: s
     description = [f"algorithm {job.spec.algo or 'none'}, dataset {job.spec.dataset or 'none'}",
                    f"image {image.name} ({image.digest}), runtime {runtime}"]
     spec = container_spec(kind, ctx, resources)
-    return render(kind.template, sbatch_flags=slurm_flags(job, resources, home_id),
+    return render(kind.template, sbatch_flags=slurm_flags(job, resources, home_id, identity),
                   kind=kind.name, job_id=job.id, home_id=home_id, description=description,
                   spool_dir=str(ctx.gw.layout.spool), spool_writer=shell_writer(),
                   container=container_script(spec, runtime),
-                  **{"array": False, **kind.template_values(ctx)})
+                  **{"array": False, "render_id": None, **kind.template_values(ctx)})
 
 
-def submit_job(gw: Gateway, request: JobRequest) -> Job:
-    """Validate, record, lay out and submit a job; returns it as recorded."""
+@dataclass(frozen=True)
+class ResolvedJob:
+    """A request checked against the stores, the images and the partitions: everything a
+    job record or a rendered script is made from."""
+
+    kind: JobKind
+    name: str
+    spec: JobSpec
+    model_name: str
+    resources: Resources
+    runtime: str
+    image: ImageRecord
+    algo: VersionInfo | None
+    data: VersionInfo | None
+
+
+def resolve_request(gw: Gateway, request: JobRequest) -> ResolvedJob:
+    """Check a request against the home and the cluster; nothing is recorded."""
     from hpc_gateway.containers.runtime import detect_runtime
     from hpc_gateway.gateway.images import get_image
     from hpc_gateway.gateway.specs import check_against_partitions
@@ -152,11 +171,22 @@ def submit_job(gw: Gateway, request: JobRequest) -> Job:
                    image=image.name, image_digest=image.digest,
                    dataset=data.ref if data else None, extra=dict(request.extra),
                    recipe=dict(request.recipe))
-    job = gw.jobs.create(kind=kind.name, origin=request.origin, name=name, spec=spec,
-                         model_name=model_name, jobs_root=gw.layout.jobs,
+    return ResolvedJob(kind=kind, name=name, spec=spec, model_name=model_name,
+                       resources=resources, runtime=runtime, image=image, algo=algo,
+                       data=data)
+
+
+def submit_job(gw: Gateway, request: JobRequest) -> Job:
+    """Validate, record, lay out and submit a job; returns it as recorded."""
+    job_plan = resolve_request(gw, request)
+    algo, data, image = job_plan.algo, job_plan.data, job_plan.image
+    job = gw.jobs.create(kind=job_plan.kind.name, origin=request.origin, name=job_plan.name,
+                         spec=job_plan.spec, model_name=job_plan.model_name,
+                         jobs_root=gw.layout.jobs,
                          algo_version_id=algo.id if algo else None,
                          data_version_id=data.id if data else None, image_id=image.id)
-    script = _prepare(gw, kind, job, image, algo, data, runtime, resources)
+    script = _prepare(gw, job_plan.kind, job, image, algo, data, job_plan.runtime,
+                      job_plan.resources)
     return _sbatch(gw, job, script)
 
 

@@ -35,6 +35,7 @@ FIELDS = (
     Field("job_id", "int", "$GW_JOB_ID"),
     Field("slurm_job_id", "str", "$GW_SLURM_ID"),     # ARRAY_TASK for a sweep's task
     Field("task", "int", "${GW_TASK:-null}"),          # a sweep's task; null otherwise
+    Field("render", "int", "${GW_RENDER:-null}"),      # a rendered script run by sbatch
     Field("exit_code", "int", "$1"),
     Field("clean", "bool", "$2"),
     Field("node", "str", "$(hostname -s 2>/dev/null | tr -cd 'A-Za-z0-9._-')"),
@@ -60,6 +61,7 @@ class SpoolRecord:
     started: int | None
     ended: int | None
     task: int | None = None
+    render: int | None = None     # job_id is 0: the job is made when the file is ingested
 
     def as_json(self) -> dict[str, Any]:
         """The file's content."""
@@ -106,7 +108,8 @@ def parse_record(text: str) -> SpoolRecord:
     values: dict[str, Any] = {}
     for field in FIELDS:
         value = data.get(field.name)
-        optional = field.name in ("started", "ended", "node", "slurm_job_id", "task")
+        optional = field.name in ("started", "ended", "node", "slurm_job_id", "task",
+                                  "render")
         if value is None and optional:
             values[field.name] = "" if field.type == "str" else None
             continue
@@ -126,8 +129,12 @@ def read_record(path: Path) -> SpoolRecord:
 
 def write_record(spool_dir: Path, record: SpoolRecord) -> Path:
     """Write ``record`` atomically, as the job script does (tests and tools use this)."""
-    target = spool_dir / (f"{record.job_id}.json" if record.task is None
-                          else f"{record.job_id}.{record.task}.json")
+    if record.render is not None:
+        target = spool_dir / f"r{record.render}-{record.slurm_job_id}.json"
+    elif record.task is not None:
+        target = spool_dir / f"{record.job_id}.{record.task}.json"
+    else:
+        target = spool_dir / f"{record.job_id}.json"
     tmp = spool_dir / f".{target.name}.{os.getpid()}"
     with tmp.open("w") as out:
         json.dump(record.as_json(), out)

@@ -71,7 +71,12 @@ def _ingest_all(gw: Gateway, report: IngestReport) -> None:
 
 def _ingest_one(gw: Gateway, path: Path, record: SpoolRecord, report: IngestReport,
                 waiting: dict[str, tuple[Job, SpoolRecord, Path]]) -> None:
-    job = gw.jobs.find(record.job_id)
+    if record.render is not None:
+        # A run of a rendered script: its job is recorded the first time it is seen.
+        job = gw.jobs.adopt_run(record.render, record.slurm_job_id, "RUNNING",
+                                gw.layout.jobs) if record.slurm_job_id else None
+    else:
+        job = gw.jobs.find(record.job_id)
     problem = _mismatch(gw, job, record)
     if problem:
         set_aside(path, "aside")
@@ -109,6 +114,8 @@ def _mismatch(gw: Gateway, job: Job | None, record: SpoolRecord) -> str:
     if record.home_id and record.home_id != gw.home_id:
         return f"written for home {record.home_id}, not this home ({gw.home_id})"
     if job is None:
+        if record.render is not None:
+            return f"no rendered script {record.render} in this database"
         return f"no job {record.job_id} in this database"
     if job.slurm_job_id and record.slurm_job_id and \
             base_slurm_id(record.slurm_job_id) != job.slurm_job_id:

@@ -75,7 +75,8 @@ def reconcile(gw: Gateway) -> None:
     """Bring the states of unfinished jobs up to date; raises SlurmUnavailable (after
     marking the jobs UNKNOWN and noting the outage) when slurmctld does not answer."""
     jobs = [j for j in gw.jobs.active() if not spool_file(gw.layout.spool, j.id).exists()]
-    if not jobs:
+    renders = gw.jobs.has_renders()
+    if not jobs and not renders:
         return
     try:
         queue = gw.slurm.query_active()
@@ -84,6 +85,9 @@ def reconcile(gw: Gateway) -> None:
         _note_outage(gw, exc)
         raise
     _end_outage(gw)
+    if renders and _record_runs(gw, queue):
+        jobs = [j for j in gw.jobs.active()
+                if not spool_file(gw.layout.spool, j.id).exists()]
     submitting = [j for j in jobs if j.slurm_job_id is None]
     if submitting:
         _adopt(gw, submitting, queue)
@@ -106,6 +110,24 @@ def reconcile(gw: Gateway) -> None:
                 _settle(gw, job, final)
             else:
                 _lost(gw, job)
+
+
+def _record_runs(gw: Gateway, queue: dict[str, SlurmJobState]) -> bool:
+    """Record the runs of rendered scripts (plain sbatch) that the queue shows for the
+    first time; returns whether there were any."""
+    from hpc_gateway.gateway.identity import parse_render_comment
+
+    recorded = False
+    for said in queue.values():
+        render_id = parse_render_comment(said.comment, gw.home_id)
+        if render_id is None or said.array_task:
+            continue
+        state = state_from_slurm(said.slurm_state)
+        job = gw.jobs.adopt_run(render_id, said.slurm_job_id,
+                                state if state in ("PENDING", "RUNNING") else "PENDING",
+                                gw.layout.jobs)
+        recorded = recorded or (job is not None and job.active)
+    return recorded
 
 
 def _mark_unknown(gw: Gateway, jobs: list[Job], exc: SlurmUnavailable) -> None:

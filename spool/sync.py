@@ -23,7 +23,7 @@ def sync_state(gw: Gateway, *, quiet: bool = False) -> IngestReport:
 
         # Never wait for a harvest another process is doing: answer from the database.
         report = ingest_spool(gw, wait=False)
-    if gw.jobs.has_active():
+    if gw.jobs.has_active() or gw.jobs.has_renders():
         from hpc_gateway.gateway.errors import SlurmError
         from hpc_gateway.spool.ingest import warn
         from hpc_gateway.spool.reconcile import outage, reconcile

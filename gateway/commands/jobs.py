@@ -267,3 +267,36 @@ def job_rerun(job_id: int, wait: bool, command: tuple[str, ...], as_json: bool,
     else:
         submitted = submit_job(gw, request)
     finish_submission(gw, submitted, wait, as_json)
+
+
+@job.command("render")
+@recipe_options
+@click.option("-o", "--output", "output", type=click.Path(path_type=Path), default=None,
+              help="Write the script to this file (default: print it).")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def job_render(output: Path | None, command: tuple[str, ...], **options) -> None:
+    """Print a self-contained sbatch script for COMMAND, to keep, edit around and run with
+    plain `sbatch` as often as you like.
+
+    Checked as a submission is (stores, image, partitions), but nothing is submitted.
+    Each run makes its own directory under the home's jobs/ with a private copy of /code,
+    and becomes a job in `gw job list` (origin sbatch) when gw first sees it in the queue
+    or at its end; its /model is harvested like any job's. Edit around the container
+    lines, not inside them: the #SBATCH lines, modules and set-up are yours.
+    """
+    from hpc_gateway.gateway.errors import InvalidInput
+    from hpc_gateway.gateway.renders import render_job
+
+    gw = open_gateway()
+    if output is not None and (output.is_dir() or not output.parent.is_dir()):
+        raise InvalidInput(f"cannot write {output}: name a file in a directory that exists")
+    request = build_request(gw, recipe_from_options(options), command, origin="sbatch")
+    render_id, text = render_job(gw, request)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    tmp = output.with_name(f".{output.name}.partial")
+    tmp.write_text(text)
+    tmp.chmod(0o700)
+    tmp.replace(output)
+    click.echo(f"wrote {output} (render {render_id}): run it with sbatch {output}", err=True)

@@ -234,3 +234,46 @@ def test_cancelled_sweep_keeps_what_finished_and_cancels_the_rest(home):
     assert log is not None
     bad = run_gw("job", "logs", str(run["id"]), "--task", "7", env=home, check=False)
     assert bad.returncode == 2 and "no task 7" in bad.stderr
+
+
+def test_rendered_script_run_with_plain_sbatch_is_recorded_and_harvested(home, tmp_path):
+    script = tmp_path / "train.sbatch"
+    gw_ok(home, "job", "render", "--algo", "tr@v1", "--image", "bb:v1", "--mem", "64M",
+          "--model-name", "rendered", "-o", str(script), "--", "sh", "train.sh", "by sbatch")
+    text = script.read_text()
+    assert text.startswith("#!/bin/bash") and "#SBATCH --comment=gw:" in text
+    # A person edits around it: a line of their own before the container runs.
+    script.write_text(text.replace("set -e\n", "set -e\necho 'my own set-up'\n", 1))
+    before = {j["id"] for j in json.loads(gw_ok(home, "job", "list", "--json"))}
+    slurm_ids = []
+    for _ in range(2):  # the same script, run twice: two jobs, two versions
+        out = subprocess.run(["sbatch", "--parsable", str(script)], capture_output=True,
+                             text=True, check=True, cwd=tmp_path,
+                             env={**os.environ, **home}).stdout
+        slurm_ids.append(out.strip().split(";")[0])
+    deadline = time.time() + 120
+    runs: list[dict] = []
+    while time.time() < deadline:
+        runs = [j for j in json.loads(gw_ok(home, "job", "list", "--json"))
+                if j["id"] not in before]
+        if len(runs) == 2 and all(j["state"] == "COMPLETED" for j in runs):
+            break
+        time.sleep(1)
+    assert sorted(j["slurm_job_id"] for j in runs) == sorted(slurm_ids), runs
+    for run in runs:
+        job = json.loads(gw_ok(home, "job", "show", str(run["id"]), "--json"))
+        assert job["state"] == "COMPLETED" and job["origin"] == "sbatch", job
+        assert gw_ok(home, "model", "cat", job["model"], "args").startswith("by sbatch\n")
+        assert "my own set-up" in gw_ok(home, "job", "logs", str(run["id"]))
+    assert sorted(v["version"] for v in json.loads(
+        gw_ok(home, "model", "versions", "rendered", "--json"))) == [1, 2]
+    # Bad input renders nothing and leaves nothing.
+    renders = sorted(p.name for p in (Path(home["GW_HOME"]) / "renders").iterdir())
+    for args in (["--image", "nosuch:v1"], ["--image", "bb:v1", "--mem", "1G", "--cpus",
+                                                   "999"], ["--image", "bb:v1", "-o",
+                                                            str(tmp_path)]):
+        proc = run_gw("job", "render", "--algo", "tr", *args, "--", "true", env=home,
+                      check=False)
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, \
+            proc.stderr
+    assert sorted(p.name for p in (Path(home["GW_HOME"]) / "renders").iterdir()) == renders
