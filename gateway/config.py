@@ -35,6 +35,8 @@ KEYS: dict[str, tuple[Any, str]] = {
     "shm": ("64M", "Size of the job's private /dev/shm when --shm is not given."),
     "time": ("1:00:00", "Time limit when --time is not given (Slurm time format)."),
     "slurm_timeout": (60, "Seconds to wait for a Slurm command before calling the state UNKNOWN."),
+    "sbatch_templates": ("", "Directory of the site's own sbatch templates (NAME.sh.j2, "
+                         "extending sbatch/training.sh.j2), named by --template NAME."),
     "node_scratch": ("/tmp", "Node-local directory where a job mounts its image."),
     "notebook_time": ("2:00:00", "Time limit of a notebook when --time is not given (the "
                                  "web platform's notebooks live 2 hours)."),

@@ -105,6 +105,8 @@ def exact_recipe(job: Job) -> tuple[dict[str, Any], tuple[str, ...]]:
     for key in ("cpus", "gpus", "mem", "shm", "time", "partition"):
         if resources.get(key) not in (None, ""):
             options[key] = resources[key]
+    if spec.extra.get("sbatch_template"):
+        options["template"] = spec.extra["sbatch_template"]
     command: tuple[str, ...] = spec.command
     if job.kind == "headless":
         options["notebook"] = spec.extra.get("notebook")

@@ -34,6 +34,11 @@ def render(template: str, **context: object) -> str:
     return environment().get_template(template).render(**context)
 
 
+def render_text(text: str, **context: object) -> str:
+    """Render a template given as text (a site's or user's, extending ours)."""
+    return environment().from_string(text).render(**context)
+
+
 def sbatch_flag(name: str, value: object) -> str:
     """One ``--name=value`` for an ``#SBATCH`` line.
 

@@ -75,10 +75,11 @@ def render_job(gw: Gateway, request: JobRequest) -> tuple[int, str]:
     from hpc_gateway.gateway.submit import container_spec, render_script
     from hpc_gateway.gateway.trees import remove_tree
 
-    if request.kind != "training":
+    if request.kind != "training" or request.extra.get("sbatch_template"):
         from hpc_gateway.gateway.errors import InvalidInput
 
-        raise InvalidInput("only command jobs can be rendered (not --notebook ones)")
+        raise InvalidInput("only command jobs with the gateway's template can be rendered "
+                           "(not --notebook or --template ones): edit the rendered script")
     plan = resolve_request(gw, request)
     render_id = gw.jobs.create_render(name=plan.name, spec=plan.spec,
                                       model_name=plan.model_name,

@@ -115,18 +115,26 @@ def render_script(kind: JobKind, ctx: SubmitContext, *, home_id: str, runtime: s
                   resources: Resources, identity: str | None = None) -> str:
     """The sbatch script of a job: the kind's template over the base template."""
     from hpc_gateway.containers.runtime import container_script
-    from hpc_gateway.gateway.render import render
+    from hpc_gateway.gateway.render import render, render_text
     from hpc_gateway.spool.format import shell_writer
 
     job, image = ctx.job, ctx.image
     description = [f"algorithm {job.spec.algo or 'none'}, dataset {job.spec.dataset or 'none'}",
                    f"image {image.name} ({image.digest}), runtime {runtime}"]
     spec = container_spec(kind, ctx, resources)
-    return render(kind.template, sbatch_flags=slurm_flags(job, resources, home_id, identity),
+    values = dict(sbatch_flags=slurm_flags(job, resources, home_id, identity),
                   kind=kind.name, job_id=job.id, home_id=home_id, description=description,
                   spool_dir=str(ctx.gw.layout.spool), spool_writer=shell_writer(),
                   container=container_script(spec, runtime),
                   **{"array": False, "render_id": None, **kind.template_values(ctx)})
+    custom = job.spec.extra.get("sbatch_template")
+    if custom:
+        from hpc_gateway.gateway.sbatch_templates import check_template, find_template
+
+        text, path = find_template(ctx.gw, str(custom))
+        check_template(text, str(path))  # a site's file may have changed since
+        return render_text(text, **values)
+    return render(kind.template, **values)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ def submit_sweep(gw: Gateway, request: JobRequest, tasks: list[dict[str, str]],
     records ``tasks[i]`` (its values) in its model version's lineage."""
     if request.kind != "training":
         raise InvalidInput("only command templates can be swept (not --notebook ones)")
+    if request.extra.get("sbatch_template"):
+        raise InvalidInput("a sweep runs with the gateway's array template: no --template")
     if len(tasks) != len(commands) or not tasks:
         raise InvalidInput("a sweep needs at least one task")
     extra: dict[str, Any] = {**request.extra, "tasks": tasks,

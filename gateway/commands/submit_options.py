@@ -40,6 +40,9 @@ RECIPE_OPTIONS: tuple[tuple[str, str, bool, Any, str], ...] = (
      "instead of a COMMAND; the executed copy is kept."),
     ("--param", "param", True, str,
      "KEY=VALUE for the notebook's `parameters` cell (repeatable)."),
+    ("--template", "template", False, str,
+     "Render the job's script with this sbatch template of the site's or yours (`gw "
+     "template scripts`; `gw template import FILE.j2 --name NAME`)."),
 )
 RECIPE_KEYS = tuple(key for _opt, key, _multiple, _type, _help in RECIPE_OPTIONS)
 
@@ -108,5 +111,13 @@ def build_request(gw: Gateway, recipe: dict[str, Any], command: tuple[str, ...],
                              resources=resources)
     from dataclasses import replace
 
-    return replace(request, origin=origin if origin != "cli" else request.origin,
+    extra = dict(request.extra)
+    if recipe.get("template"):
+        if notebook is not None:
+            raise InvalidInput("--template goes with a COMMAND, not --notebook")
+        from hpc_gateway.gateway.sbatch_templates import find_template
+
+        find_template(gw, recipe["template"])  # exists (it is checked when rendered)
+        extra["sbatch_template"] = recipe["template"]
+    return replace(request, origin=origin if origin != "cli" else request.origin, extra=extra,
                    recipe={"options": recipe, "command": list(command), **(provenance or {})})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from hpc_gateway.gateway.commands import json_option, open_gateway
@@ -181,3 +183,55 @@ def template_run(template_name: str, sets: tuple[str, ...], sweeps: tuple[str, .
                             provenance={**provenance, "sweep": list(sweeps)})
     finish_submission(gw, submit_sweep(gw, request, tasks, commands, max_parallel), wait,
                       as_json)
+
+
+@template.command("import")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--name", "script_name", required=True,
+              help="Name to use with --template NAME.")
+@click.option("--replace", is_flag=True, help="Replace your template of the same name.")
+def template_import(source: Path, script_name: str, replace: bool) -> None:
+    """Check an sbatch template (Jinja, extending sbatch/training.sh.j2) and keep it as
+    yours under NAME; jobs use it with --template NAME.
+
+    \b
+    {% extends "sbatch/training.sh.j2" %}
+    {% block header %}#SBATCH --constraint=a100{% endblock %}
+    {% block prologue %}
+    module load cuda/12.2
+    {{ super() }}
+    {% endblock %}
+
+    Only the blocks header, prologue, command and epilogue may be filled; a template that
+    does not extend the gateway's, sets a trap, uses exec, or does not run the container
+    once is refused (the base template's trap records how every job ended).
+    """
+    from hpc_gateway.gateway.sbatch_templates import import_template
+
+    target = import_template(open_gateway(), source, script_name, replace)
+    click.echo(f"imported sbatch template {script_name} ({target})")
+
+
+@template.command("scripts")
+@json_option
+def template_scripts(as_json: bool) -> None:
+    """List the sbatch templates --template can name (the site's and yours)."""
+    from hpc_gateway.gateway.display import print_json, print_table
+    from hpc_gateway.gateway.sbatch_templates import list_templates
+
+    found = list_templates(open_gateway())
+    if as_json:
+        print_json(found)
+        return
+    print_table([(t["name"], t["source"], t["path"]) for t in found],
+                ["NAME", "SOURCE", "PATH"])
+
+
+@template.command("rm-script")
+@click.argument("script_name", metavar="NAME")
+def template_rm_script(script_name: str) -> None:
+    """Remove one of your sbatch templates."""
+    from hpc_gateway.gateway.sbatch_templates import remove_template
+
+    remove_template(open_gateway(), script_name)
+    click.echo(f"removed sbatch template {script_name}")

@@ -277,3 +277,50 @@ def test_rendered_script_run_with_plain_sbatch_is_recorded_and_harvested(home, t
         assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, \
             proc.stderr
     assert sorted(p.name for p in (Path(home["GW_HOME"]) / "renders").iterdir()) == renders
+
+
+def test_own_sbatch_templates_from_the_user_and_the_site(home, tmp_path):
+    mine = tmp_path / "mine.sh.j2"
+    mine.write_text('{% extends "sbatch/training.sh.j2" %}\n'
+                    '{% block header %}\n#SBATCH --nice=10\n{% endblock %}\n'
+                    '{% block prologue %}\necho "user prologue on $(hostname)"\n'
+                    '{{ super() }}\n{% endblock %}\n')
+    gw_ok(home, "template", "import", str(mine), "--name", "mine")
+    site = tmp_path / "site-templates"
+    site.mkdir()
+    (site / "sitewide.sh.j2").write_text(
+        '{% extends "sbatch/training.sh.j2" %}\n{% block epilogue %}\n{{ super() }}\n'
+        'echo "site epilogue"\n{% endblock %}\n')
+    (tmp_path / "site.toml").write_text(f'sbatch_templates = "{site}"\n')
+    env = {**home, "GW_SITE_CONFIG": str(tmp_path / "site.toml")}
+    listed = {t["name"]: t["source"] for t in json.loads(
+        gw_ok(env, "template", "scripts", "--json"))}
+    assert listed == {"mine": "user", "sitewide": "site"}
+    for name, line in (("mine", "user prologue on"), ("sitewide", "site epilogue")):
+        run = json.loads(gw_ok(env, "job", "submit", "--json", "--algo", "tr@v1", "--image",
+                               "bb:v1", "--mem", "64M", "--template", name, "--", "sh",
+                               "train.sh", name))
+        job = wait_done(env, run["id"])
+        assert job["state"] == "COMPLETED", job
+        assert gw_ok(env, "model", "cat", job["model"], "args").startswith(f"{name}\n")
+        assert line in gw_ok(env, "job", "logs", str(run["id"]))
+    assert "#SBATCH --nice=10" in gw_ok(env, "job", "script", str(run["id"] - 1))
+    # A template that would break the spool trap is refused, and nothing is kept.
+    bad = tmp_path / "bad.sh.j2"
+    bad.write_text('{% extends "sbatch/training.sh.j2" %}\n{% block prologue %}\n'
+                   'trap - EXIT\n{{ super() }}\n{% endblock %}\n')
+    proc = run_gw("template", "import", str(bad), "--name", "bad", env=env, check=False)
+    assert proc.returncode == 2 and "trap" in proc.stderr
+    assert "bad" not in gw_ok(env, "template", "scripts")
+    # A site template broken after the fact refuses the submission; no job is left.
+    (site / "sitewide.sh.j2").write_text('{% extends "sbatch/training.sh.j2" %}\n'
+                                         '{% block command %}exec {{ container.run }}'
+                                         '{% endblock %}\n')
+    jobs = gw_ok(env, "job", "list", "--json")
+    proc = run_gw("job", "submit", "--algo", "tr", "--image", "bb:v1", "--template",
+                  "sitewide", "--", "true", env=env, check=False)
+    assert proc.returncode == 2 and "exec" in proc.stderr
+    assert gw_ok(env, "job", "list", "--json") == jobs
+    nosuch = run_gw("job", "submit", "--algo", "tr", "--image", "bb:v1", "--template",
+                    "nosuch", "--", "true", env=env, check=False)
+    assert nosuch.returncode == 2 and "no sbatch template" in nosuch.stderr
