@@ -45,6 +45,6 @@ def report(name: str, ours: float, baseline: float, baseline_name: str, goal: fl
     ratio = ours / baseline if baseline else float("inf")
     ok = ratio <= goal
     print(f"{name:<34} gw {ours:8.3f} s   {baseline_name:<22} {baseline:8.3f} s   "
-          f"ratio {ratio:7.2f}x   goal <= {goal}x   {'met' if ok else 'MISSED'}", flush=True)
+          f"ratio {ratio:7.3g}x   goal <= {goal}x   {'met' if ok else 'MISSED'}", flush=True)
     return {"name": name, "gw_s": ours, "baseline": baseline_name, "baseline_s": baseline,
             "ratio": ratio, "goal": goal, "met": ok}

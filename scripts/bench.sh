@@ -34,6 +34,9 @@ archive=$(bash "$REPO/scripts/make-demo-image.sh")
 "$PY" "$REPO/bench/bench_notebook.py" --home "$work/nb-home" --repeat "$repeat" \
     --json "$work/notebook.json"
 "$PY" "$REPO/bench/bench_watcher.py" --runs "$repeat" --json "$work/watcher.json"
+sweep_tasks=1000; if [ "${1:-}" = "--quick" ]; then sweep_tasks=100; fi
+"$PY" "$REPO/bench/bench_sweep.py" --home "$GW_HOME" --tasks "$sweep_tasks" \
+    --separate "$sweep_tasks" --json "$work/sweep.json"
 "$PY" -c "
-import json; print(json.dumps(sum((json.load(open(f'$work/{n}.json')) for n in ('cli', 'import', 'notebook', 'watcher')), []), indent=2))" > "$REPO/bench/results.json"
+import json; print(json.dumps(sum((json.load(open(f'$work/{n}.json')) for n in ('cli', 'import', 'notebook', 'watcher', 'sweep')), []), indent=2))" > "$REPO/bench/results.json"
 echo "results: $REPO/bench/results.json"
