@@ -52,6 +52,18 @@ def _job(row: sqlite3.Row) -> Job:
                model_ref=model_ref)
 
 
+def _checked_transition(expected: Iterable[str], facts: dict[str, Any]) -> tuple[str, ...]:
+    """The expected states of a compare-and-set, refused if one is final (finished states
+    never change) or if a fact is not one a job or task records."""
+    states = tuple(expected)
+    if not states or set(states) & set(TERMINAL):
+        raise ValueError(f"a transition must start from unfinished states, not {states}")
+    unknown = set(facts) - set(_FACTS)
+    if unknown:
+        raise ValueError(f"not job facts: {sorted(unknown)}")
+    return states
+
+
 def _placeholders(values: Iterable[Any]) -> str:
     return ",".join("?" * len(list(values)))
 
@@ -158,12 +170,7 @@ class JobRepository:
         """Move the job to ``new_state`` if its state is one of ``expected``; record
         ``facts`` (reason, exit_code, node, started, ended) with it. Returns whether it
         moved. ``expected`` may not hold a finished state: those are final."""
-        expected = tuple(expected)
-        if not expected or set(expected) & set(TERMINAL):
-            raise ValueError(f"a transition must start from unfinished states, not {expected}")
-        unknown = set(facts) - set(_FACTS)
-        if unknown:
-            raise ValueError(f"not job facts: {sorted(unknown)}")
+        expected = _checked_transition(expected, facts)
         sets = ["state = ?", "updated = ?"] + [f"{k} = ?" for k in facts]
         args = [new_state, time.time(), *facts.values(), job_id, *expected]
         with self._writing():
@@ -245,12 +252,7 @@ class JobRepository:
     def task_transition(self, job_id: int, task: int, expected: Iterable[str],
                         new_state: str, **facts: Any) -> bool:
         """Compare-and-set for one task, as :meth:`transition` for a job."""
-        expected = tuple(expected)
-        if not expected or set(expected) & set(TERMINAL):
-            raise ValueError(f"a transition must start from unfinished states, not {expected}")
-        unknown = set(facts) - set(_FACTS)
-        if unknown:
-            raise ValueError(f"not task facts: {sorted(unknown)}")
+        expected = _checked_transition(expected, facts)
         sets = ["state = ?"] + [f"{k} = ?" for k in facts]
         with self._writing():
             cursor = self.conn.execute(

@@ -43,14 +43,9 @@ class RenderedKind:
 
     def mounts(self, ctx: SubmitContext) -> list[Mount]:
         """The run's /code and /model (known on the node), /dataset read-only."""
-        from hpc_gateway.containers.mounts import CODE, DATASET, MODEL
-        from hpc_gateway.containers.runtime import Mount, Shell
+        from hpc_gateway.gateway.kinds.layout import node_mounts
 
-        mounts = [Mount(Shell(f"{RUN_DIR}/code"), CODE)]
-        if ctx.data is not None:
-            mounts.append(Mount(str(ctx.data.path), DATASET, read_only=True))
-        mounts.append(Mount(Shell(f"{RUN_DIR}/model"), MODEL))
-        return mounts
+        return node_mounts(ctx, RUN_DIR)
 
     def template_values(self, ctx: SubmitContext) -> dict[str, Any]:
         """Where runs go, what they copy, where Slurm writes their output."""

@@ -31,3 +31,15 @@ def standard_mounts(ctx: SubmitContext) -> list[Mount]:
         mounts.append(Mount(str(ctx.data.path), DATASET, read_only=True))
     mounts.append(Mount(str(ctx.job.job_dir / "model"), MODEL))
     return mounts
+
+
+def node_mounts(ctx: SubmitContext, run_dir: str) -> list[Mount]:
+    """/code and /model from a directory only the node knows (``run_dir`` is shell text,
+    e.g. ``"$gw_task_dir"``), /dataset read-only from the store."""
+    from hpc_gateway.containers.runtime import Mount, Shell
+
+    mounts = [Mount(Shell(f"{run_dir}/code"), CODE)]
+    if ctx.data is not None:
+        mounts.append(Mount(str(ctx.data.path), DATASET, read_only=True))
+    mounts.append(Mount(Shell(f"{run_dir}/model"), MODEL))
+    return mounts

@@ -57,14 +57,9 @@ class SweepKind:
 
     def mounts(self, ctx: SubmitContext) -> list[Mount]:
         """The task's /code and /model (paths known on the node), /dataset read-only."""
-        from hpc_gateway.containers.mounts import CODE, DATASET, MODEL
-        from hpc_gateway.containers.runtime import Mount, Shell
+        from hpc_gateway.gateway.kinds.layout import node_mounts
 
-        mounts = [Mount(Shell(f"{TASK_DIR}/code"), CODE)]
-        if ctx.data is not None:
-            mounts.append(Mount(str(ctx.data.path), DATASET, read_only=True))
-        mounts.append(Mount(Shell(f"{TASK_DIR}/model"), MODEL))
-        return mounts
+        return node_mounts(ctx, TASK_DIR)
 
     def container_command(self, ctx: SubmitContext) -> tuple[str, ...]:
         """The task's own command, read on the node from its argv file."""
