@@ -74,7 +74,15 @@ def write_outputs(job: Job, out: Path) -> int:
     tmp = out.with_name(f".{out.name}.partial")
     try:
         with tarfile.open(tmp, "w:gz") as tar:
-            tar.add(job.job_dir / "code", arcname="code")
+            if job.kind == "sweep":  # each task's own /code and log
+                for task in sorted((job.job_dir / "tasks").iterdir(),
+                                   key=lambda p: int(p.name) if p.name.isdigit() else -1):
+                    if (task / "code").is_dir():
+                        tar.add(task / "code", arcname=f"tasks/{task.name}/code")
+                    for log in sorted(task.glob("slurm-*.out")):
+                        tar.add(log, arcname=f"logs/{log.name}")
+            else:
+                tar.add(job.job_dir / "code", arcname="code")
             for log in sorted(job.job_dir.glob("slurm-*.out")):
                 tar.add(log, arcname=f"logs/{log.name}")
             tar.add(job.script_path, arcname=f"logs/{job.script_path.name}")

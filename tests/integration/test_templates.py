@@ -170,6 +170,14 @@ def test_sweep_is_one_array_job_with_a_model_version_per_task(home):
     left = [sorted(p.name for p in (job_dir / "tasks" / str(i) / "code").glob("left-by-*"))
             for i in range(4)]
     assert all(len(names) == 1 for names in left), left
+    out = Path(job_dir.parent.parent.parent) / "sweep-outputs.tar.gz"
+    gw_ok(home, "job", "outputs", str(run["id"]), "-o", str(out))
+    import tarfile
+
+    with tarfile.open(out) as tar:
+        names = tar.getnames()
+    assert all(f"tasks/{i}/code/train.sh" in names for i in range(4)), names
+    assert sum(1 for n in names if n.startswith("logs/slurm-")) == 4
 
 
 def test_rerun_uses_the_same_versions_and_image_digest(home, tmp_path):
