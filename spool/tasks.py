@@ -62,9 +62,10 @@ def ingest_task(gw: Gateway, path: Path, record: SpoolRecord, job: Job,
         if gw.jobs.task_transition(job.id, task.task, ACTIVE, state, reason=reason[:1000],
                                    exit_code=record.exit_code, node=record.node,
                                    started=record.started, ended=record.ended):
-            report.finished.append(job.id)
+            report.finished_tasks.append((job.id, task.task))
     set_aside(path, "done")
-    finish_sweep_if_done(gw, gw.jobs.get(job.id))
+    if finish_sweep_if_done(gw, gw.jobs.get(job.id)):
+        report.finished.append(job.id)
 
 
 def _task_end(gw: Gateway, job: Job, task: JobTask, record: SpoolRecord
@@ -103,10 +104,11 @@ def _harvest_task(gw: Gateway, job: Job, task: JobTask, record: SpoolRecord) -> 
                                        "slurm_job_id": record.slurm_job_id})
 
 
-def finish_sweep_if_done(gw: Gateway, job: Job) -> None:
-    """Finish the sweep once no task is unfinished; until then it follows its tasks."""
+def finish_sweep_if_done(gw: Gateway, job: Job) -> bool:
+    """Finish the sweep once no task is unfinished (returns whether this call did); until
+    then it follows its tasks."""
     if not job.active:
-        return
+        return False
     tasks = list(_tasks(gw, job).values())
     if any(t.active for t in tasks):
         running = any(t.state == "RUNNING" for t in tasks) or any(
@@ -114,7 +116,7 @@ def finish_sweep_if_done(gw: Gateway, job: Job) -> None:
         wanted = "RUNNING" if running else "PENDING"
         if job.state != wanted and job.state in ("PENDING", "RUNNING", "UNKNOWN"):
             gw.jobs.transition(job.id, [job.state], wanted, reason="")
-        return
+        return False
     counts: dict[str, int] = {}
     for task in tasks:
         counts[task.state] = counts.get(task.state, 0) + 1
@@ -126,8 +128,8 @@ def finish_sweep_if_done(gw: Gateway, job: Job) -> None:
         state = "FAILED"
     unfinished = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()) if s != "COMPLETED")
     ends = [t.ended for t in tasks if t.ended]
-    finish_job(gw, job, state, f"tasks: {unfinished}" if unfinished else "", None,
-               ended=max(ends) if ends else time.time())
+    return finish_job(gw, job, state, f"tasks: {unfinished}" if unfinished else "", None,
+                      ended=max(ends) if ends else time.time())
 
 
 def reconcile_sweep(gw: Gateway, job: Job, queue: dict[str, SlurmJobState]) -> None:

@@ -150,6 +150,11 @@ class SpoolWatcher:
             model = f", model {job.model_ref}" if job.model_ref else ""
             self.log(f"job {job.id} ({job.kind}) {job.state}{model}"
                      + (f": {job.reason}" if job.reason else ""))
+        for job_id, index in report.finished_tasks:
+            task = {t.task: t for t in self.gw.jobs.tasks(job_id)}[index]
+            model = f", model {task.model_ref}" if task.model_ref else ""
+            self.log(f"job {job_id} task {index} {task.state}{model}"
+                     + (f": {task.reason}" if task.reason else ""))
         for problem in report.put_aside + report.retry:
             self.log(f"spool: {problem}")
 

@@ -158,3 +158,21 @@ def test_read_commands_never_wait_for_an_ingest_under_way(home):
 def test_watch_help_names_the_ways_to_keep_it_running(home):
     proc = run_gw("spool", "watch", "--help", env=home)
     assert "--poll" in proc.stdout and "docs/watcher.md" in proc.stdout
+
+
+def test_watcher_harvests_each_task_of_a_sweep(home):
+    gw_ok(home, "template", "save", "w-sweep", "--algo", "w", "--image", "bb:v1", "--mem",
+          "64M", "--", "sh", "t.sh", "{{ x }}")
+    watcher = start_watcher(home)
+    try:
+        job_id = json.loads(gw_ok(home, "template", "run", "w-sweep", "--sweep", "x=a,b",
+                                  "--json"))["id"]
+        deadline = time.time() + 90
+        while db_job(home, job_id)[0] != "COMPLETED" and time.time() < deadline:
+            time.sleep(0.2)
+    finally:
+        log = stop_watcher(watcher)
+    assert db_job(home, job_id)[0] == "COMPLETED", log
+    assert f"job {job_id} task 0 COMPLETED, model w@v" in log
+    assert f"job {job_id} task 1 COMPLETED, model w@v" in log
+    assert f"job {job_id} (sweep) COMPLETED" in log
