@@ -36,6 +36,7 @@ def cli() -> None:
 def _register_commands() -> None:
     from hpc_gateway.gateway.commands import (
         admin,
+        flavors,
         images,
         jobs,
         models,
@@ -45,7 +46,7 @@ def _register_commands() -> None:
     )
 
     for command in (images.image, stores.algo, stores.data, jobs.job, notebooks.notebook,
-                    models.model, templates.template,
+                    models.model, templates.template, flavors.flavors_cmd,
                     admin.spool, admin.doctor, admin.config_cmd):
         cli.add_command(command)
 

@@ -35,6 +35,9 @@ KEYS: dict[str, tuple[Any, str]] = {
     "shm": ("64M", "Size of the job's private /dev/shm when --shm is not given."),
     "time": ("1:00:00", "Time limit when --time is not given (Slurm time format)."),
     "slurm_timeout": (60, "Seconds to wait for a Slurm command before calling the state UNKNOWN."),
+    "flavors": ({}, "Named resource shapes for --flavor NAME: [flavors.NAME] tables of cpus, "
+                "gpus, mem, shm, time, partition, account, qos, constraint, exclusive "
+                "(a user's add to or replace the site's)."),
     "sbatch_templates": ("", "Directory of the site's own sbatch templates (NAME.sh.j2, "
                          "extending sbatch/training.sh.j2), named by --template NAME."),
     "node_scratch": ("/tmp", "Node-local directory where a job mounts its image."),
@@ -108,9 +111,11 @@ def _check_type(key: str, value: Any, where: str) -> Any:
     if wanted is float and isinstance(value, int) and not isinstance(value, bool):
         ok, value = True, float(value)
     if not ok:
-        names = {str: "a string", int: "a whole number", float: "a number"}
+        names = {str: "a string", int: "a whole number", float: "a number", dict: "a table"}
         raise InvalidInput(f"{where}: {key} must be {names[wanted]} (like {default!r}), not "
                            f"{value!r}")
+    if wanted is dict:
+        return value
     if wanted in (int, float) and value <= 0:
         raise InvalidInput(f"{where}: {key} must be more than 0, not {value!r}")
     return value
@@ -149,6 +154,8 @@ def load_config() -> Config:
     sources = dict.fromkeys(KEYS, "default")
     for label, path in (("site", site_config_path()), ("user", user_config_path())):
         for key, value in _read_toml(path).items():
+            if key == "flavors":  # a user's flavors add to the site's
+                value = {**values[key], **value}
             values[key] = value
             sources[key] = f"{label} file {path}"
     for key, env_name in ENV_NAMES.items():

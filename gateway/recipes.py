@@ -102,9 +102,16 @@ def exact_recipe(job: Job) -> tuple[dict[str, Any], tuple[str, ...]]:
         "env": [f"{key}={value}" for key, value in spec.env.items()],
     }
     resources = spec.resources
-    for key in ("cpus", "gpus", "mem", "shm", "time", "partition"):
+    # Every value explicitly, so a flavor redefined since changes nothing; its name is
+    # kept for the record (and it must still exist).
+    for key in ("cpus", "mem", "shm", "time", "partition", "account", "qos", "constraint",
+                "exclusive", "flavor"):
         if resources.get(key) not in (None, ""):
             options[key] = resources[key]
+    if resources.get("gpus") is not None:
+        gpu_type = resources.get("gpu_type") or ""
+        options["gpus"] = f"{gpu_type}:{resources['gpus']}" if gpu_type else \
+            str(resources["gpus"])
     if spec.extra.get("sbatch_template"):
         options["template"] = spec.extra["sbatch_template"]
     command: tuple[str, ...] = spec.command
@@ -112,4 +119,4 @@ def exact_recipe(job: Job) -> tuple[dict[str, Any], tuple[str, ...]]:
         options["notebook"] = spec.extra.get("notebook")
         options["param"] = [f"{k}={v}" for k, v in (spec.extra.get("params") or {}).items()]
         command = ()
-    return {k: v for k, v in options.items() if v not in (None, [], "")}, command
+    return {k: v for k, v in options.items() if v not in (None, [], "", False)}, command

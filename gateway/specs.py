@@ -7,8 +7,12 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from hpc_gateway.gateway.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from hpc_gateway.gateway.flavors import Flavor
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 IMAGE_NAME_RE = re.compile(r"[a-z0-9][a-z0-9._/-]{0,127}:[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
@@ -188,35 +192,92 @@ class Resources:
     shm_mib: int
     time_seconds: int
     partition: str
+    gpu_type: str = ""          # --gres=gpu:TYPE:N
+    account: str = ""
+    qos: str = ""
+    constraint: str = ""        # Slurm's feature expression, e.g. "a100&ib"
+    exclusive: bool = False
+    flavor: str = ""            # the site flavor the values came from, if any
 
     @property
     def slurm_mem_mib(self) -> int:
         """The memory request: the job's memory plus its /dev/shm (tmpfs pages are RAM)."""
         return self.mem_mib + self.shm_mib
 
+    @property
+    def gpus_text(self) -> str:
+        """``--gpus`` as typed: ``2`` or ``a100:2``."""
+        return f"{self.gpu_type}:{self.gpus}" if self.gpu_type else str(self.gpus)
+
     def as_dict(self) -> dict[str, object]:
         """Stable fields for ``--json`` and lineage."""
-        return {"cpus": self.cpus, "gpus": self.gpus, "mem": format_mib(self.mem_mib),
-                "shm": format_mib(self.shm_mib), "time": format_time(self.time_seconds),
-                "partition": self.partition}
+        return {"cpus": self.cpus, "gpus": self.gpus, "gpu_type": self.gpu_type,
+                "mem": format_mib(self.mem_mib), "shm": format_mib(self.shm_mib),
+                "time": format_time(self.time_seconds), "partition": self.partition,
+                "account": self.account, "qos": self.qos, "constraint": self.constraint,
+                "exclusive": self.exclusive, "flavor": self.flavor}
 
 
-def parse_resources(*, cpus: int | None, gpus: int | None, mem: str | None, shm: str | None,
-                    time: str | None, partition: str | None, defaults) -> Resources:
-    """Resources from the command line, falling back to the configured defaults."""
-    cpus = int(defaults["cpus"]) if cpus is None else cpus
-    gpus = int(defaults["gpus"]) if gpus is None else gpus
+SLURM_WORD_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+GPUS_RE = re.compile(r"(?:([A-Za-z0-9][A-Za-z0-9_.-]{0,63}):)?([0-9]{1,4})")
+CONSTRAINT_RE = re.compile(r"[A-Za-z0-9_.&|,()\[\]*:-]{1,256}")
+
+
+def parse_gpus(text: str | int) -> tuple[int, str]:
+    """``--gpus N`` or ``--gpus TYPE:N`` -> (N, TYPE)."""
+    match = GPUS_RE.fullmatch(str(text).strip())
+    if not match:
+        raise InvalidInput(f"invalid --gpus {text!r}: expected a count or TYPE:COUNT, e.g. 2 "
+                           "or a100:2")
+    return int(match.group(2)), match.group(1) or ""
+
+
+def constraint_features(constraint: str) -> list[str]:
+    """The feature names in a Slurm constraint (``[a100*2&ib]|v100`` -> a100, ib, v100)."""
+    return [word.split("*")[0] for word in re.split(r"[&|,()\[\]]", constraint)
+            if word.split("*")[0]]
+
+
+def _slurm_word(value: str | None, flag: str) -> str:
+    if value is None or value == "":
+        return ""
+    if not SLURM_WORD_RE.fullmatch(str(value)):
+        raise InvalidInput(f"invalid {flag} {value!r}: letters, digits, '.', '_', '-'")
+    return str(value)
+
+
+def parse_resources(*, cpus: int | None, gpus: str | int | None, mem: str | None,
+                    shm: str | None, time: str | None, partition: str | None, defaults,
+                    account: str | None = None, qos: str | None = None,
+                    constraint: str | None = None, exclusive: bool | None = None,
+                    flavor: Flavor | None = None) -> Resources:
+    """Resources from the command line, then the flavor's, then the configured defaults."""
+    def pick(given, key):
+        if given is not None:
+            return given
+        if flavor is not None and getattr(flavor, key) is not None:
+            return getattr(flavor, key)
+        return defaults[key] if key in ("cpus", "gpus", "mem", "shm", "time",
+                                        "partition") else None
+
+    cpus = int(pick(cpus, "cpus"))
+    gpu_count, gpu_type = parse_gpus(pick(gpus, "gpus"))
     if cpus < 1:
         raise InvalidInput(f"invalid --cpus {cpus}: at least 1")
-    if gpus < 0:
-        raise InvalidInput(f"invalid --gpus {gpus}: 0 or more")
+    constraint = pick(constraint, "constraint") or ""
+    if constraint and not CONSTRAINT_RE.fullmatch(constraint):
+        raise InvalidInput(f"invalid --constraint {constraint!r}: features joined by & | , "
+                           "with [ ] ( ) and *N, e.g. a100&ib")
     return Resources(
-        cpus=cpus, gpus=gpus,
-        mem_mib=parse_size_mib(mem if mem is not None else defaults["mem"], "--mem",
-                               MIN_MEM_MIB),
-        shm_mib=parse_size_mib(shm if shm is not None else defaults["shm"], "--shm"),
-        time_seconds=parse_time_seconds(time if time is not None else defaults["time"]),
-        partition=partition if partition is not None else str(defaults["partition"]))
+        cpus=cpus, gpus=gpu_count, gpu_type=gpu_type,
+        mem_mib=parse_size_mib(pick(mem, "mem"), "--mem", MIN_MEM_MIB),
+        shm_mib=parse_size_mib(pick(shm, "shm"), "--shm"),
+        time_seconds=parse_time_seconds(pick(time, "time")),
+        partition=_slurm_word(pick(partition, "partition"), "--partition"),
+        account=_slurm_word(pick(account, "account"), "--account"),
+        qos=_slurm_word(pick(qos, "qos"), "--qos"),
+        constraint=constraint, exclusive=bool(pick(exclusive, "exclusive")),
+        flavor=flavor.name if flavor else "")
 
 
 def check_against_partitions(resources: Resources, partitions: dict) -> str:
@@ -242,6 +303,15 @@ def check_against_partitions(resources: Resources, partitions: dict) -> str:
         if wanted > limit:
             raise InvalidInput(f"{flag} asks for {show(wanted)} but the largest node of "
                                f"partition {target.name!r} has {show(limit)}")
+    if resources.gpu_type and resources.gpu_type not in target.gpu_types:
+        raise InvalidInput(f"--gpus {resources.gpus_text}: no node of partition "
+                           f"{target.name!r} has GPUs of type {resources.gpu_type!r} "
+                           f"(types: {', '.join(sorted(target.gpu_types)) or 'none'})")
+    for feature in constraint_features(resources.constraint):
+        if feature not in target.features:
+            raise InvalidInput(f"--constraint {resources.constraint}: no node of partition "
+                               f"{target.name!r} has the feature {feature!r} (features: "
+                               f"{', '.join(sorted(target.features)) or 'none'})")
     if target.max_time_seconds is not None and resources.time_seconds > target.max_time_seconds:
         raise InvalidInput(f"--time asks for {format_time(resources.time_seconds)} but "
                            f"partition {target.name!r} allows at most "

@@ -80,9 +80,12 @@ def slurm_flags(job: Job, resources: Resources, home_id: str,
              sbatch_flag("mem", format_mib(resources.slurm_mem_mib)),
              sbatch_flag("time", format_time(resources.time_seconds))]
     if resources.gpus:
-        flags.append(sbatch_flag("gres", f"gpu:{resources.gpus}"))
-    if resources.partition:
-        flags.append(sbatch_flag("partition", resources.partition))
+        flags.append(sbatch_flag("gres", f"gpu:{resources.gpus_text}"))
+    for name in ("partition", "account", "qos", "constraint"):
+        if getattr(resources, name):
+            flags.append(sbatch_flag(name, getattr(resources, name)))
+    if resources.exclusive:
+        flags.append("--exclusive")
     return flags
 
 
@@ -256,3 +259,26 @@ def _refused(gw: Gateway, job: Job, exc: SlurmError) -> None:
                        f"{words}"[:500], ended=time.time())
     for part in ("code", "model"):
         remove_tree(job.job_dir / part)
+
+
+def test_submission(gw: Gateway, request: JobRequest) -> dict[str, object]:
+    """Check a request, render its script as a submission would, and ask Slurm when it
+    would start (``sbatch --test-only``). Nothing is recorded and nothing is left behind."""
+    import tempfile
+
+    plan = resolve_request(gw, request)
+    gw.layout.tmp.mkdir(mode=0o700, parents=True, exist_ok=True)
+    directory = Path(tempfile.mkdtemp(prefix="test-only.", dir=gw.layout.tmp))
+    try:
+        job = Job(id=0, kind=plan.kind.name, origin=request.origin, name=plan.name,
+                  state="SUBMITTING", reason="", slurm_job_id=None, node="", exit_code=None,
+                  submitted=time.time(), started=None, ended=None, updated=None,
+                  job_dir=directory, model_name=plan.model_name, spec=plan.spec)
+        ctx = SubmitContext(gw=gw, job=job, image=plan.image, algo=plan.algo, data=plan.data)
+        script = directory / SCRIPT_NAME
+        script.write_text(render_script(plan.kind, ctx, home_id=gw.home_id,
+                                        runtime=plan.runtime, resources=plan.resources))
+        said = gw.slurm.test_only(script)
+    finally:
+        remove_tree(directory)
+    return {**said, "name": plan.name, "resources": plan.resources.as_dict()}

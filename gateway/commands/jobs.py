@@ -29,9 +29,13 @@ def job() -> None:
 @recipe_options
 @click.option("--wait", is_flag=True, help="Wait for the job to end; exit 1 unless it "
                                            "completed.")
+@click.option("--test-only", is_flag=True,
+              help="Check everything and print Slurm's start estimate (sbatch --test-only); "
+                   "nothing is submitted or recorded.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @json_option
-def job_submit(wait: bool, command: tuple[str, ...], as_json: bool, **options) -> None:
+def job_submit(wait: bool, test_only: bool, command: tuple[str, ...], as_json: bool,
+               **options) -> None:
     """Submit COMMAND (after --), or --notebook NB.ipynb, as a Slurm job in the image.
 
     --algo and --image are required. In the container: /code is a private writable copy
@@ -45,10 +49,21 @@ def job_submit(wait: bool, command: tuple[str, ...], as_json: bool, **options) -
         -- python /code/detectron2/tools/train_net.py --num-gpus 1
     gw job submit --algo project --image jupyter:v1 --notebook main.ipynb --param lr=0.01
     """
-    from hpc_gateway.gateway.submit import submit_job
+    from hpc_gateway.gateway.submit import submit_job, test_submission
 
     gw = open_gateway()
     request = build_request(gw, recipe_from_options(options), command)
+    if test_only:
+        from hpc_gateway.gateway.display import print_json
+
+        said = test_submission(gw, request)
+        if as_json:
+            print_json(said)
+        else:
+            click.echo(f"Slurm would start it at {said['start']} on {said['nodes']} "
+                       f"(partition {said['partition']}, {said['processors']} CPUs); "
+                       "nothing was submitted")
+        return
     finish_submission(gw, submit_job(gw, request), wait, as_json)
 
 
@@ -99,7 +114,8 @@ def _print_job(job_info, as_json: bool, short: bool = False) -> None:
         ("dataset", job_info["dataset"]),
         ("command", " ".join(job_info["command"])),
         ("env", ", ".join(job_info["env"]) + " (values hidden)" if job_info["env"] else None),
-        ("resources", ", ".join(f"{k}={v}" for k, v in job_info["resources"].items() if v)),
+        ("resources", ", ".join(f"{k}={v}" for k, v in job_info["resources"].items()
+                                if v not in (None, "", False, 0) or k == "gpus")),
         ("runtime", job_info["runtime"]),
         ("model", job_info["model"] or f"(none yet; becomes {job_info['model_name']})"),
         ("template", job_info.get("template")), ("rerun of", job_info.get("rerun_of")),

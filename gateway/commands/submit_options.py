@@ -23,12 +23,21 @@ RECIPE_OPTIONS: tuple[tuple[str, str, bool, Any, str], ...] = (
     ("--image", "image", False, str, "Image NAME:TAG."),
     ("--data", "data", False, str, "Dataset NAME or NAME@vN, mounted read-only at /dataset."),
     ("--name", "name", False, str, "Job name (default: ALGO-DATE-TIME)."),
+    ("--flavor", "flavor", False, str,
+     "A resource shape the site defines (`gw flavors`); options given override it."),
     ("--cpus", "cpus", False, int, "CPUs (default from config)."),
-    ("--gpus", "gpus", False, int, "GPUs: --gres=gpu:N and GPU passthrough."),
+    ("--gpus", "gpus", False, str,
+     "GPUs, N or TYPE:N (a100:2): --gres=gpu:[TYPE:]N and GPU passthrough."),
     ("--mem", "mem", False, str, "Memory, e.g. 16G (shm is added on top)."),
     ("--shm", "shm", False, str, "Size of the private /dev/shm, e.g. 8G."),
     ("--time", "time", False, str, "Time limit, D-HH:MM:SS."),
     ("--partition", "partition", False, str, "Slurm partition."),
+    ("--account", "account", False, str, "Slurm account to charge."),
+    ("--qos", "qos", False, str, "Slurm quality of service."),
+    ("--constraint", "constraint", False, str,
+     "Node features, Slurm's syntax (a100&ib); checked against the partition's nodes."),
+    ("--exclusive/--no-exclusive", "exclusive", False, bool,
+     "The whole node for this job (or not, over a flavor that says so)."),
     ("--env", "env", True, str,
      "NAME=VALUE in the container, or NAME to pass your own $NAME without typing it "
      "(repeatable). Values are secrets: kept in a 0600 file, never on a command line, "
@@ -50,8 +59,11 @@ RECIPE_KEYS = tuple(key for _opt, key, _multiple, _type, _help in RECIPE_OPTIONS
 def recipe_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Add every recipe option to a click command (none required: the caller checks)."""
     for option, key, multiple, kind, help_text in reversed(RECIPE_OPTIONS):
-        func = click.option(option, key, multiple=multiple, type=kind, default=None,
-                            help=help_text)(func)
+        if kind is bool:
+            func = click.option(option, key, default=None, help=help_text)(func)
+        else:
+            func = click.option(option, key, multiple=multiple, type=kind, default=None,
+                                help=help_text)(func)
     return func
 
 
@@ -90,9 +102,17 @@ def build_request(gw: Gateway, recipe: dict[str, Any], command: tuple[str, ...],
         raise InvalidInput("give either --notebook or a COMMAND after --, not both")
     if notebook is None and params:
         raise InvalidInput("--param goes with --notebook")
+    flavor = None
+    if recipe.get("flavor"):
+        from hpc_gateway.gateway.flavors import get_flavor
+
+        flavor = get_flavor(gw.config, recipe["flavor"])
     resources = parse_resources(cpus=recipe.get("cpus"), gpus=recipe.get("gpus"),
                                 mem=recipe.get("mem"), shm=recipe.get("shm"),
                                 time=recipe.get("time"), partition=recipe.get("partition"),
+                                account=recipe.get("account"), qos=recipe.get("qos"),
+                                constraint=recipe.get("constraint"),
+                                exclusive=recipe.get("exclusive"), flavor=flavor,
                                 defaults=gw.config)
     algo_ref = parse_version_ref(recipe["algo"], "algorithm")
     data_ref = parse_version_ref(recipe["data"], "dataset") if recipe.get("data") else None

@@ -4,7 +4,7 @@ made here: gateway/job_model.py maps Slurm's state words (one place)."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 FIELD_SEP = "\x1f"
@@ -12,7 +12,7 @@ SQUEUE_FORMAT = FIELD_SEP.join(["%i", "%T", "%N", "%S", "%r", "%k"])
 # Comment needs AccountingStoreFlags=job_comment in slurm.conf (empty otherwise).
 # JobID is ARRAY_TASK for the tasks of a job array (JobIDRaw is each task's own id).
 SACCT_FIELDS = "JobIDRaw,State,ExitCode,NodeList,Start,End,JobID,Comment"
-SINFO_FORMAT = FIELD_SEP.join(["%P", "%c", "%m", "%G", "%l", "%a"])
+SINFO_FORMAT = FIELD_SEP.join(["%P", "%c", "%m", "%G", "%l", "%a", "%f"])
 
 UNAVAILABLE_PATTERNS = ("Socket timed out", "Unable to contact slurm controller",
                         "Connection refused", "Zero Bytes were transmitted",
@@ -50,6 +50,8 @@ class PartitionLimits:
     default: bool
     available: bool
     max_time_seconds: int | None = None   # the partition's MaxTime; None: no limit
+    gpu_types: frozenset[str] = frozenset()   # GPU types (gres gpu:TYPE:N) of its nodes
+    features: frozenset[str] = frozenset()    # node features (--constraint) of its nodes
 
 
 def is_unavailable(stderr: str) -> bool:
@@ -149,31 +151,96 @@ def parse_duration(text: str) -> int | None:
     return None
 
 
+def parse_gres_types(gres: str) -> frozenset[str]:
+    """GPU types a gres string names (``gpu:a100:4,gpu:v100:2`` -> {a100, v100})."""
+    types = set()
+    for item in gres.split(","):
+        fields = item.split("(")[0].split(":")
+        if fields[0] == "gpu" and len(fields) >= 3:
+            types.add(fields[1])
+    return frozenset(types)
+
+
+def parse_features(text: str) -> frozenset[str]:
+    """Node features as sinfo prints them (``a100,ib`` or ``(null)``)."""
+    text = text.strip()
+    return frozenset() if text in ("", "(null)") else frozenset(
+        f.strip() for f in text.split(",") if f.strip())
+
+
 def parse_sinfo(stdout: str) -> dict[str, PartitionLimits]:
-    """Per partition, the largest node (CPUs, memory, GPUs) from ``sinfo -h -o SINFO_FORMAT``."""
+    """Per partition, the largest node (CPUs, memory, GPUs), and the GPU types and node
+    features any of its nodes has, from ``sinfo -h -o SINFO_FORMAT``."""
     partitions: dict[str, PartitionLimits] = {}
     default_names = set()
     for line in stdout.splitlines():
         parts = line.split(FIELD_SEP)
-        if len(parts) != 6:
+        if len(parts) != 7:
             continue
-        name, cpus, mem, gres, limit, avail = (p.strip() for p in parts)
+        name, cpus, mem, gres, limit, avail, features = (p.strip() for p in parts)
         if name.endswith("*"):
             name = name[:-1]
             default_names.add(name)
-        old = partitions.get(name)
         limits = PartitionLimits(name, _int_prefix(cpus), _int_prefix(mem),
                                  parse_gres_gpus(gres), False, avail == "up",
-                                 parse_duration(limit))
+                                 parse_duration(limit), parse_gres_types(gres),
+                                 parse_features(features))
+        old = partitions.get(name)
         if old:
-            limits = PartitionLimits(name, max(old.cpus, limits.cpus),
-                                     max(old.mem_mib, limits.mem_mib),
-                                     max(old.gpus, limits.gpus), False, old.available,
-                                     old.max_time_seconds)
+            limits = replace(old, cpus=max(old.cpus, limits.cpus),
+                             mem_mib=max(old.mem_mib, limits.mem_mib),
+                             gpus=max(old.gpus, limits.gpus),
+                             gpu_types=old.gpu_types | limits.gpu_types,
+                             features=old.features | limits.features)
         partitions[name] = limits
-    return {n: PartitionLimits(p.name, p.cpus, p.mem_mib, p.gpus, n in default_names,
-                               p.available, p.max_time_seconds)
-            for n, p in partitions.items()}
+    return {n: replace(p, default=n in default_names) for n, p in partitions.items()}
+
+
+@dataclass(frozen=True)
+class NodeFree:
+    """What one node of a partition has free now."""
+
+    node: str
+    partition: str
+    idle_cpus: int
+    free_mem_mib: int
+    idle_gpus: int
+    state: str
+
+
+NODES_FORMAT = ",".join(f"{name}:|" for name in (
+    "NodeHost", "Partition", "CPUsState", "Memory", "AllocMem", "Gres", "GresUsed",
+    "StateCompact"))
+
+
+def parse_nodes_free(stdout: str) -> list[NodeFree]:
+    """Parse ``sinfo -N -h -O NODES_FORMAT``: idle CPUs (from A/I/O/T), memory not
+    allocated, GPUs not in use, per node and partition."""
+    nodes = []
+    for line in stdout.splitlines():
+        parts = [p.strip() for p in line.split("|")]
+        if len(parts) < 8:
+            continue
+        node, partition, cpus, memory, alloc, gres, used, state = parts[:8]
+        counts = cpus.split("/")
+        idle = int(counts[1]) if len(counts) == 4 and counts[1].isdigit() else 0
+        nodes.append(NodeFree(node, partition.rstrip("*"), idle,
+                              max(0, _int_prefix(memory) - _int_prefix(alloc)),
+                              max(0, parse_gres_gpus(gres) - parse_gres_gpus(used)),
+                              state))
+    return nodes
+
+
+def parse_test_only(stderr: str) -> dict[str, str] | None:
+    """``sbatch --test-only``'s estimate: "Job 12 to start at 2026-11-25T10:00:00 using 2
+    processors on nodes n1 in partition gpu" -> start, processors, nodes, partition."""
+    match = re.search(r"to start at (\S+) using (\d+) processors on nodes (\S+)"
+                      r"(?: in partition (\S+))?", stderr)
+    if not match:
+        return None
+    start, processors, nodes, partition = match.groups()
+    return {"start": start, "processors": processors, "nodes": nodes,
+            "partition": partition or ""}
 
 
 def array_task_indexes(array_task: str) -> list[int]:

@@ -98,6 +98,23 @@ class SlurmCommands:
         """``scancel ID``."""
         self._run(["scancel", slurm_job_id], "scancel", self.timeout)
 
+    def test_only(self, script: Path) -> dict[str, str]:
+        """``sbatch --test-only``: Slurm's start estimate for the script; nothing is
+        submitted. Slurm's refusal raises :class:`SlurmError` with its words."""
+        argv = ["sbatch", "--test-only", str(script)]
+        proc = self._run(argv, "sbatch --test-only", self.timeout, cwd=script.parent)
+        said = adapter.parse_test_only(proc.stderr + proc.stdout)
+        if said is None:
+            raise SlurmError(argv, proc.returncode, proc.stderr or proc.stdout or
+                             "no estimate", "sbatch --test-only")
+        return said
+
+    def nodes_free(self) -> list[adapter.NodeFree]:
+        """What each node of each partition has free now (one ``sinfo -N`` call)."""
+        out = self._run(["sinfo", "--Node", "--noheader", f"--Format={adapter.NODES_FORMAT}"],
+                        "sinfo", self.read_timeout).stdout
+        return adapter.parse_nodes_free(out)
+
     def partitions(self) -> dict[str, PartitionLimits]:
         """Per partition, its largest node (one ``sinfo`` call)."""
         out = self._run(["sinfo", "--noheader", f"--format={adapter.SINFO_FORMAT}"], "sinfo",

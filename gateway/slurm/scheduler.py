@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
-from hpc_gateway.gateway.slurm.adapter import PartitionLimits, SlurmJobState
+from hpc_gateway.gateway.slurm.adapter import NodeFree, PartitionLimits, SlurmJobState
 
 
 class Scheduler(Protocol):
@@ -44,4 +44,12 @@ class Scheduler(Protocol):
 
     def partitions(self) -> dict[str, PartitionLimits]:
         """Per partition, its largest node."""
+        ...
+
+    def test_only(self, script: Path) -> dict[str, str]:
+        """Slurm's start estimate for a script (start, processors, nodes, partition)."""
+        ...
+
+    def nodes_free(self) -> list[NodeFree]:
+        """What each node of each partition has free now."""
         ...

@@ -79,14 +79,29 @@ def test_sinfo_and_gres():
     assert adapter.parse_gres_gpus("(null)") == 0
     assert adapter.parse_gres_gpus("gpu:4") == 4
     assert adapter.parse_gres_gpus("gpu:a100:4(S:0-1),gpu:v100:2") == 6
-    out = f"debug*{S}2{S}20000{S}(null){S}infinite{S}up\n" \
-          f"gpu{S}64{S}500000{S}gpu:a100:8{S}2-00:00:00{S}up\n" \
-          f"gpu{S}32{S}250000{S}gpu:a100:4{S}2-00:00:00{S}up\n"
+    out = f"debug*{S}2{S}20000{S}(null){S}infinite{S}up{S}(null)\n" \
+          f"gpu{S}64{S}500000{S}gpu:a100:8{S}2-00:00:00{S}up{S}a100,ib\n" \
+          f"gpu{S}32{S}250000{S}gpu:v100:4{S}2-00:00:00{S}up{S}v100\n"
     parts = adapter.parse_sinfo(out)
     assert parts["debug"].default and not parts["gpu"].default
     assert parts["debug"].max_time_seconds is None
     assert parts["gpu"].max_time_seconds == 2 * 86400
     assert (parts["gpu"].cpus, parts["gpu"].mem_mib, parts["gpu"].gpus) == (64, 500000, 8)
+    assert parts["gpu"].gpu_types == {"a100", "v100"} and parts["debug"].gpu_types == set()
+    assert parts["gpu"].features == {"a100", "ib", "v100"} and parts["debug"].features == set()
+
+
+def test_nodes_free_and_test_only():
+    out = "vm|debug*|1/1/0/2|21695|1024|(null)|(null)|mix|\n" \
+          "g1|gpu|8/56/0/64|500000|100000|gpu:a100:8(S:0-1)|gpu:a100:3(IDX:0-2)|mix|\n"
+    nodes = adapter.parse_nodes_free(out)
+    assert [(n.node, n.partition, n.idle_cpus, n.free_mem_mib, n.idle_gpus) for n in nodes] \
+        == [("vm", "debug", 1, 20671, 0), ("g1", "gpu", 56, 400000, 5)]
+    said = adapter.parse_test_only("sbatch: Job 2351 to start at 2026-11-25T02:42:16 using "
+                                   "1 processors on nodes vm in partition debug\n")
+    assert said == {"start": "2026-11-25T02:42:16", "processors": "1", "nodes": "vm",
+                    "partition": "debug"}
+    assert adapter.parse_test_only("allocation failure: Invalid feature") is None
 
 
 @pytest.mark.parametrize("text,seconds", [("infinite", None), ("UNLIMITED", None),

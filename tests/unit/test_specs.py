@@ -171,3 +171,20 @@ def test_config_layers_and_expansion(tmp_path, monkeypatch):
     user.write_text("cpus = [\n")
     with pytest.raises(InvalidInput, match="not valid TOML"):
         load_config()
+
+
+def test_gpu_types_and_features_are_checked_against_the_partition():
+    from hpc_gateway.gateway.slurm.adapter import PartitionLimits
+    from hpc_gateway.gateway.specs import Resources, check_against_partitions, parse_gpus
+
+    gpu = PartitionLimits("gpu", 64, 500000, 8, True, True, None, frozenset({"a100"}),
+                          frozenset({"a100", "ib"}))
+    assert parse_gpus("a100:2") == (2, "a100") and parse_gpus(3) == (3, "")
+    ok = Resources(8, 2, 1024, 64, 3600, "gpu", gpu_type="a100", constraint="a100&ib")
+    assert check_against_partitions(ok, {"gpu": gpu}) == "gpu"
+    with pytest.raises(InvalidInput, match="GPUs of type 'h100' .types: a100"):
+        check_against_partitions(Resources(8, 2, 1024, 64, 3600, "gpu", gpu_type="h100"),
+                                 {"gpu": gpu})
+    with pytest.raises(InvalidInput, match="feature 'v100'"):
+        check_against_partitions(Resources(8, 0, 1024, 64, 3600, "gpu",
+                                           constraint="[a100*2|v100]"), {"gpu": gpu})
