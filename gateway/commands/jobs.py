@@ -123,6 +123,7 @@ def _print_job(job_info, as_json: bool, short: bool = False) -> None:
          if job_info.get("overrides") else None),
         ("set", ", ".join(f"{k}={v}" for k, v in job_info["set"].items())
          if job_info.get("set") else None),
+        ("used", _usage_text(job_info.get("usage"))),
         ("job dir", job_info["job_dir"]), ("script", job_info["script"]),
         ("log", job_info["log"]),
     ])
@@ -135,6 +136,21 @@ def _print_job(job_info, as_json: bool, short: bool = False) -> None:
                       t["state"], t["exit_code"], t["model"], t["reason"] or None)
                      for t in job_info["tasks"]],
                     ["TASK", "PARAMS", "STATE", "EXIT", "MODEL", "REASON"])
+
+
+def _usage_text(usage: dict | None) -> str | None:
+    from hpc_gateway.gateway.display import human_size
+
+    if not usage or all(v is None for v in usage.values()):
+        return None
+    parts = []
+    if usage.get("max_rss_bytes") is not None:
+        parts.append(f"peak memory {human_size(usage['max_rss_bytes'])}")
+    if usage.get("cpu_seconds") is not None:
+        parts.append(f"CPU time {usage['cpu_seconds']:.1f} s")
+    if usage.get("elapsed_seconds") is not None:
+        parts.append(f"elapsed {usage['elapsed_seconds']:.0f} s")
+    return ", ".join(parts) + " (Slurm accounting)"
 
 
 @job.command("list")
@@ -168,7 +184,22 @@ def job_show(job_id: int, as_json: bool) -> None:
 
     gw = synced_gateway()
     shown = get_job(gw, job_id)
-    _print_job({**shown.as_dict(), **sweep_summary(gw, shown)}, as_json)
+    _print_job({**shown.as_dict(), **sweep_summary(gw, shown),
+                "usage": _accounted_usage(gw, shown)}, as_json)
+
+
+def _accounted_usage(gw, shown) -> dict | None:
+    """What Slurm's accounting says the job used (None before it started, or when Slurm
+    does not answer: then one warning line)."""
+    from hpc_gateway.gateway.errors import SlurmError
+
+    if shown.slurm_job_id is None or shown.state in ("SUBMITTING", "PENDING"):
+        return None
+    try:
+        return gw.slurm.usage(shown.slurm_job_id)
+    except SlurmError as exc:
+        click.echo(f"gw: warning: no usage from Slurm's accounting ({exc})", err=True)
+        return None
 
 
 @job.command("script")
@@ -316,3 +347,68 @@ def job_render(output: Path | None, command: tuple[str, ...], **options) -> None
     tmp.chmod(0o700)
     tmp.replace(output)
     click.echo(f"wrote {output} (render {render_id}): run it with sbatch {output}", err=True)
+
+
+@job.command("top")
+@click.argument("job_id", type=JOB_ID)
+@click.option("--follow", "-f", is_flag=True, help="Refresh until the job ends.")
+@click.option("--task", type=click.IntRange(min=0), default=None,
+              help="For a sweep: the task to show (default 0).")
+@json_option
+def job_top(job_id: int, follow: bool, task: int | None, as_json: bool) -> None:
+    """Show a job's load: CPU and memory of its processes and, on GPU nodes, GPU use,
+    sampled inside the job every 2 s (no site monitoring needed). While it runs: the
+    latest sample; after it ended: the recorded history (peak memory, mean CPU and GPU)
+    with a small plot."""
+    import time
+
+    from hpc_gateway.gateway.jobs import get_job
+    from hpc_gateway.gateway.usage import read_samples, summary, usage_file
+    from hpc_gateway.spool.sync import sync_state
+
+    gw = synced_gateway()
+    current = get_job(gw, job_id)
+    usage_file(current, task)  # a sweep's task that exists, a started job
+    while True:
+        samples = read_samples(current, task)
+        shown = {"id": current.id, "state": current.state, "task": task,
+                 **summary(samples), "history": [s.as_dict() for s in samples]}
+        if as_json:
+            from hpc_gateway.gateway.display import print_json
+
+            if not follow or not current.active:
+                print_json(shown)
+        else:
+            _print_top(shown, samples)
+        if not follow or not current.active:
+            return
+        time.sleep(2)
+        sync_state(gw, quiet=True)
+        current = get_job(gw, job_id)
+
+
+def _print_top(shown: dict, samples) -> None:
+    from hpc_gateway.gateway.display import human_size
+    from hpc_gateway.gateway.usage import sparkline
+
+    head = f"job {shown['id']}" + (f" task {shown['task']}" if shown["task"] is not None
+                                   else "") + f" ({shown['state']})"
+    if not samples:
+        click.echo(f"{head}: no samples yet (the first comes a few seconds after the "
+                   "command starts)")
+        return
+    last = samples[-1]
+    gpu = (f"   GPU {last.gpu_percent:.0f}%  {last.gpu_mem_mib} MiB"
+           if last.gpu_percent is not None else "")
+    click.echo(f"{head}: now CPU {last.cpu_percent:.0f}%  memory "
+               f"{human_size(last.rss_kib * 1024)}{gpu}")
+    gpu_mean = (f", mean GPU {shown['mean_gpu_percent']}%"
+                if shown["mean_gpu_percent"] is not None else "")
+    click.echo(f"  {shown['samples']} samples: peak memory "
+               f"{human_size(shown['peak_rss_bytes'])}, mean CPU "
+               f"{shown['mean_cpu_percent']}%, peak CPU {shown['peak_cpu_percent']:.0f}%"
+               f"{gpu_mean}")
+    click.echo(f"  CPU    {sparkline([s.cpu_percent for s in samples])}")
+    click.echo(f"  memory {sparkline([float(s.rss_kib) for s in samples])}")
+    if any(s.gpu_percent is not None for s in samples):
+        click.echo(f"  GPU    {sparkline([s.gpu_percent or 0.0 for s in samples])}")

@@ -266,3 +266,48 @@ def array_tasks(states) -> dict[str, SlurmJobState]:
         for index in array_task_indexes(state.array_task):
             found[f"{state.base_id}_{index}"] = state
     return found
+
+
+def parse_cpu_time(text: str) -> float | None:
+    """Slurm's TotalCPU/Elapsed (``[D-][HH:]MM:SS[.mmm]``) in seconds."""
+    text = text.strip()
+    if not text:
+        return None
+    days, _sep, rest = text.rpartition("-")
+    parts = rest.split(":")
+    try:
+        seconds = sum(float(p) * 60 ** i for i, p in enumerate(reversed(parts)))
+        return seconds + (int(days) * 86400 if days else 0)
+    except ValueError:
+        return None
+
+
+def parse_size_bytes(text: str) -> int | None:
+    """Slurm's MaxRSS (``11596K``, ``2.5G``, ``0``) in bytes."""
+    text = text.strip()
+    if not text:
+        return None
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    factor = units.get(text[-1].upper(), 1)
+    try:
+        return int(float(text[:-1] if text[-1].upper() in units else text) * factor)
+    except ValueError:
+        return None
+
+
+def parse_sacct_usage(stdout: str) -> dict[str, float | int | None]:
+    """``sacct -j ID -P -n -o JobID,MaxRSS,TotalCPU,Elapsed`` (allocation and steps): the
+    peak memory of any step, the job's CPU time and its elapsed time."""
+    peak, cpu, elapsed = None, None, None
+    for line in stdout.splitlines():
+        fields = line.split("|")
+        if len(fields) < 4:
+            continue
+        job_id, max_rss, total_cpu, wall = fields[:4]
+        rss = parse_size_bytes(max_rss)
+        if rss is not None:
+            peak = max(peak or 0, rss)
+        if "." not in job_id:  # the allocation: totals over its steps
+            cpu = parse_cpu_time(total_cpu) if cpu is None else cpu
+            elapsed = parse_cpu_time(wall) if elapsed is None else elapsed
+    return {"max_rss_bytes": peak, "cpu_seconds": cpu, "elapsed_seconds": elapsed}

@@ -98,6 +98,14 @@ class SlurmCommands:
         """``scancel ID``."""
         self._run(["scancel", slurm_job_id], "scancel", self.timeout)
 
+    def usage(self, slurm_job_id: str) -> dict[str, float | int | None]:
+        """What accounting says one job used: peak memory of any step, CPU and elapsed
+        seconds (one ``sacct`` over the allocation and its steps)."""
+        out = self._run(["sacct", "--parsable2", "--noheader", f"--jobs={slurm_job_id}",
+                         "--format=JobID,MaxRSS,TotalCPU,Elapsed"], "sacct",
+                        self.read_timeout).stdout
+        return adapter.parse_sacct_usage(out)
+
     def test_only(self, script: Path) -> dict[str, str]:
         """``sbatch --test-only``: Slurm's start estimate for the script; nothing is
         submitted. Slurm's refusal raises :class:`SlurmError` with its words."""

@@ -53,3 +53,8 @@ class Scheduler(Protocol):
     def nodes_free(self) -> list[NodeFree]:
         """What each node of each partition has free now."""
         ...
+
+    def usage(self, slurm_job_id: str) -> dict[str, float | int | None]:
+        """What accounting says one job used (max_rss_bytes, cpu_seconds,
+        elapsed_seconds)."""
+        ...

@@ -60,6 +60,10 @@ class FakeScheduler:
     def partitions(self) -> dict[str, PartitionLimits]:
         return {"debug": PartitionLimits("debug", 4, 8192, 0, True, True)}
 
+    def usage(self, slurm_job_id: str) -> dict[str, float | int | None]:
+        self.calls.append(("sacct-usage", slurm_job_id))
+        return {"max_rss_bytes": None, "cpu_seconds": None, "elapsed_seconds": None}
+
 
 def add_job(gw, *, model_files: dict[str, str] | None = None, slurm_id: str | None = "100",
             model_name: str = "det", state: str = "RUNNING") -> int:
