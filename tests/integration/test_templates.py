@@ -133,7 +133,7 @@ def test_template_bad_input_leaves_nothing(home):
 def test_sweep_is_one_array_job_with_a_model_version_per_task(home):
     gw_ok(home, "template", "save", "sw", "--algo", "tr", "--image", "bb:v1", "--mem", "64M",
           "--model-name", "swept", "--", "sh", "train.sh", "{{ lr }}", "{{ bs }}")
-    run = json.loads(gw_ok(home, "template", "run", "sw", "--sweep", "lr=0.1,fail",
+    run = json.loads(gw_ok(home, "template", "run", "sw", "--sweep", "lr=0.1,0.01",
                            "--sweep", "bs=32,64", "--max-parallel", "2", "--json"))
     script = gw_ok(home, "job", "script", str(run["id"]))
     assert "#SBATCH --array=0-3%2" in script
@@ -148,23 +148,23 @@ def test_sweep_is_one_array_job_with_a_model_version_per_task(home):
         listed = sorted(line.split("|")[0] for line in sacct)
         time.sleep(1)
     assert listed == expected
-    assert job["task_count"] == 4 and job["task_states"] == {"COMPLETED": 2, "FAILED": 2}
-    assert job["state"] == "FAILED" and "2 FAILED" in job["reason"]
+    assert job["state"] == "COMPLETED" and job["task_count"] == 4
+    assert job["task_states"] == {"COMPLETED": 4}
     tasks = {t["task"]: t for t in job["tasks"]}
     assert [tasks[i]["params"] for i in range(4)] == [
         {"lr": "0.1", "bs": "32"}, {"lr": "0.1", "bs": "64"},
-        {"lr": "fail", "bs": "32"}, {"lr": "fail", "bs": "64"}]
-    assert tasks[2]["state"] == "FAILED" and tasks[2]["model"] is None
-    assert "exited with code 3" in tasks[2]["reason"]
-    for index in (0, 1):
+        {"lr": "0.01", "bs": "32"}, {"lr": "0.01", "bs": "64"}]
+    versions = json.loads(gw_ok(home, "model", "versions", "swept", "--json"))
+    assert len(versions) == 4
+    for index in range(4):
         ref = tasks[index]["model"]
         shown = json.loads(gw_ok(home, "model", "show", ref, "--json"))
         lineage = shown.get("lineage", shown)
         assert lineage["params"] == tasks[index]["params"] and lineage["job_id"] == run["id"]
+        assert lineage["task"] == index
+        params = tasks[index]["params"]
         assert gw_ok(home, "model", "cat", ref, "args") == \
-            f"0.1 {tasks[index]['params']['bs']}\ntask={index}\n"
-    versions = json.loads(gw_ok(home, "model", "versions", "swept", "--json"))
-    assert len(versions) == 2  # failed tasks make no version
+            f"{params['lr']} {params['bs']}\ntask={index}\n"
     # Each task had its own /code: what one left there is not in another's.
     job_dir = Path(job["job_dir"])
     left = [sorted(p.name for p in (job_dir / "tasks" / str(i) / "code").glob("left-by-*"))
@@ -178,6 +178,21 @@ def test_sweep_is_one_array_job_with_a_model_version_per_task(home):
         names = tar.getnames()
     assert all(f"tasks/{i}/code/train.sh" in names for i in range(4)), names
     assert sum(1 for n in names if n.startswith("logs/slurm-")) == 4
+
+
+def test_a_failed_task_makes_no_version_and_stops_no_other(home):
+    gw_ok(home, "template", "save", "swf", "--algo", "tr", "--image", "bb:v1", "--mem",
+          "64M", "--model-name", "swept-f", "--", "sh", "train.sh", "{{ lr }}")
+    run = json.loads(gw_ok(home, "template", "run", "swf", "--sweep", "lr=fail,0.1,fail",
+                           "--json"))
+    job = wait_done(home, run["id"])
+    assert job["state"] == "FAILED" and "2 FAILED" in job["reason"]
+    assert job["task_states"] == {"COMPLETED": 1, "FAILED": 2}
+    tasks = job["tasks"]
+    assert tasks[0]["model"] is None and "exited with code 3" in tasks[0]["reason"]
+    assert tasks[1]["state"] == "COMPLETED" and tasks[1]["model"] == "swept-f@v1"
+    assert [v["version"] for v in json.loads(
+        gw_ok(home, "model", "versions", "swept-f", "--json"))] == [1]
 
 
 def test_rerun_uses_the_same_versions_and_image_digest(home, tmp_path):
