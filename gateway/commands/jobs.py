@@ -55,6 +55,10 @@ def job_submit(wait: bool, test_only: bool, command: tuple[str, ...], as_json: b
     request = build_request(gw, recipe_from_options(options), command)
     if test_only:
         from hpc_gateway.gateway.display import print_json
+        from hpc_gateway.gateway.errors import InvalidInput
+
+        if wait:
+            raise InvalidInput("--test-only submits nothing: there is nothing to --wait for")
 
         said = test_submission(gw, request)
         if as_json:
