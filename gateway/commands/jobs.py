@@ -22,7 +22,7 @@ STATE_NAMES = ("SUBMITTING", "PENDING", "RUNNING", "UNKNOWN", "COMPLETED", "FAIL
 
 @click.group()
 def job() -> None:
-    """Training jobs: submit, follow, cancel, collect outputs."""
+    """Training jobs: submit, follow (logs, top), cancel, rerun, render, collect outputs."""
 
 
 @job.command("submit", context_settings={"ignore_unknown_options": False})
