@@ -46,6 +46,8 @@ KEYS: dict[str, tuple[Any, str]] = {
     "notebook_save_seconds": (120, "Slurm signals a notebook this many seconds before its "
                                    "time limit, so it stops and its code is saved before "
                                    "the kill."),
+    "notebook_proxy_prefix": ("", "Reverse-proxy prefix notebooks serve under, as "
+                              "PREFIX/<node>/<port>/ (Open OnDemand: /node); empty: at /."),
     "login_host": ("", "Host name people ssh to for a notebook tunnel (ssh -N -L ...). "
                        "Default: this login node's name."),
     "max_upload_bytes": (1 << 40, "Largest algorithm or dataset push, in bytes (the sum of "

@@ -81,14 +81,24 @@ def headless_request(gw: Gateway, *, notebook: str, params: dict[str, str], imag
 
 
 def start_notebook(gw: Gateway, *, image: str, algo: VersionRef, data: VersionRef | None,
-                   resources: Resources, name: str | None) -> Job:
-    """Submit JupyterLab over a draft of ``algo``; returns the job as recorded."""
+                   resources: Resources, name: str | None, proxy_prefix: str = "") -> Job:
+    """Submit JupyterLab over a draft of ``algo``; returns the job as recorded. With
+    ``proxy_prefix`` (Open OnDemand's ``/node``) the server answers under
+    ``<prefix>/<node host>/<port>/``, the path the proxy forwards."""
+    import re
+
+    from hpc_gateway.gateway.kinds.notebook import PROXY_PREFIX_RE
+
+    proxy_prefix = proxy_prefix.rstrip("/") if proxy_prefix != "/" else ""
+    if proxy_prefix and not re.fullmatch(PROXY_PREFIX_RE, proxy_prefix):
+        raise InvalidInput(f"invalid --proxy-prefix {proxy_prefix!r}: a path such as /node "
+                           "(letters, digits, '.', '_', '-' between slashes)")
     require_jupyter(gw, image)
     token = secrets.token_urlsafe(32)  # never empty: Jupyter is never open
     request = JobRequest(algo=algo, image=image, data=data,
                          name=name or f"notebook-{algo.name}", command=JUPYTER_COMMAND,
                          env={TOKEN_VARIABLE: token}, resources=resources, kind="notebook",
-                         extra={"base_url": BASE_URL})
+                         extra={"base_url": BASE_URL, "proxy_prefix": proxy_prefix})
     return submit_job(gw, request)
 
 

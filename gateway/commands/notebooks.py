@@ -34,6 +34,9 @@ def notebook() -> None:
 @click.option("--mem", default=None, help="Memory, e.g. 16G (shm is added on top).")
 @click.option("--shm", default=None, help="Size of the private /dev/shm.")
 @click.option("--partition", default=None, help="Slurm partition.")
+@click.option("--proxy-prefix", default=None,
+              help="Serve under PREFIX/<node>/<port>/ for a reverse proxy (Open OnDemand: "
+                   "/node); default from notebook_proxy_prefix, else at /.")
 @click.option("--wait", is_flag=True, help="Return once the URL answers (exit 1 if the job "
                                            "ends first or --wait-timeout passes).")
 @click.option("--wait-timeout", type=click.IntRange(min=1), default=600, show_default=True,
@@ -41,8 +44,9 @@ def notebook() -> None:
 @json_option
 def notebook_start(image_name: str, algo: str, data: str | None, name: str | None,
                    time_limit: str | None, cpus: int | None, gpus: int | None,
-                   mem: str | None, shm: str | None, partition: str | None, wait: bool,
-                   wait_timeout: int, as_json: bool) -> None:
+                   mem: str | None, shm: str | None, partition: str | None,
+                   proxy_prefix: str | None, wait: bool, wait_timeout: int,
+                   as_json: bool) -> None:
     """Start JupyterLab in IMAGE with /code a writable draft of ALGO.
 
     JupyterLab always has a random token. When the notebook ends (`gw notebook stop`, its
@@ -59,7 +63,9 @@ def notebook_start(image_name: str, algo: str, data: str | None, name: str | Non
     job = start_notebook(gw, image=check_image_name(image_name),
                          algo=parse_version_ref(algo, "algorithm"),
                          data=parse_version_ref(data, "dataset") if data else None,
-                         resources=resources, name=name)
+                         resources=resources, name=name,
+                         proxy_prefix=(proxy_prefix if proxy_prefix is not None
+                                       else str(gw.config["notebook_proxy_prefix"])))
     if wait:
         info = _wait_until_answering(gw, job.id, wait_timeout)
     else:

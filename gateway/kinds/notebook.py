@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 CONNECTION_FILE = "notebook.json"   # written by the job: node, ip, port, base URL
 END_FILE = "notebook.end"           # written by the job: why the server ended
 BASE_URL = "/"
+# A reverse proxy's prefix (Open OnDemand's is /node): the server then lives under
+# <prefix>/<node>/<port>/, which only the node knows, so the job script computes it.
+PROXY_PREFIX_RE = r"(/[A-Za-z0-9._-]+)+"
 
 # What runs in the container. The token comes from JUPYTER_TOKEN (the 0600 env file); the
 # address and port from the node (node_env below); the image's own CMD is never used.
@@ -28,7 +31,7 @@ JUPYTER_COMMAND = (
     "sh", "-c",
     'exec jupyter lab --no-browser --ServerApp.ip="$GW_NOTEBOOK_IP" '
     '--ServerApp.port="$GW_NOTEBOOK_PORT" --ServerApp.port_retries=0 '
-    f'--ServerApp.root_dir={CODE} --ServerApp.base_url={BASE_URL} '
+    f'--ServerApp.root_dir={CODE} --ServerApp.base_url="$GW_NOTEBOOK_BASE_URL" '
     # --allow-root: a site may run jobs as root (this project's CI does); the token and
     # the private home protect the server, not the uid.
     "--ServerApp.allow_remote_access=True --allow-root",
@@ -41,7 +44,8 @@ class NotebookKind:
     name = "notebook"
     template = "sbatch/notebook.sh.j2"
     node_env: tuple[tuple[str, str], ...] = (("GW_NOTEBOOK_IP", "gw_nb_ip"),
-                                             ("GW_NOTEBOOK_PORT", "gw_nb_port"))
+                                             ("GW_NOTEBOOK_PORT", "gw_nb_port"),
+                                             ("GW_NOTEBOOK_BASE_URL", "gw_nb_base_url"))
 
     def prepare(self, ctx: SubmitContext) -> None:
         """``code/``: the draft (a writable copy of the version); ``model/``: empty."""
@@ -59,7 +63,8 @@ class NotebookKind:
         # Slurm may signal up to a minute early; a short notebook still gets half its time.
         warn = min(int(ctx.gw.config["notebook_save_seconds"]), limit // 2)
         return {"connection_file": str(ctx.job.job_dir / CONNECTION_FILE),
-                "end_file": str(ctx.job.job_dir / END_FILE), "base_url": BASE_URL,
+                "end_file": str(ctx.job.job_dir / END_FILE),
+                "proxy_prefix": str(ctx.job.spec.extra.get("proxy_prefix") or ""),
                 "save_seconds": max(warn, 1)}
 
     def on_end(self, gw: Gateway, job: Job, end: JobEnd) -> str:

@@ -97,6 +97,32 @@ def test_notebook_answers_only_with_its_token_and_saves_edits(nb_home):
     assert files == ["edited.py", "more.py", "train.py"]  # no checkpoint folder
 
 
+def test_notebook_behind_an_ondemand_style_proxy_prefix(nb_home):
+    """--proxy-prefix /node: the server answers under /node/<host>/<port>/ (the path an
+    Open OnDemand reverse proxy forwards), with its token, and not at /."""
+    import socket
+
+    info = start(nb_home, "--time", "0:10:00", "--proxy-prefix", "/node")
+    try:
+        prefix = f"/node/{socket.gethostname()}/{info['port']}/"
+        assert f":{info['port']}{prefix}lab?token=" in info["url"], info["url"]
+        status, body = api(info, "api/status")
+        assert status == 200 and "started" in body
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            api(info, "api/status", token=False)
+        assert refused.value.code == 403
+        root = info["url"].split(prefix)[0] + "/api/status"
+        with pytest.raises(urllib.error.HTTPError) as elsewhere:
+            urllib.request.urlopen(urllib.request.Request(
+                root, headers={"Authorization": f"token {info['token']}"}), timeout=10)
+        assert elsewhere.value.code == 404
+    finally:
+        gw_ok(nb_home, "notebook", "stop", str(info["id"]), "--wait")
+    bad = run_gw("notebook", "start", "--image", "jupyter:v1", "--algo", "nbalgo",
+                 "--proxy-prefix", "node; rm -rf /", env=nb_home, check=False)
+    assert bad.returncode == 2 and "invalid --proxy-prefix" in bad.stderr
+
+
 def test_unchanged_notebook_makes_no_version(nb_home):
     before = versions(nb_home)
     info = start(nb_home, "--time", "0:10:00")
