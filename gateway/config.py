@@ -50,6 +50,12 @@ KEYS: dict[str, tuple[Any, str]] = {
                               "PREFIX/<node>/<port>/ (Open OnDemand: /node); empty: at /."),
     "login_host": ("", "Host name people ssh to for a notebook tunnel (ssh -N -L ...). "
                        "Default: this login node's name."),
+    "share_root": ("", "Directory where people share algorithms, datasets and models with a "
+                       "Unix group (`gw data share NAME --group G`); the site creates it "
+                       "like /tmp (mode 1777), ideally on the homes' filesystem so shares "
+                       "are hardlinks, not copies. Empty: sharing is off."),
+    "site_images": ("", "Directory of the site's images (`gw image publish`), writable by "
+                        "its administrators only; every user can run them. Empty: none."),
     "max_upload_bytes": (1 << 40, "Largest algorithm or dataset push, in bytes (the sum of "
                                   "its files, as declared and as read)."),
     "max_zip_ratio": (200.0, "A zip whose content is more than this many times its packed "
@@ -170,4 +176,7 @@ def load_config() -> Config:
     values["database"] = _check_home_path("GW_DATABASE", (
         _expand_path(values["database"]) if values["database"]
         else str(Path(values["home"]) / "gateway.db")))
+    for key in ("share_root", "site_images", "sbatch_templates"):
+        if values[key]:
+            values[key] = _expand_path(values[key])
     return Config(values, sources)

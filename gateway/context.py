@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import sys
+from dataclasses import replace
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -12,7 +14,8 @@ from hpc_gateway.gateway.home import HomeLayout
 if TYPE_CHECKING:
     from hpc_gateway.gateway.job_repository import JobRepository
     from hpc_gateway.gateway.slurm.commands import SlurmCommands
-    from hpc_gateway.gateway.stores import VersionedStore
+    from hpc_gateway.gateway.specs import VersionRef
+    from hpc_gateway.gateway.stores import VersionedStore, VersionInfo
 
 
 class Gateway:
@@ -65,7 +68,38 @@ class Gateway:
 
         limits = UploadLimits(int(self.config["max_upload_bytes"]),
                               float(self.config["max_zip_ratio"]))
-        return VersionedStore(self.conn, self.layout, kind, limits)
+        on_change = None
+        if self.config["share_root"]:
+            from hpc_gateway.gateway.sharing import refresh
+
+            def on_change(name: str) -> None:
+                refresh(self, kind, name, warn=_warn)
+        return VersionedStore(self.conn, self.layout, kind, limits, on_change)
+
+    def version(self, kind: str, ref: VersionRef) -> VersionInfo:
+        """The version ``ref`` names: in this home, or shared by ``ref.owner``."""
+        if ref.owner is not None:
+            from hpc_gateway.gateway.sharing import resolve_shared, user_name
+
+            if ref.owner != user_name():
+                return resolve_shared(self.config, kind, ref)
+            ref = replace(ref, owner=None)
+        return self.store(kind).resolve(ref)
+
+    def versions(self, kind: str, name: str) -> list[VersionInfo]:
+        """Every version of ``name`` (``OWNER:NAME`` for one another user shares)."""
+        owner, colon, bare = name.rpartition(":")
+        if colon:
+            from hpc_gateway.gateway.sharing import shared_versions, user_name
+            from hpc_gateway.gateway.specs import check_user_name
+
+            if check_user_name(owner) != user_name():
+                return shared_versions(self.config, kind, owner, bare)
+        return self.store(kind).versions(bare)
+
+
+def _warn(message: str) -> None:
+    sys.stderr.write(f"gw: warning: {message}\n")
 
 
 # Seconds a read command waits for squeue/sacct before it answers from the database with a

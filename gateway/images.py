@@ -35,12 +35,20 @@ class ImageRecord:
     config: dict[str, Any]
     source: str
     created: float
+    site: bool = False  # published by the site's administrators (gateway/site_images.py)
+
+    @property
+    def record_id(self) -> int | None:
+        """The id a job records; None for a site image, which is in no table of this
+        home (the job's spec keeps its name and digest)."""
+        return None if self.site else self.id
 
     def as_dict(self) -> dict[str, Any]:
         """Stable fields for ``--json``."""
         return {"name": self.name, "digest": self.digest, "sif": str(self.sif_path),
                 "partition_offset": self.partition_offset, "bytes": self.size_bytes,
-                "source": self.source, "created": self.created, "config": self.config}
+                "source": self.source, "created": self.created, "config": self.config,
+                "site": self.site}
 
 
 _SELECT = """SELECT t.name AS name, i.* FROM image_tags t JOIN images i ON i.id = t.image_id"""
@@ -52,25 +60,42 @@ def _record(row) -> ImageRecord:
                        db.loads(row["config_json"]), row["source"], row["created"])
 
 
-def list_images(gw: Gateway) -> list[ImageRecord]:
-    """Every image name, sorted."""
-    return [_record(r) for r in gw.conn.execute(_SELECT + " ORDER BY t.name").fetchall()]
+def list_images(gw: Gateway, *, site: bool = True) -> list[ImageRecord]:
+    """Every image name of this home, sorted, then the site's (``site=True``)."""
+    from hpc_gateway.gateway.site_images import list_site_images
+
+    own = [_record(r) for r in gw.conn.execute(_SELECT + " ORDER BY t.name").fetchall()]
+    return own + (list_site_images(gw.config) if site else [])
 
 
 def get_image(gw: Gateway, name: str) -> ImageRecord:
-    """The image called ``name`` (``repo:tag``; ``repo`` alone means ``:latest``)."""
+    """The image called ``name`` (``repo:tag``; ``repo`` alone means ``:latest``): this
+    home's, else the site's (``gw image publish``)."""
+    from hpc_gateway.gateway.site_images import get_site_image, site_image_by_digest
+
     name, _at, digest = check_image_name(name).partition("@")
     if digest:
         pinned = _existing_by_digest(gw, digest)
-        if pinned is None:
+        if pinned is not None:
+            return _record({**dict(pinned), "name": name})
+        site = site_image_by_digest(gw.config, digest)
+        if site is None:
             raise NotFound(f"image {digest} (once {name}) is no longer in this home: import "
                            "it again, or run with another --image")
-        return _record({**dict(pinned), "name": name})
-    row = gw.conn.execute(_SELECT + " WHERE t.name = ?", (name,)).fetchone()
-    if row is None:
+        return site
+    own = _own_image(gw, name)
+    if own is not None:
+        return own
+    site = get_site_image(gw.config, name)
+    if site is None:
         raise NotFound(f"no image named {name!r} (see `gw image list`; import one with "
                        "`gw image import TARBALL --name NAME:TAG`)")
-    return _record(row)
+    return site
+
+
+def _own_image(gw: Gateway, name: str) -> ImageRecord | None:
+    row = gw.conn.execute(_SELECT + " WHERE t.name = ?", (name,)).fetchone()
+    return None if row is None else _record(row)
 
 
 def _existing_by_digest(gw: Gateway, digest: str):
@@ -184,6 +209,9 @@ def remove_image(gw: Gateway, name: str) -> tuple[ImageRecord, bool]:
     jobs run is refused.
     """
     image = get_image(gw, name)
+    if image.site:
+        raise InvalidInput(f"{image.name} is a site image: only the site's administrators "
+                           "withdraw it (gw image unpublish)")
     with db.transaction(gw.conn):
         others = gw.conn.execute("SELECT COUNT(*) FROM image_tags WHERE image_id = ? AND "
                                  "name != ?", (image.id, image.name)).fetchone()[0]

@@ -15,7 +15,7 @@ from hpc_gateway.gateway.trees import unsafe_entries
 
 def open_model_file(gw: Gateway, ref: str, path: str) -> BinaryIO:
     """Open ``path`` inside model version ``ref``; paths may not leave the version."""
-    version = gw.store("model").resolve(parse_version_ref(ref, "model"))
+    version = gw.version("model", parse_version_ref(ref, "model"))
     root = version.path.resolve()
     target = (root / path).resolve()
     if target != root and root not in target.parents:
@@ -31,11 +31,14 @@ def check_output_file(out: Path) -> None:
         raise InvalidInput(f"{out} is a directory: name the .tar.gz file to write")
     if not out.parent.is_dir():
         raise InvalidInput(f"{out.parent} does not exist: create it first")
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        raise InvalidInput(f"cannot write in {out.parent}: permission denied; choose another "
+                           "place with -o")
 
 
 def download_model(gw: Gateway, ref: str, out: Path) -> int:
     """Write model version ``ref`` to ``out`` as a .tar.gz (atomically); returns its size."""
-    version = gw.store("model").resolve(parse_version_ref(ref, "model"))
+    version = gw.version("model", parse_version_ref(ref, "model"))
     check_output_file(out)
     unsafe = {os.path.normpath(rel) for rel, _why in unsafe_entries(version.path)}
     top = f"{version.name}-v{version.number}"
@@ -51,6 +54,8 @@ def download_model(gw: Gateway, ref: str, out: Path) -> int:
         with tarfile.open(tmp, "w:gz") as tar:
             tar.add(version.path, arcname=top, filter=only_safe)
         os.replace(tmp, out)
+    except OSError as exc:
+        raise InvalidInput(f"cannot write {out}: {exc.strerror or exc}") from exc
     finally:
         tmp.unlink(missing_ok=True)
     return out.stat().st_size

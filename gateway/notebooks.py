@@ -67,13 +67,14 @@ def headless_request(gw: Gateway, *, notebook: str, params: dict[str, str], imag
             or "\0" in clean):
         raise InvalidInput(f"--notebook {notebook!r}: expected a .ipynb path inside the "
                            "algorithm, e.g. main.ipynb or notebooks/train.ipynb")
-    version = gw.store("algo").resolve(algo)
+    version = gw.version("algo", algo)
     if not (version.path / clean).is_file():
         raise InvalidInput(f"--notebook {clean!r}: {version.ref} has no such file (see `gw "
                            f"algo show {version.ref}`)")
     require_program(gw, image, "papermill", "a headless notebook runs with papermill "
                     "(`pip install papermill ipykernel` in the image)")
-    return JobRequest(algo=VersionRef(version.name, version.number), image=image, data=data,
+    return JobRequest(algo=VersionRef(version.name, version.number, version.owner),
+                      image=image, data=data,
                       name=name or f"{version.name}-{posixpath.basename(clean)[:-6]}",
                       command=papermill_command(clean, params), env=env, resources=resources,
                       model_name=model_name, kind="headless",
@@ -190,14 +191,26 @@ def answers(info: dict[str, Any], timeout: float = 3) -> bool:
 
 def save_draft(gw: Gateway, job: Job) -> VersionInfo | None:
     """Store the notebook's draft as the next version of its algorithm; None when it has
-    not changed since the version it came from (or the last one it saved)."""
+    not changed since the version it came from (or the last one it saved). A notebook on
+    another user's shared algorithm (``alice:det@v2``) saves into your own ``det``."""
+    from hpc_gateway.gateway.specs import parse_version_ref
+
     if not job.spec.algo:
         raise InvalidInput(f"notebook {job.id} has no algorithm to save into")
-    name = job.spec.algo.partition("@")[0]
+    started_from = parse_version_ref(job.spec.algo, "algorithm")
+    name = started_from.name
     store = gw.store("algo")
     saved = saved_versions(gw, job)
-    baseline = (store.resolve(VersionRef(name, int(saved[-1].rsplit("@v", 1)[1])))
-                if saved else store.by_id(job.algo_version_id))
+    baseline: VersionInfo | None
+    if saved:
+        baseline = store.resolve(VersionRef(name, int(saved[-1].rsplit("@v", 1)[1])))
+    elif started_from.owner:
+        try:
+            baseline = gw.version("algo", started_from)
+        except GatewayError:  # unshared meanwhile: the draft is a new version anyway
+            baseline = None
+    else:
+        baseline = store.by_id(job.algo_version_id)
     meta = {"description": f"saved from notebook {job.id}", "origin": f"notebook {job.id}",
             "parent": baseline.ref if baseline else job.spec.algo, "notebook_job": job.id}
     version, created = store.push(job.job_dir / "code", name, meta, exclude=DRAFT_EXCLUDES,

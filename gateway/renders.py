@@ -78,9 +78,9 @@ def render_job(gw: Gateway, request: JobRequest) -> tuple[int, str]:
     plan = resolve_request(gw, request)
     render_id = gw.jobs.create_render(name=plan.name, spec=plan.spec,
                                       model_name=plan.model_name,
-                                      algo_version_id=plan.algo.id if plan.algo else None,
-                                      data_version_id=plan.data.id if plan.data else None,
-                                      image_id=plan.image.id)
+                                      algo_version_id=plan.algo.record_id if plan.algo else None,
+                                      data_version_id=plan.data.record_id if plan.data else None,
+                                      image_id=plan.image.record_id)
     directory = renders_dir(gw) / str(render_id)
     try:
         directory.mkdir(mode=0o700, parents=True)

@@ -56,26 +56,46 @@ def check_image_name(name: str) -> str:
 
 @dataclass(frozen=True)
 class VersionRef:
-    """``NAME`` or ``NAME@vN``; ``number`` None means the latest version."""
+    """``NAME``, ``NAME@vN``, or ``OWNER:NAME[@vN]`` for a version another user shares
+    (``gw data share``); ``number`` None means the latest version, ``owner`` None the
+    person's own store."""
 
     name: str
     number: int | None
+    owner: str | None = None
 
     def __str__(self) -> str:
-        return self.name if self.number is None else f"{self.name}@v{self.number}"
+        text = self.name if self.number is None else f"{self.name}@v{self.number}"
+        return f"{self.owner}:{text}" if self.owner else text
+
+
+# A Unix user name as sites spell them (POSIX portable, plus the dots some sites use).
+USER_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,31}")
+
+
+def check_user_name(name: str) -> str:
+    """Validate the OWNER of ``OWNER:NAME`` (a Unix user name)."""
+    if not USER_RE.fullmatch(name):
+        raise InvalidInput(f"invalid user name {name!r} before ':': expected a Unix user "
+                           "name, as in alice:imagenet@v3")
+    return name
 
 
 def parse_version_ref(text: str, what: str) -> VersionRef:
-    """Parse ``NAME[@vN]`` (``@N`` is accepted too)."""
+    """Parse ``[OWNER:]NAME[@vN]`` (``@N`` is accepted too)."""
+    owner: str | None = None
+    if ":" in text.partition("@")[0]:
+        owner, _colon, text = text.partition(":")
+        check_user_name(owner)
     name, sep, version = text.partition("@")
     check_name(name, what)
     if not sep:
-        return VersionRef(name, None)
+        return VersionRef(name, None, owner)
     match = re.fullmatch(r"v?([0-9]+)", version)
     if not match or not 1 <= int(match.group(1)) <= MAX_NUMBER:
         raise InvalidInput(f"invalid version {version!r} in {text!r}: expected NAME@vN, e.g. "
                            f"{name}@v2")
-    return VersionRef(name, int(match.group(1)))
+    return VersionRef(name, int(match.group(1)), owner)
 
 
 def parse_size_mib(text: str, what: str = "size", minimum_mib: int = 1) -> int:

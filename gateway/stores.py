@@ -43,17 +43,25 @@ class VersionInfo:
     meta: dict[str, Any] = field(default_factory=dict)
     job_id: int | None = None
     tree_digest: str | None = None
+    owner: str | None = None  # another user's version, shared with this one (gateway/sharing)
 
     @property
     def ref(self) -> str:
-        """``NAME@vN``."""
-        return f"{self.name}@v{self.number}"
+        """``NAME@vN`` (``OWNER:NAME@vN`` for another user's shared version)."""
+        return f"{self.owner + ':' if self.owner else ''}{self.name}@v{self.number}"
+
+    @property
+    def record_id(self) -> int | None:
+        """The id a job records for this version; None for another user's version, which
+        is in no table of this home (the job's spec keeps its reference)."""
+        return None if self.owner else self.id
 
     def as_dict(self) -> dict[str, Any]:
         """Stable fields for ``--json``."""
         return {"name": self.name, "version": self.number, "ref": self.ref,
                 "path": str(self.path), "files": self.file_count, "bytes": self.size_bytes,
-                "created": self.created, "job_id": self.job_id, **self.meta}
+                "created": self.created, "job_id": self.job_id, **self.meta,
+                **({"owner": self.owner} if self.owner else {})}
 
 
 def version_from_row(row: sqlite3.Row, kind: str) -> VersionInfo:
@@ -73,12 +81,19 @@ class VersionedStore:
     """The algorithm, dataset or model store (``kind`` "algo", "data" or "model")."""
 
     def __init__(self, conn: sqlite3.Connection, layout: HomeLayout, kind: str,
-                 limits: UploadLimits | None = None) -> None:
+                 limits: UploadLimits | None = None,
+                 on_change: Callable[[str], None] | None = None) -> None:
         self.conn = conn
         self.layout = layout
         self.kind = kind
         self.label = KIND_LABEL[kind]
         self.limits = limits or UploadLimits()
+        self.on_change = on_change  # told the name after a version is made or removed
+
+    def changed(self, name: str) -> None:
+        """Tell whoever follows this store (a share of ``name``) that its versions changed."""
+        if self.on_change is not None:
+            self.on_change(name)
 
     # ---- reading -------------------------------------------------------------------
     def collections(self) -> list[dict[str, Any]]:
@@ -222,6 +237,7 @@ class VersionedStore:
             except BaseException:
                 remove_tree(final)
                 raise
+        self.changed(name)
         return self.resolve(VersionRef(name, number)), True
 
     def ensure_collection(self, name: str) -> int:
@@ -246,6 +262,8 @@ class VersionedStore:
 
     def remove(self, ref: VersionRef) -> VersionInfo:
         """Delete one version (refused while a running job uses it)."""
+        if ref.owner is not None:
+            raise InvalidInput(f"{ref} is {ref.owner}'s: only its owner can remove it")
         if ref.number is None:
             raise InvalidInput(f"name the version to remove, e.g. {ref.name}@v1")
         version = self.resolve(ref)
@@ -261,5 +279,6 @@ class VersionedStore:
             jobs.forget_version(version.id)
             self.conn.execute("DELETE FROM versions WHERE id = ?", (version.id,))
         remove_tree(version.path)
+        self.changed(version.name)
         ObjectStore(self.layout.objects, self.layout.tmp).collect_garbage()
         return version

@@ -166,8 +166,8 @@ def resolve_request(gw: Gateway, request: JobRequest) -> ResolvedJob:
     if not request.command:
         raise InvalidInput("no command: put it after `--`, e.g. gw job submit ... -- python "
                            "train.py")
-    algo = gw.store("algo").resolve(request.algo) if request.algo else None
-    data = gw.store("data").resolve(request.data) if request.data else None
+    algo = gw.version("algo", request.algo) if request.algo else None
+    data = gw.version("data", request.data) if request.data else None
     image = get_image(gw, request.image)
     default_model = (algo.meta.get("model_name") or algo.name) if algo else kind.name
     model_name = check_name(request.model_name or default_model, "model")
@@ -194,8 +194,9 @@ def submit_job(gw: Gateway, request: JobRequest) -> Job:
     job = gw.jobs.create(kind=job_plan.kind.name, origin=request.origin, name=job_plan.name,
                          spec=job_plan.spec, model_name=job_plan.model_name,
                          jobs_root=gw.layout.jobs,
-                         algo_version_id=algo.id if algo else None,
-                         data_version_id=data.id if data else None, image_id=image.id)
+                         algo_version_id=algo.record_id if algo else None,
+                         data_version_id=data.record_id if data else None,
+                         image_id=image.record_id)
     script = _prepare(gw, job_plan.kind, job, image, algo, data, job_plan.runtime,
                       job_plan.resources)
     return _sbatch(gw, job, script)

@@ -82,6 +82,7 @@ def harvest_tree(gw: Gateway, job: Job, record: SpoolRecord, *, source: Path, in
         version_id = int(cursor.lastrowid or 0)
         link(version_id)
     _finish(gw, version_id, incoming)
+    store.changed(job.model_name)  # a shared model publishes its new version
     return f"left out of the model: {'; '.join(dropped)}"[:500] if dropped else ""
 
 

@@ -1,4 +1,4 @@
-"""`gw image ...`: import, pull, list, show, rm."""
+"""`gw image ...`: import, pull, list, show, rm, and the site's publish, unpublish."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ def image() -> None:
 def _image_rows(images):
     from hpc_gateway.gateway.display import human_size
 
-    return [(i.name, i.digest[:19], human_size(i.size_bytes), i.source) for i in images]
+    return [(i.name, "site" if i.site else "yours", i.digest[:19], human_size(i.size_bytes),
+             i.source) for i in images]
 
 
 @image.command("import")
@@ -70,15 +71,22 @@ def image_pull(reference: str, name: str, insecure: bool, quiet: bool, as_json: 
 @image.command("list")
 @json_option
 def image_list(as_json: bool) -> None:
-    """List image names."""
+    """List image names: yours, then the site's (WHOSE says which; yours come first when
+    a name is both)."""
     from hpc_gateway.gateway.display import print_json, print_table
+    from hpc_gateway.gateway.errors import InvalidInput
     from hpc_gateway.gateway.images import list_images
 
-    images = list_images(open_gateway())
+    gw = open_gateway()
+    try:
+        images = list_images(gw)
+    except InvalidInput as exc:  # an unsafe site store: still show the person's own
+        click.echo(f"gw: warning: {exc}", err=True)
+        images = list_images(gw, site=False)
     if as_json:
         print_json([i.as_dict() for i in images])
     else:
-        print_table(_image_rows(images), ["NAME", "DIGEST", "SIZE", "SOURCE"])
+        print_table(_image_rows(images), ["NAME", "WHOSE", "DIGEST", "SIZE", "SOURCE"])
 
 
 @image.command("show")
@@ -96,6 +104,7 @@ def image_show(name: str, as_json: bool) -> None:
     config = record.config
     print_fields([("name", record.name), ("digest", record.digest), ("sif", record.sif_path),
                   ("size", human_size(record.size_bytes)), ("source", record.source),
+                  ("whose", "the site's" if record.site else "yours"),
                   ("imported", human_time(record.created)),
                   ("workdir", config.get("workdir")),
                   ("cmd", " ".join(config.get("entrypoint", []) + config.get("cmd", []))),
@@ -112,3 +121,40 @@ def image_rm(name: str) -> None:
 
     record, deleted = remove_image(open_gateway(), name)
     click.echo(f"removed {record.name}" + (f" and {record.sif_path}" if deleted else ""))
+
+
+@image.command("publish")
+@click.argument("name")
+@click.option("--as", "as_name", default=None,
+              help="NAME:TAG to publish it under (default: its own name).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@json_option
+def image_publish(name: str, as_name: str | None, quiet: bool, as_json: bool) -> None:
+    """Publish your image NAME:TAG as a site image every user can run (administrators).
+
+    The SIF is copied into the site's site_images directory, which only its owner may
+    write; users see it in `gw image list` marked "site" and run it with --image NAME:TAG.
+
+    Example: gw image import pytorch.tar --name pytorch:2.1 && gw image publish pytorch:2.1
+    """
+    from hpc_gateway.gateway.display import print_json
+    from hpc_gateway.gateway.progress import StepProgress
+    from hpc_gateway.gateway.site_images import publish
+
+    with StepProgress(f"publish {name}", enabled=not quiet) as progress:
+        record = publish(open_gateway(), name, as_name,
+                         lambda done, total: progress("copy", done, total))
+    if as_json:
+        print_json(record.as_dict())
+    else:
+        click.echo(f"{record.name}  {record.digest}  published at {record.sif_path}")
+
+
+@image.command("unpublish")
+@click.argument("name")
+def image_unpublish(name: str) -> None:
+    """Withdraw a site image (administrators); running jobs keep theirs mounted."""
+    from hpc_gateway.gateway.site_images import unpublish
+
+    record = unpublish(open_gateway(), name)
+    click.echo(f"withdrew the site image {record.name}")

@@ -8,7 +8,14 @@ from pathlib import Path
 import click
 
 from hpc_gateway.gateway.commands import json_option, synced_gateway
-from hpc_gateway.gateway.commands.stores import print_version, print_versions
+from hpc_gateway.gateway.commands.stores import (
+    add_sharing_commands,
+    print_collections,
+    print_shared_with_me,
+    print_version,
+    print_versions,
+    shared_option,
+)
 
 
 @click.group()
@@ -17,25 +24,24 @@ def model() -> None:
 
 
 @model.command("list")
+@shared_option
 @json_option
-def model_list(as_json: bool) -> None:
-    """List models."""
-    from hpc_gateway.gateway.display import human_time, print_json, print_table
-
-    rows = synced_gateway().store("model").collections()
-    if as_json:
-        print_json(rows)
+def model_list(shared: bool, as_json: bool) -> None:
+    """List your models (SHARED names the group of those you share), or with --shared
+    those others share with you (use them as OWNER:NAME@vN)."""
+    gw = synced_gateway()
+    if shared:
+        print_shared_with_me(gw, "model", as_json)
     else:
-        print_table([(r["name"], r["versions"], f"v{r['latest']}", human_time(r["updated"]))
-                     for r in rows], ["NAME", "VERSIONS", "LATEST", "UPDATED"])
+        print_collections(gw, "model", gw.store("model").collections(), as_json)
 
 
 @model.command("versions")
 @click.argument("name")
 @json_option
 def model_versions(name: str, as_json: bool) -> None:
-    """List the versions of a model."""
-    print_versions(synced_gateway().store("model").versions(name), as_json)
+    """List the versions of a model: NAME, or OWNER:NAME shared with you."""
+    print_versions(synced_gateway().versions("model", name), as_json)
 
 
 @model.command("show")
@@ -45,7 +51,7 @@ def model_show(ref: str, as_json: bool) -> None:
     """Show a model version and its lineage: NAME (latest) or NAME@vN."""
     from hpc_gateway.gateway.specs import parse_version_ref
 
-    print_version(synced_gateway().store("model").resolve(parse_version_ref(ref, "model")), as_json)
+    print_version(synced_gateway().version("model", parse_version_ref(ref, "model")), as_json)
 
 
 @model.command("files")
@@ -57,7 +63,7 @@ def model_files(ref: str, as_json: bool) -> None:
     from hpc_gateway.gateway.specs import parse_version_ref
     from hpc_gateway.gateway.trees import list_files
 
-    version = synced_gateway().store("model").resolve(parse_version_ref(ref, "model"))
+    version = synced_gateway().version("model", parse_version_ref(ref, "model"))
     files = list_files(version.path)
     if as_json:
         print_json([{"path": p, "bytes": s} for p, s in files])
@@ -88,3 +94,6 @@ def model_download(ref: str, output: Path) -> None:
 
     size = download_model(synced_gateway(), ref, output)
     click.echo(f"wrote {output} ({human_size(size)})")
+
+
+add_sharing_commands(model, "model", "model")

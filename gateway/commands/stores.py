@@ -52,24 +52,23 @@ def store_group(kind: str, label: str, extra_fields: bool):
             push = option(push)
 
     @group.command("list")
+    @shared_option
     @json_option
-    def list_(as_json: bool) -> None:
-        from hpc_gateway.gateway.display import human_time, print_json, print_table
-
-        rows = open_gateway().store(kind).collections()
-        if as_json:
-            print_json(rows)
+    def list_(shared: bool, as_json: bool) -> None:
+        gw = open_gateway()
+        if shared:
+            print_shared_with_me(gw, kind, as_json)
         else:
-            print_table([(r["name"], r["versions"], f"v{r['latest']}", human_time(r["updated"]))
-                         for r in rows], ["NAME", "VERSIONS", "LATEST", "UPDATED"])
-    list_.help = f"List {label}s."
+            print_collections(gw, kind, gw.store(kind).collections(), as_json)
+    list_.help = (f"List your {label}s (SHARED names the group of those you share), or "
+                  f"with --shared those others share with you (use them as OWNER:NAME@vN).")
 
     @group.command("versions")
     @click.argument("name")
     @json_option
     def versions(name: str, as_json: bool) -> None:
-        print_versions(open_gateway().store(kind).versions(name), as_json)
-    versions.help = f"List the versions of a {label}."
+        print_versions(open_gateway().versions(kind, name), as_json)
+    versions.help = f"List the versions of a {label}: NAME, or OWNER:NAME shared with you."
 
     @group.command("show")
     @click.argument("ref")
@@ -77,8 +76,9 @@ def store_group(kind: str, label: str, extra_fields: bool):
     def show(ref: str, as_json: bool) -> None:
         from hpc_gateway.gateway.specs import parse_version_ref
 
-        print_version(open_gateway().store(kind).resolve(parse_version_ref(ref, label)), as_json)
-    show.help = f"Show a {label} version: NAME (latest) or NAME@vN."
+        print_version(open_gateway().version(kind, parse_version_ref(ref, label)), as_json)
+    show.help = (f"Show a {label} version: NAME (latest) or NAME@vN, or OWNER:NAME@vN "
+                 "shared with you.")
 
     @group.command("rm")
     @click.argument("ref")
@@ -88,7 +88,85 @@ def store_group(kind: str, label: str, extra_fields: bool):
         version = open_gateway().store(kind).remove(parse_version_ref(ref, label))
         click.echo(f"removed {version.ref}")
     rm.help = f"Remove one version of a {label}: NAME@vN."
+    add_sharing_commands(group, kind, label)
     return group
+
+
+shared_option = click.option("--shared", is_flag=True,
+                             help="What other users share with you, instead of yours.")
+
+
+def add_sharing_commands(group: click.Group, kind: str, label: str) -> None:
+    """`gw KIND share NAME --group G` and `gw KIND unshare NAME`."""
+    @group.command("share")
+    @click.argument("name")
+    @click.option("--group", "unix_group", required=True,
+                  help="The Unix group that may use it (one you are in).")
+    @json_option
+    def share(name: str, unix_group: str, as_json: bool) -> None:
+        from hpc_gateway.gateway.display import print_json
+        from hpc_gateway.gateway.sharing import share as share_versions
+        from hpc_gateway.gateway.sharing import user_name
+
+        index = share_versions(open_gateway(), kind, name, unix_group)
+        if as_json:
+            print_json(index)
+            return
+        numbers = ", ".join(f"v{v['number']}" for v in index["versions"])
+        click.echo(f"shared {name} ({numbers}) with group {unix_group}: its members use "
+                   f"{user_name()}:{name}@vN; new versions are shared as they are made")
+    share.help = (f"Let the members of a Unix group use every version of a {label}, read-only, "
+                  f"as OWNER:NAME@vN (e.g. `gw job submit --{'algo' if kind == 'algo' else 'data'}"
+                  f" alice:{name_example(kind)}@v3` for {label}s). Sharing again changes the "
+                  "group. The site must set share_root (docs/sharing.md).")
+    if kind == "model":
+        share.help = ("Let the members of a Unix group read every version of a model "
+                      "(`gw model show/files/cat/download OWNER:NAME@vN`). Sharing again "
+                      "changes the group. The site must set share_root (docs/sharing.md).")
+
+    @group.command("unshare")
+    @click.argument("name")
+    def unshare(name: str) -> None:
+        from hpc_gateway.gateway.sharing import unshare as withdraw
+
+        index = withdraw(open_gateway(), kind, name)
+        click.echo(f"{name} is no longer shared with group {index.get('group')}")
+    unshare.help = (f"Stop sharing a {label}: its members can no longer see it or submit "
+                    "new jobs with it (jobs already running keep what they copied).")
+
+
+def name_example(kind: str) -> str:
+    return {"algo": "detectron2", "data": "imagenet", "model": "resnet"}[kind]
+
+
+def print_collections(gw, kind: str, rows, as_json: bool) -> None:
+    """Your names, with the group each is shared with."""
+    from hpc_gateway.gateway.display import human_time, print_json, print_table
+    from hpc_gateway.gateway.sharing import my_shares
+
+    shares = my_shares(gw, kind)
+    for row in rows:
+        row["shared_with"] = shares.get(row["name"])
+    if as_json:
+        print_json(rows)
+        return
+    columns = ["NAME", "VERSIONS", "LATEST", "UPDATED"] + (["SHARED"] if shares else [])
+    print_table([(r["name"], r["versions"], f"v{r['latest']}", human_time(r["updated"]))
+                 + ((r["shared_with"] or "",) if shares else ()) for r in rows], columns)
+
+
+def print_shared_with_me(gw, kind: str, as_json: bool) -> None:
+    """What other users share with you."""
+    from hpc_gateway.gateway.display import human_time, print_json, print_table
+    from hpc_gateway.gateway.sharing import shared_with_me
+
+    rows = shared_with_me(gw.config, kind)
+    if as_json:
+        print_json(rows)
+        return
+    print_table([(r["ref"], r["group"], r["versions"], f"v{r['latest']}",
+                  human_time(r["updated"])) for r in rows],
+                ["NAME", "GROUP", "VERSIONS", "LATEST", "UPDATED"])
 
 
 def print_versions(versions, as_json: bool) -> None:
