@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hpc_gateway.containers.layers import LayerProgress, scan_layer
+from hpc_gateway.containers.layers import ImageLimits, LayerGuard, LayerProgress, scan_layer
 from hpc_gateway.gateway.errors import InvalidInput
 
 # `uname -m` -> the architecture names image configs use.
@@ -116,7 +116,13 @@ class _Members:
             members = tar.getmembers()
         except (tarfile.TarError, OSError, EOFError) as exc:
             raise ImageArchiveError(f"{path}: truncated or corrupt tar ({exc})") from exc
-        self.by_name = {posixpath.normpath(m.name.removeprefix("./")): m for m in members}
+        self.by_name: dict[str, tarfile.TarInfo] = {}
+        for member in members:
+            key = posixpath.normpath(member.name.removeprefix("./"))
+            if key in self.by_name:  # which copy would each tool read? neither.
+                raise ImageArchiveError(f"{path}: member {member.name!r} appears twice in "
+                                        "the archive")
+            self.by_name[key] = member
         self.size = path.stat().st_size
 
     def __contains__(self, name: str) -> bool:
@@ -279,12 +285,18 @@ def read_archive(path: Path) -> ImageArchive:
                                     "JSON") from exc
         _check_config(path, config, layers)
         resolved = tuple(members.get(layer, "layer").name for layer in layers)
+        twice = sorted({name for name in resolved if resolved.count(name) > 1})
+        if twice:
+            raise ImageArchiveError(f"{path}: the manifest names the layer {twice[0]!r} "
+                                    "twice")
     return ImageArchive(path, layout, digest, config, resolved, tuple(tags), has_manifest)
 
 
 def check_layers(archive: ImageArchive,
-                 progress: Callable[[int, int], None] | None = None) -> None:
-    """Stream every layer (plain or gzip) once and refuse anything unsafe or corrupt.
+                 progress: Callable[[int, int], None] | None = None,
+                 limits: ImageLimits | None = None) -> LayerGuard:
+    """Stream every layer (plain or gzip) once and refuse anything unsafe or corrupt;
+    returns what the layers held (:class:`LayerGuard`: the members with setid bits).
 
     Refused, naming the layer and entry: absolute paths, ``..`` components, hardlinks
     whose target is absolute or has ``..``, relative symlinks that climb above the image
@@ -292,9 +304,12 @@ def check_layers(archive: ImageArchive,
     sha256 differs from the config's ``rootfs.diff_ids``, or from its blob name, is
     corrupt; so is a config without one diff_id per layer, checked last so that unsafe
     entries are named first). Absolute symlinks are allowed: they resolve inside the
-    container.
+    container. So are FIFOs, names that are not UTF-8, a name twice in one layer, an
+    entry written (or hardlinked) through a symlink an earlier entry made, and an image
+    that unpacks beyond ``limits`` (see :class:`LayerGuard`).
     ``progress(bytes_done, bytes_total)`` follows the layer bytes read.
     """
+    guard = LayerGuard(limits or ImageLimits())
     with _open_tar(archive.path) as tar:
         members = _Members(tar, archive.path)
         infos = [members.get(name, "layer") for name in archive.layer_members]
@@ -307,6 +322,7 @@ def check_layers(archive: ImageArchive,
             scan_layer(handle, f"{archive.path}: layer {name}", meter,
                        diff_id=diff_ids[index] if index < len(diff_ids) else None,
                        blob_digest=f"sha256:{blob_hex}" if blob_hex else None,
-                       error_type=ImageArchiveError)
+                       error_type=ImageArchiveError, guard=guard)
         meter.finish()
     _check_diff_id_count(archive)
+    return guard

@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from hpc_gateway.containers.archive import ImageArchive, ImageArchiveError, image_config_summary
+from hpc_gateway.containers.layers import ImageLimits
 from hpc_gateway.containers.oci_layout import check_oci_layers, read_oci_image
-from hpc_gateway.containers.rootfs import prepare_rootfs
+from hpc_gateway.containers.rootfs import drop_setid_bits, prepare_rootfs
 from hpc_gateway.containers.sif import sif_partition, write_sif
 from hpc_gateway.gateway.errors import ContainerToolError, InvalidInput
 from hpc_gateway.gateway.process import run_command
@@ -110,6 +111,7 @@ def _convert(work: Path, config: dict[str, Any], dest: Path, progress: Progress)
     """OCI layout in ``work/oci`` -> rootfs -> squashfs -> SIF at ``dest``."""
     architecture = image_config_summary(config)["architecture"]
     rootfs = _unpack(work, progress)
+    drop_setid_bits(rootfs)
     prepare_rootfs(rootfs, config)
     _step(progress, "squash")
     squashfs = work / "rootfs.squashfs"
@@ -208,7 +210,8 @@ def inspect_registry_image(reference: str, *, tls_verify: bool = True) -> tuple[
 
 def build_sif_from_registry(reference: str, dest: Path, workdir: Path, *,
                             tls_verify: bool = True, progress: Progress = None,
-                            expected_digest: str | None = None, builder: str = "auto"
+                            expected_digest: str | None = None, builder: str = "auto",
+                            limits: ImageLimits | None = None
                             ) -> tuple[str, dict, SifImage]:
     """Pull ``reference`` and convert it into the SIF ``dest``; returns (digest, config, SIF).
 
@@ -233,7 +236,7 @@ def build_sif_from_registry(reference: str, dest: Path, workdir: Path, *,
             raise ImageArchiveError(f"{reference} changed while it was pulled (config "
                                     f"{digest} expected); try again")
         _step(progress, "check")
-        check_oci_layers(image)
+        check_oci_layers(image, limits=limits)
         if apptainer:
             sif = _apptainer_build(f"oci:{work / 'oci'}:{OCI_REF}", dest, work, progress)
         else:

@@ -10,9 +10,11 @@ from __future__ import annotations
 import gzip
 import hashlib
 import posixpath
+import stat
 import tarfile
 import zlib
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import IO
 
 from hpc_gateway.gateway.errors import InvalidInput
@@ -95,6 +97,112 @@ def check_member(member: tarfile.TarInfo, where: str,
                              "of the image")
 
 
+@dataclass(frozen=True)
+class ImageLimits:
+    """How large an image may unpack (``max_image_bytes``), and how far a compressed
+    layer may expand (``max_zip_ratio``, as for zips)."""
+
+    max_bytes: int = 1 << 40
+    max_ratio: float = 200.0
+
+
+# A layer smaller than this unpacked is never called a bomb, whatever its ratio.
+BOMB_FLOOR = 64 << 20
+
+
+@dataclass
+class LayerGuard:
+    """Checks that need every layer of one image, in order: members written through a
+    symlink an earlier entry made (a layer never records such a path: the kernel resolved
+    it when the file was written), names seen twice in one layer, names that are not
+    UTF-8, FIFOs, and the size the image unpacks to. Members with setuid or setgid bits
+    are noted: the SIF is built without those bits."""
+
+    limits: ImageLimits = field(default_factory=ImageLimits)
+    symlinks: set[str] = field(default_factory=set)
+    setid: list[str] = field(default_factory=list)
+    unpacked: int = 0
+    _seen: set[str] = field(default_factory=set)
+    _layer_bytes: int = 0
+
+    def begin_layer(self) -> None:
+        """A new layer starts: names may repeat across layers (a later one wins)."""
+        self._seen = set()
+        self._layer_bytes = 0
+
+    def check(self, member: tarfile.TarInfo, here: str, error_type: type[InvalidInput],
+              stored_size: int | None) -> None:
+        """Check one entry of the current layer (after :func:`check_member`)."""
+        name = member.name
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise error_type(f"{here} has a name that is not valid UTF-8") from None
+        path = _normal(name)
+        if path in self._seen:
+            raise error_type(f"{here} appears twice in the layer")
+        self._seen.add(path)
+        if member.isfifo():
+            raise error_type(f"{here} is a FIFO; images may not carry FIFOs")
+        for prefix in _ancestors(path):
+            if prefix in self.symlinks:
+                raise error_type(f"{here} is written through the symlink {prefix!r}")
+        if member.islnk():
+            target = _normal(member.linkname)
+            for prefix in (*_ancestors(target), target):
+                if prefix in self.symlinks and prefix != target:
+                    raise error_type(f"{here} is a hardlink through the symlink {prefix!r}")
+        self._track_links(member, path)
+        if member.mode & (stat.S_ISUID | stat.S_ISGID) and not member.issym():
+            self.setid.append(path)
+        self._count(member, here, error_type, stored_size)
+
+    def _track_links(self, member: tarfile.TarInfo, path: str) -> None:
+        base = posixpath.basename(path)
+        parent = posixpath.dirname(path)
+        if base == ".wh..wh..opq":
+            self._forget_under(parent)
+        elif base.startswith(".wh."):
+            gone = posixpath.join(parent, base[len(".wh."):])
+            self.symlinks.discard(gone)
+            self._forget_under(gone)
+        elif member.issym():
+            self.symlinks.add(path)
+        else:
+            self.symlinks.discard(path)
+
+    def _forget_under(self, directory: str) -> None:
+        prefix = directory.rstrip("/") + "/" if directory not in ("", ".") else ""
+        self.symlinks = {s for s in self.symlinks if not s.startswith(prefix)}
+
+    def _count(self, member: tarfile.TarInfo, here: str, error_type: type[InvalidInput],
+               stored_size: int | None) -> None:
+        if not member.isfile():
+            return
+        self.unpacked += member.size
+        self._layer_bytes += member.size
+        if member.size > self.limits.max_bytes or self.unpacked > self.limits.max_bytes:
+            raise error_type(f"{here} makes the image larger than the limit of "
+                             f"{self.limits.max_bytes} bytes unpacked (max_image_bytes in "
+                             "`gw config`)")
+        if (stored_size and self._layer_bytes > BOMB_FLOOR
+                and self._layer_bytes > self.limits.max_ratio * stored_size):
+            raise error_type(f"{here} makes the layer expand more than "
+                             f"{self.limits.max_ratio:.0f} times its {stored_size} stored "
+                             "bytes: refused as a compression bomb (max_zip_ratio in "
+                             "`gw config`)")
+
+
+def _normal(name: str) -> str:
+    path = posixpath.normpath(name.lstrip("/"))
+    return "" if path == "." else path
+
+
+def _ancestors(path: str) -> list[str]:
+    parts = path.split("/")
+    return ["/".join(parts[:i]) for i in range(1, len(parts))]
+
+
 def _peek(handle: IO[bytes]) -> bytes:
     head = handle.read(4)
     handle.seek(0)
@@ -103,12 +211,18 @@ def _peek(handle: IO[bytes]) -> bytes:
 
 def scan_layer(handle: IO[bytes], where: str, meter: LayerProgress | None = None, *,
                diff_id: str | None = None, blob_digest: str | None = None,
-               error_type: type[InvalidInput] = InvalidInput) -> None:
+               error_type: type[InvalidInput] = InvalidInput,
+               guard: LayerGuard | None = None) -> None:
     """Read the (seekable) layer ``handle`` once: check every entry and both digests.
 
     ``where`` starts every error message (the archive and layer). A plain or gzip tar is
-    accepted; zstd and anything else is refused.
+    accepted; zstd and anything else is refused. ``guard`` carries what the layers of one
+    image must agree on (a new one for a lone layer).
     """
+    guard = guard or LayerGuard()
+    guard.begin_layer()
+    stored_size = handle.seek(0, 2)
+    handle.seek(0)
     head = _peek(handle)
     if head == ZSTD_MAGIC:
         raise error_type(f"{where} is zstd-compressed, which this importer cannot read")
@@ -121,6 +235,8 @@ def scan_layer(handle: IO[bytes], where: str, meter: LayerProgress | None = None
         with tarfile.open(fileobj=plain, mode="r|") as layer:  # type: ignore[call-overload]
             while (member := layer.next()) is not None:
                 check_member(member, where, error_type)
+                guard.check(member, f"{where}: {member.name!r}", error_type,
+                            stored_size if head[:2] == GZIP_MAGIC else None)
                 layer.members.clear()  # stream mode would keep every header otherwise
         plain.drain()
         stored.drain()

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hpc_gateway.containers.archive import ImageArchiveError, blob_path
-from hpc_gateway.containers.layers import LayerProgress, scan_layer
+from hpc_gateway.containers.layers import ImageLimits, LayerGuard, LayerProgress, scan_layer
 
 
 @dataclass(frozen=True)
@@ -62,11 +62,15 @@ def read_oci_image(layout: Path, ref: str) -> OciImage:
 
 
 def check_oci_layers(image: OciImage,
-                     progress: Callable[[int, int], None] | None = None) -> None:
+                     progress: Callable[[int, int], None] | None = None,
+                     limits: ImageLimits | None = None) -> LayerGuard:
     """Stream every layer blob: the checks of :func:`containers.archive.check_layers`."""
+    guard = LayerGuard(limits or ImageLimits())
     meter = LayerProgress(sum(p.stat().st_size for p in image.layers), progress)
     for path, diff_id in zip(image.layers, image.diff_ids):
         with path.open("rb") as handle:
             scan_layer(handle, f"layer {path.name}", meter, diff_id=diff_id,
-                       blob_digest=f"sha256:{path.name}", error_type=ImageArchiveError)
+                       blob_digest=f"sha256:{path.name}", error_type=ImageArchiveError,
+                       guard=guard)
     meter.finish()
+    return guard

@@ -58,6 +58,8 @@ KEYS: dict[str, tuple[Any, str]] = {
                         "its administrators only; every user can run them. Empty: none."),
     "max_upload_bytes": (1 << 40, "Largest algorithm or dataset push, in bytes (the sum of "
                                   "its files, as declared and as read)."),
+    "max_image_bytes": (1 << 40, "Largest image import or pull, in bytes: its layers' files "
+                                 "as unpacked (each file, and all of them)."),
     "max_zip_ratio": (200.0, "A zip whose content is more than this many times its packed "
                              "size is refused as a zip bomb."),
 }

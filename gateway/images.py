@@ -11,13 +11,16 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpc_gateway.gateway import db
 from hpc_gateway.gateway.context import Gateway
 from hpc_gateway.gateway.errors import ContainerToolError, InvalidInput, NotFound
 from hpc_gateway.gateway.specs import check_image_name
 from hpc_gateway.gateway.trees import remove_tree
+
+if TYPE_CHECKING:
+    from hpc_gateway.containers.layers import ImageLimits
 
 Progress = Callable[[str, int, int], None]
 
@@ -145,6 +148,13 @@ def _store(gw: Gateway, name: str, digest: str, config: dict[str, Any], source: 
     return get_image(gw, name), existing is None
 
 
+def image_limits(gw: Gateway) -> ImageLimits:
+    """How large an image may unpack, and how far a layer may expand (from the config)."""
+    from hpc_gateway.containers.layers import ImageLimits
+
+    return ImageLimits(int(gw.config["max_image_bytes"]), float(gw.config["max_zip_ratio"]))
+
+
 def _builder(gw: Gateway) -> str:
     """``tools`` when jobs run with bubblewrap: an ``apptainer build`` SIF lacks the mount
     points bubblewrap needs. Otherwise ``auto`` (apptainer build where installed)."""
@@ -170,7 +180,7 @@ def import_archive(gw: Gateway, tarball: Path, name: str,
         with ThreadPoolExecutor(max_workers=1) as pool:
             check = pool.submit(check_layers, archive,
                                 (lambda done, total: progress("check", done, total))
-                                if progress else None)
+                                if progress else None, image_limits(gw))
             try:
                 return build_sif_from_archive(
                     archive, dest, work,
@@ -196,7 +206,7 @@ def pull_image(gw: Gateway, reference: str, name: str, *, tls_verify: bool = Tru
         _digest, _config, sif = build_sif_from_registry(
             reference, dest, work, tls_verify=tls_verify, expected_digest=digest,
             progress=(lambda step: progress(step, 0, 0)) if progress else None,
-            builder=_builder(gw))
+            builder=_builder(gw), limits=image_limits(gw))
         return sif
 
     return _store(gw, name, digest, config, reference, build)

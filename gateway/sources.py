@@ -43,7 +43,26 @@ class SourceEntry:
     origin: str = ""     # the filesystem path, or the zip member name
 
 
+SETID = stat.S_ISUID | stat.S_ISGID
+
+
+def _check_utf8(text: str, source: str, what: str) -> None:
+    """Refuse a name (or link target) that is not valid UTF-8: nothing downstream (the
+    database, JSON, a script) could carry it faithfully."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{source}: {what} {text!r} is not valid UTF-8: rename it") from None
+
+
+def _check_setid(mode: int, source: str, rel: str) -> None:
+    if mode & SETID:
+        raise InvalidInput(f"{source}: {rel!r} has the setuid or setgid bit, which code and "
+                           f"data may not carry (chmod ug-s it)")
+
+
 def _check_relative(path: str, source: str) -> str:
+    _check_utf8(path, source, "name")
     normalised = posixpath.normpath(path)
     if path.startswith("/") or (len(path) > 1 and path[1] == ":"):
         raise InvalidInput(f"{source}: absolute path {path!r} is not allowed")
@@ -96,9 +115,11 @@ def scan_directory(root: Path, limits: UploadLimits = UploadLimits(),
         for name in dirnames + sorted(f for f in filenames if f not in exclude):
             full = os.path.join(dirpath, name)
             rel = os.path.relpath(full, root).replace(os.sep, "/")
+            _check_utf8(rel, str(root), "name")
             info = os.lstat(full)
             if stat.S_ISLNK(info.st_mode):
                 target = os.readlink(full)
+                _check_utf8(target, str(root), f"the target of {rel!r},")
                 _check_link(root, full, rel, target)
                 entries.append(SourceEntry(rel, "symlink", link_target=target, origin=full))
             elif stat.S_ISDIR(info.st_mode):
@@ -106,6 +127,7 @@ def scan_directory(root: Path, limits: UploadLimits = UploadLimits(),
             elif stat.S_ISREG(info.st_mode):
                 if not os.access(full, os.R_OK):
                     raise InvalidInput(f"{root}: cannot read {rel!r}: permission denied")
+                _check_setid(info.st_mode, str(root), rel)
                 total += info.st_size
                 _check_total(total, limits, root, rel)
                 entries.append(SourceEntry(rel, "file", bool(info.st_mode & stat.S_IXUSR),
@@ -126,6 +148,9 @@ def scan_zip(path: Path, limits: UploadLimits = UploadLimits()) -> list[SourceEn
     try:
         with zipfile.ZipFile(path) as archive:
             infos = archive.infolist()
+    except UnicodeDecodeError as exc:  # flagged UTF-8, and it is not
+        raise InvalidInput(f"{path}: member name {bytes(exc.object)!r} is not valid UTF-8"
+                           ) from exc
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise InvalidInput(f"{path}: not a readable zip file ({exc})") from exc
     entries: list[SourceEntry] = []
@@ -141,6 +166,7 @@ def scan_zip(path: Path, limits: UploadLimits = UploadLimits()) -> list[SourceEn
         if info.is_dir():
             entries.append(SourceEntry(rel, "dir", origin=info.filename))
             continue
+        _check_setid(mode, str(path), rel)
         total += info.file_size
         packed += info.compress_size
         _check_total(total, limits, path, rel)

@@ -214,3 +214,38 @@ def test_model_with_fifo_and_links_outside_keeps_only_its_files(home, tmp_path):
         assert all(m.isfile() or m.isdir() or m.issym() for m in tar.getmembers())
     proc = run_gw("model", "cat", job["model"], "shadow", env=home, check=False)
     assert proc.returncode == 2
+
+
+def test_image_writing_through_its_own_symlink_writes_nothing_anywhere(home, tmp_path):
+    import tarfile
+
+    from tests.unit.test_archive import archive_of, entry, tar_bytes
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    layer = tar_bytes([entry("escape", tarfile.SYMTYPE, str(outside)),
+                       entry("escape/pwned", data=b"gotcha")])
+    (tmp_path / "img").mkdir()
+    archive = archive_of(tmp_path / "img", [layer])
+    refused(home, "image", "import", str(archive), "--name", "evil:v1", "-q",
+            message="'escape/pwned' is written through the symlink 'escape'")
+    assert list(outside.iterdir()) == []
+
+
+def test_setid_bits_of_an_image_never_reach_a_job(home, tmp_path):
+    from tests.support.images import busybox_rootfs, make_archive
+
+    rootfs = busybox_rootfs(tmp_path / "rootfs")
+    (rootfs / "bin" / "suid").write_text("#!/bin/sh\n")
+    os.chmod(rootfs / "bin" / "suid", 0o4755)
+    (rootfs / "srv").mkdir()
+    os.chmod(rootfs / "srv", 0o2775)
+    archive = make_archive(tmp_path / "setid.tar", [rootfs], env={"PATH": "/bin"},
+                           workdir="/", cmd=["sh"])
+    gw_ok(home, "image", "import", str(archive), "--name", "setid:v1", "-q")
+    job = json.loads(gw_ok(home, "job", "submit", "--algo", "good", "--image", "setid:v1",
+                           "--mem", "256M", "--wait", "--json", "--", "stat", "-c", "%a %n",
+                           "/bin/suid", "/srv"))
+    assert job["state"] == "COMPLETED", job
+    log = gw_ok(home, "job", "logs", str(job["id"]))
+    assert "755 /bin/suid" in log and "775 /srv" in log, log
