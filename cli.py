@@ -36,6 +36,7 @@ def cli() -> None:
 def _register_commands() -> None:
     from hpc_gateway.gateway.commands import (
         admin,
+        completion,
         flavors,
         images,
         jobs,
@@ -47,7 +48,7 @@ def _register_commands() -> None:
 
     for command in (images.image, stores.algo, stores.data, jobs.job, notebooks.notebook,
                     models.model, templates.template, flavors.flavors_cmd,
-                    admin.spool, admin.doctor, admin.config_cmd):
+                    admin.spool, admin.doctor, admin.config_cmd, completion.completion_cmd):
         cli.add_command(command)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from hpc_gateway.gateway.commands import json_option, open_gateway
+from hpc_gateway.gateway.commands.completion import complete_images
 
 
 @click.group()
@@ -90,7 +91,7 @@ def image_list(as_json: bool) -> None:
 
 
 @image.command("show")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_images)
 @json_option
 def image_show(name: str, as_json: bool) -> None:
     """Show an image: digest, SIF, size, and its config (env, workdir, cmd)."""
@@ -114,7 +115,7 @@ def image_show(name: str, as_json: bool) -> None:
 
 
 @image.command("rm")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_images)
 def image_rm(name: str) -> None:
     """Remove an image name; its SIF goes when no other name uses it."""
     from hpc_gateway.gateway.images import remove_image
@@ -124,7 +125,7 @@ def image_rm(name: str) -> None:
 
 
 @image.command("publish")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_images)
 @click.option("--as", "as_name", default=None,
               help="NAME:TAG to publish it under (default: its own name).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
@@ -151,7 +152,7 @@ def image_publish(name: str, as_name: str | None, quiet: bool, as_json: bool) ->
 
 
 @image.command("unpublish")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_images)
 def image_unpublish(name: str) -> None:
     """Withdraw a site image (administrators); running jobs keep theirs mounted."""
     from hpc_gateway.gateway.site_images import unpublish

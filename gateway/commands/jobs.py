@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from hpc_gateway.gateway.commands import json_option, open_gateway, synced_gateway
+from hpc_gateway.gateway.commands.completion import JOB_ID
 from hpc_gateway.gateway.commands.submit_options import (
     build_request,
     recipe_from_options,
@@ -15,7 +16,6 @@ from hpc_gateway.gateway.commands.submit_options import (
 )
 
 # Job ids as SQLite stores them; a larger number is an error, not a traceback.
-JOB_ID = click.IntRange(1, 2**63 - 1)
 STATE_NAMES = ("SUBMITTING", "PENDING", "RUNNING", "UNKNOWN", "COMPLETED", "FAILED",
                "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL")
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from hpc_gateway.gateway.commands import json_option, synced_gateway
+from hpc_gateway.gateway.commands.completion import store_completer
 from hpc_gateway.gateway.commands.stores import (
     add_sharing_commands,
     print_collections,
@@ -37,7 +38,7 @@ def model_list(shared: bool, as_json: bool) -> None:
 
 
 @model.command("versions")
-@click.argument("name")
+@click.argument("name", shell_complete=store_completer("model"))
 @json_option
 def model_versions(name: str, as_json: bool) -> None:
     """List the versions of a model: NAME, or OWNER:NAME shared with you."""
@@ -45,7 +46,7 @@ def model_versions(name: str, as_json: bool) -> None:
 
 
 @model.command("show")
-@click.argument("ref")
+@click.argument("ref", shell_complete=store_completer("model"))
 @json_option
 def model_show(ref: str, as_json: bool) -> None:
     """Show a model version and its lineage: NAME (latest) or NAME@vN."""
@@ -55,7 +56,7 @@ def model_show(ref: str, as_json: bool) -> None:
 
 
 @model.command("files")
-@click.argument("ref")
+@click.argument("ref", shell_complete=store_completer("model"))
 @json_option
 def model_files(ref: str, as_json: bool) -> None:
     """List the files of a model version."""
@@ -72,7 +73,7 @@ def model_files(ref: str, as_json: bool) -> None:
 
 
 @model.command("cat")
-@click.argument("ref")
+@click.argument("ref", shell_complete=store_completer("model"))
 @click.argument("path")
 def model_cat(ref: str, path: str) -> None:
     """Print one file of a model version."""
@@ -84,7 +85,7 @@ def model_cat(ref: str, path: str) -> None:
 
 
 @model.command("download")
-@click.argument("ref")
+@click.argument("ref", shell_complete=store_completer("model"))
 @click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path),
               help="The .tar.gz to write.")
 def model_download(ref: str, output: Path) -> None:

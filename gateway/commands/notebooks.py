@@ -7,7 +7,7 @@ import sys
 import click
 
 from hpc_gateway.gateway.commands import json_option, open_gateway, synced_gateway
-from hpc_gateway.gateway.commands.jobs import JOB_ID
+from hpc_gateway.gateway.commands.completion import JOB_ID
 
 
 @click.group()

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from hpc_gateway.gateway.commands import json_option, open_gateway
+from hpc_gateway.gateway.commands.completion import store_completer
 
 
 def store_group(kind: str, label: str, extra_fields: bool):
@@ -64,14 +65,14 @@ def store_group(kind: str, label: str, extra_fields: bool):
                   f"with --shared those others share with you (use them as OWNER:NAME@vN).")
 
     @group.command("versions")
-    @click.argument("name")
+    @click.argument("name", shell_complete=store_completer(kind))
     @json_option
     def versions(name: str, as_json: bool) -> None:
         print_versions(open_gateway().versions(kind, name), as_json)
     versions.help = f"List the versions of a {label}: NAME, or OWNER:NAME shared with you."
 
     @group.command("show")
-    @click.argument("ref")
+    @click.argument("ref", shell_complete=store_completer(kind))
     @json_option
     def show(ref: str, as_json: bool) -> None:
         from hpc_gateway.gateway.specs import parse_version_ref
@@ -81,7 +82,7 @@ def store_group(kind: str, label: str, extra_fields: bool):
                  "shared with you.")
 
     @group.command("rm")
-    @click.argument("ref")
+    @click.argument("ref", shell_complete=store_completer(kind))
     def rm(ref: str) -> None:
         from hpc_gateway.gateway.specs import parse_version_ref
 
@@ -99,7 +100,7 @@ shared_option = click.option("--shared", is_flag=True,
 def add_sharing_commands(group: click.Group, kind: str, label: str) -> None:
     """`gw KIND share NAME --group G` and `gw KIND unshare NAME`."""
     @group.command("share")
-    @click.argument("name")
+    @click.argument("name", shell_complete=store_completer(kind))
     @click.option("--group", "unix_group", required=True,
                   help="The Unix group that may use it (one you are in).")
     @json_option
@@ -125,7 +126,7 @@ def add_sharing_commands(group: click.Group, kind: str, label: str) -> None:
                       "changes the group. The site must set share_root (docs/sharing.md).")
 
     @group.command("unshare")
-    @click.argument("name")
+    @click.argument("name", shell_complete=store_completer(kind))
     def unshare(name: str) -> None:
         from hpc_gateway.gateway.sharing import unshare as withdraw
 

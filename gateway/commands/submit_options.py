@@ -56,14 +56,27 @@ RECIPE_OPTIONS: tuple[tuple[str, str, bool, Any, str], ...] = (
 RECIPE_KEYS = tuple(key for _opt, key, _multiple, _type, _help in RECIPE_OPTIONS)
 
 
+def _completers() -> dict[str, Any]:
+    from hpc_gateway.gateway.commands.completion import (
+        complete_flavors,
+        complete_images,
+        store_completer,
+    )
+
+    return {"algo": store_completer("algo"), "data": store_completer("data"),
+            "image": complete_images, "flavor": complete_flavors,
+            "model_name": store_completer("model")}
+
+
 def recipe_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Add every recipe option to a click command (none required: the caller checks)."""
+    completers = _completers()
     for option, key, multiple, kind, help_text in reversed(RECIPE_OPTIONS):
         if kind is bool:
             func = click.option(option, key, default=None, help=help_text)(func)
         else:
             func = click.option(option, key, multiple=multiple, type=kind, default=None,
-                                help=help_text)(func)
+                                help=help_text, shell_complete=completers.get(key))(func)
     return func
 
 

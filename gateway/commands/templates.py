@@ -7,13 +7,12 @@ from pathlib import Path
 import click
 
 from hpc_gateway.gateway.commands import json_option, open_gateway
+from hpc_gateway.gateway.commands.completion import JOB_ID, complete_templates
 from hpc_gateway.gateway.commands.submit_options import (
     build_request,
     recipe_from_options,
     recipe_options,
 )
-
-JOB_ID = click.IntRange(1, 2**63 - 1)
 
 
 @click.group()
@@ -29,7 +28,7 @@ def template() -> None:
 
 
 @template.command("save")
-@click.argument("template_name", metavar="NAME")
+@click.argument("template_name", metavar="NAME", shell_complete=complete_templates)
 @recipe_options
 @click.option("--from-job", "from_job", type=JOB_ID, default=None,
               help="Take the recipe of this job (options given here override it).")
@@ -123,7 +122,7 @@ def template_rm(name: str) -> None:
 
 
 @template.command("run")
-@click.argument("template_name", metavar="NAME")
+@click.argument("template_name", metavar="NAME", shell_complete=complete_templates)
 @recipe_options
 @click.option("--set", "sets", multiple=True,
               help="KEY=VALUE for the command's {{ KEY }} (repeatable); taken literally.")

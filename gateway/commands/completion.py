@@ -1,0 +1,132 @@
+"""Shell completion: `gw completion bash|zsh|fish`, and the names each argument completes.
+
+Completions read the person's database read-only and directly (no Slurm, no sync, no
+migration): a TAB must answer at once and never change anything. Any error completes
+nothing. Cheap to import: everything is loaded inside the functions.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    from click.shell_completion import CompletionItem
+
+SHELLS = ("bash", "zsh", "fish")
+
+
+def _rows(sql: str, *params: Any) -> list[sqlite3.Row]:
+    import sqlite3
+
+    from hpc_gateway.gateway.config import load_config
+
+    try:
+        database = load_config().database
+        if not database.exists():
+            return []
+        conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=0.5)
+        try:
+            conn.row_factory = sqlite3.Row
+            return conn.execute(sql, params).fetchall()
+        finally:
+            conn.close()
+    except Exception:  # noqa: BLE001 - a completion never fails loudly
+        return []
+
+
+def _items(values: list[tuple[str, str | None]], incomplete: str) -> list[CompletionItem]:
+    from click.shell_completion import CompletionItem
+
+    return [CompletionItem(value, help=help_text) for value, help_text in values
+            if value.startswith(incomplete)]
+
+
+def complete_images(_ctx: click.Context, _param: click.Parameter,
+                    incomplete: str) -> list[CompletionItem]:
+    """Your image names, then the site's."""
+    values: list[tuple[str, str | None]] = [
+        (r["name"], None) for r in _rows("SELECT name FROM image_tags ORDER BY name")]
+    from contextlib import suppress
+
+    with suppress(Exception):  # an unsafe site store completes nothing of its own
+        from hpc_gateway.gateway.config import load_config
+        from hpc_gateway.gateway.site_images import list_site_images
+
+        values += [(i.name, "site image") for i in list_site_images(load_config())]
+    return _items(values, incomplete)
+
+
+def store_completer(kind: str):
+    """Names of ``kind`` ("algo", "data", "model"); after ``NAME@``, its versions."""
+    def complete(_ctx: click.Context, _param: click.Parameter,
+                 incomplete: str) -> list[CompletionItem]:
+        if "@" in incomplete:
+            name = incomplete.partition("@")[0]
+            rows = _rows("""SELECT v.number FROM versions v JOIN collections c
+                            ON c.id = v.collection_id WHERE c.kind = ? AND c.name = ?
+                            ORDER BY v.number""", kind, name)
+            return _items([(f"{name}@v{r['number']}", None) for r in rows], incomplete)
+        rows = _rows("SELECT name FROM collections WHERE kind = ? ORDER BY name", kind)
+        return _items([(r["name"], None) for r in rows], incomplete)
+    return complete
+
+
+def complete_templates(_ctx: click.Context, _param: click.Parameter,
+                       incomplete: str) -> list[CompletionItem]:
+    """Saved job template names."""
+    return _items([(r["name"], None) for r in _rows("SELECT name FROM templates ORDER BY name")],
+                  incomplete)
+
+
+def complete_flavors(_ctx: click.Context, _param: click.Parameter,
+                     incomplete: str) -> list[CompletionItem]:
+    """The flavors of the site and the user."""
+    try:
+        from hpc_gateway.gateway.config import load_config
+
+        names = sorted(load_config()["flavors"])
+    except Exception:  # noqa: BLE001
+        return []
+    return _items([(n, None) for n in names], incomplete)
+
+
+class JobIdType(click.IntRange):
+    """A gateway job id (1 and up); completes the newest jobs, with their names."""
+
+    name = "job_id"
+
+    def __init__(self) -> None:
+        super().__init__(1, 2**63 - 1)
+
+    def shell_complete(self, ctx: click.Context, param: click.Parameter,
+                       incomplete: str) -> list[CompletionItem]:
+        rows = _rows("SELECT id, name, state FROM jobs ORDER BY id DESC LIMIT 200")
+        return _items([(str(r["id"]), f"{r['name']} ({r['state']})") for r in rows],
+                      incomplete)
+
+
+JOB_ID = JobIdType()
+
+
+@click.command("completion")
+@click.argument("shell", type=click.Choice(SHELLS))
+def completion_cmd(shell: str) -> None:
+    """Print the completion script for SHELL: commands, options, and your image, algorithm,
+    dataset, model, template and job names.
+
+    \b
+    bash:  echo 'eval "$(gw completion bash)"' >> ~/.bashrc
+    zsh:   echo 'eval "$(gw completion zsh)"' >> ~/.zshrc
+    fish:  gw completion fish > ~/.config/fish/completions/gw.fish
+    """
+    from click.shell_completion import get_completion_class
+
+    from hpc_gateway.cli import cli
+
+    completer = get_completion_class(shell)
+    assert completer is not None
+    click.echo(completer(cli, {}, "gw", "_GW_COMPLETE").source())
