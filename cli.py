@@ -42,13 +42,15 @@ def _register_commands() -> None:
         jobs,
         models,
         notebooks,
+        ood,
         stores,
         templates,
     )
 
     for command in (images.image, stores.algo, stores.data, jobs.job, notebooks.notebook,
                     models.model, templates.template, flavors.flavors_cmd,
-                    admin.spool, admin.doctor, admin.config_cmd, completion.completion_cmd):
+                    admin.spool, admin.doctor, admin.config_cmd, completion.completion_cmd,
+                    ood.ood):
         cli.add_command(command)
 
 

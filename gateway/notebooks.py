@@ -82,10 +82,12 @@ def headless_request(gw: Gateway, *, notebook: str, params: dict[str, str], imag
 
 
 def start_notebook(gw: Gateway, *, image: str, algo: VersionRef, data: VersionRef | None,
-                   resources: Resources, name: str | None, proxy_prefix: str = "") -> Job:
+                   resources: Resources, name: str | None, proxy_prefix: str = "",
+                   submit: bool = True) -> Job:
     """Submit JupyterLab over a draft of ``algo``; returns the job as recorded. With
     ``proxy_prefix`` (Open OnDemand's ``/node``) the server answers under
-    ``<prefix>/<node host>/<port>/``, the path the proxy forwards."""
+    ``<prefix>/<node host>/<port>/``, the path the proxy forwards. ``submit=False``
+    records and lays out the notebook for a portal to submit (:func:`portal_session`)."""
     import re
 
     from hpc_gateway.gateway.kinds.notebook import PROXY_PREFIX_RE
@@ -100,7 +102,12 @@ def start_notebook(gw: Gateway, *, image: str, algo: VersionRef, data: VersionRe
                          name=name or f"notebook-{algo.name}", command=JUPYTER_COMMAND,
                          env={TOKEN_VARIABLE: token}, resources=resources, kind="notebook",
                          extra={"base_url": BASE_URL, "proxy_prefix": proxy_prefix})
-    return submit_job(gw, request)
+    if submit:
+        return submit_job(gw, request)
+    from hpc_gateway.gateway.submit import prepare_job
+
+    job, _script = prepare_job(gw, request)
+    return job
 
 
 def get_notebook(gw: Gateway, job_id: int) -> Job:

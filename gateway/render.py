@@ -26,7 +26,15 @@ def environment() -> jinja2.Environment:
                              undefined=jinja2.StrictUndefined, autoescape=False,
                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
     env.filters["shquote"] = lambda value: shlex.quote(str(value))
+    env.filters["rubyquote"] = ruby_quote
     return env
+
+
+def ruby_quote(value: object) -> str:
+    """A Ruby single-quoted string literal (no interpolation) holding ``value``: the OnDemand
+    apps' ERB (templates/ood/)."""
+    text = str(value)
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def render(template: str, **context: object) -> str:

@@ -66,27 +66,37 @@ def slurm_filename(path: Path) -> str:
     return text.replace("%", "%%")
 
 
+def slurm_options(job: Job, resources: Resources, home_id: str,
+                  identity: str | None = None) -> list[tuple[str, object]]:
+    """The gateway's sbatch options of a job as (name, value) pairs (value None: a bare
+    flag), in the order the script writes them."""
+    from hpc_gateway.gateway.render import slurm_job_name
+
+    options: list[tuple[str, object]] = [
+        ("job-name", slurm_job_name(job.name)),
+        ("comment", identity or identity_comment(home_id, job.id)),
+        ("chdir", job.job_dir),
+        ("output", slurm_filename(job.job_dir) + "/slurm-%j.out"),
+        ("nodes", 1), ("ntasks", 1), ("cpus-per-task", resources.cpus),
+        ("mem", format_mib(resources.slurm_mem_mib)),
+        ("time", format_time(resources.time_seconds))]
+    if resources.gpus:
+        options.append(("gres", f"gpu:{resources.gpus_text}"))
+    for name in ("partition", "account", "qos", "constraint"):
+        if getattr(resources, name):
+            options.append((name, getattr(resources, name)))
+    if resources.exclusive:
+        options.append(("exclusive", None))
+    return options
+
+
 def slurm_flags(job: Job, resources: Resources, home_id: str,
                 identity: str | None = None) -> list[str]:
     """The gateway's ``#SBATCH`` flags of a job, built from data and quoted."""
-    from hpc_gateway.gateway.render import sbatch_flag, slurm_job_name
+    from hpc_gateway.gateway.render import sbatch_flag
 
-    flags = [sbatch_flag("job-name", slurm_job_name(job.name)),
-             sbatch_flag("comment", identity or identity_comment(home_id, job.id)),
-             sbatch_flag("chdir", job.job_dir),
-             sbatch_flag("output", slurm_filename(job.job_dir) + "/slurm-%j.out"),
-             sbatch_flag("nodes", 1), sbatch_flag("ntasks", 1),
-             sbatch_flag("cpus-per-task", resources.cpus),
-             sbatch_flag("mem", format_mib(resources.slurm_mem_mib)),
-             sbatch_flag("time", format_time(resources.time_seconds))]
-    if resources.gpus:
-        flags.append(sbatch_flag("gres", f"gpu:{resources.gpus_text}"))
-    for name in ("partition", "account", "qos", "constraint"):
-        if getattr(resources, name):
-            flags.append(sbatch_flag(name, getattr(resources, name)))
-    if resources.exclusive:
-        flags.append("--exclusive")
-    return flags
+    return [f"--{name}" if value is None else sbatch_flag(name, value)
+            for name, value in slurm_options(job, resources, home_id, identity)]
 
 
 ENV_FILE = "container.env"
@@ -189,6 +199,14 @@ def resolve_request(gw: Gateway, request: JobRequest) -> ResolvedJob:
 
 def submit_job(gw: Gateway, request: JobRequest) -> Job:
     """Validate, record, lay out and submit a job; returns it as recorded."""
+    job, script = prepare_job(gw, request)
+    return _sbatch(gw, job, script)
+
+
+def prepare_job(gw: Gateway, request: JobRequest) -> tuple[Job, Path]:
+    """Validate, record and lay out a job, ready for sbatch; returns it (SUBMITTING) and
+    its script. Whoever submits it must give Slurm the job's ``--comment`` identity: the
+    job is adopted by it (`gw notebook start --for-portal`: Open OnDemand submits)."""
     job_plan = resolve_request(gw, request)
     algo, data, image = job_plan.algo, job_plan.data, job_plan.image
     job = gw.jobs.create(kind=job_plan.kind.name, origin=request.origin, name=job_plan.name,
@@ -199,7 +217,7 @@ def submit_job(gw: Gateway, request: JobRequest) -> Job:
                          image_id=image.record_id)
     script = _prepare(gw, job_plan.kind, job, image, algo, data, job_plan.runtime,
                       job_plan.resources)
-    return _sbatch(gw, job, script)
+    return job, script
 
 
 def _prepare(gw: Gateway, kind: JobKind, job: Job, image, algo, data, runtime: str,

@@ -32,10 +32,14 @@ def job() -> None:
 @click.option("--test-only", is_flag=True,
               help="Check everything and print Slurm's start estimate (sbatch --test-only); "
                    "nothing is submitted or recorded.")
+@click.option("--for-portal", is_flag=True,
+              help="Record and lay out the job but do not submit it: print (JSON) the sbatch "
+                   "options and script a portal's own job uses (the Open OnDemand app of "
+                   "`gw ood install`).")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @json_option
-def job_submit(wait: bool, test_only: bool, command: tuple[str, ...], as_json: bool,
-               **options) -> None:
+def job_submit(wait: bool, test_only: bool, for_portal: bool, command: tuple[str, ...],
+               as_json: bool, **options) -> None:
     """Submit COMMAND (after --), or --notebook NB.ipynb, as a Slurm job in the image.
 
     --algo and --image are required. In the container: /code is a private writable copy
@@ -67,6 +71,17 @@ def job_submit(wait: bool, test_only: bool, command: tuple[str, ...], as_json: b
             click.echo(f"Slurm would start it at {said['start']} on {said['nodes']} "
                        f"(partition {said['partition']}, {said['processors']} CPUs); "
                        "nothing was submitted")
+        return
+    if for_portal:
+        from hpc_gateway.gateway.display import print_json
+        from hpc_gateway.gateway.errors import InvalidInput
+        from hpc_gateway.gateway.portal import portal_session
+        from hpc_gateway.gateway.submit import prepare_job
+
+        if wait:
+            raise InvalidInput("--for-portal submits nothing: the portal does; no --wait")
+        job, _script = prepare_job(gw, request)
+        print_json(portal_session(job))
         return
     finish_submission(gw, submit_job(gw, request), wait, as_json)
 

@@ -7,7 +7,7 @@ import sys
 import click
 
 from hpc_gateway.gateway.commands import json_option, open_gateway, synced_gateway
-from hpc_gateway.gateway.commands.completion import JOB_ID
+from hpc_gateway.gateway.commands.completion import JOB_ID, complete_flavors
 
 
 @click.group()
@@ -29,24 +29,31 @@ def notebook() -> None:
 @click.option("--name", default=None, help="Job name (default: notebook-ALGO).")
 @click.option("--time", "time_limit", default=None,
               help="Time limit, D-HH:MM:SS (default: the site's notebook_time, 2 hours).")
+@click.option("--flavor", default=None, shell_complete=complete_flavors,
+              help="A resource shape the site defines (`gw flavors`); options given override "
+                   "it.")
 @click.option("--cpus", type=int, default=None, help="CPUs (default from config).")
-@click.option("--gpus", type=int, default=None, help="GPUs.")
+@click.option("--gpus", default=None, help="GPUs, N or TYPE:N.")
 @click.option("--mem", default=None, help="Memory, e.g. 16G (shm is added on top).")
 @click.option("--shm", default=None, help="Size of the private /dev/shm.")
 @click.option("--partition", default=None, help="Slurm partition.")
 @click.option("--proxy-prefix", default=None,
               help="Serve under PREFIX/<node>/<port>/ for a reverse proxy (Open OnDemand: "
                    "/node); default from notebook_proxy_prefix, else at /.")
+@click.option("--for-portal", is_flag=True,
+              help="Record and lay out the notebook but do not submit it: print (JSON) the "
+                   "sbatch options, script and token a portal's own job uses (the Open "
+                   "OnDemand app of `gw ood install`).")
 @click.option("--wait", is_flag=True, help="Return once the URL answers (exit 1 if the job "
                                            "ends first or --wait-timeout passes).")
 @click.option("--wait-timeout", type=click.IntRange(min=1), default=600, show_default=True,
               help="Seconds --wait waits.")
 @json_option
 def notebook_start(image_name: str, algo: str, data: str | None, name: str | None,
-                   time_limit: str | None, cpus: int | None, gpus: int | None,
-                   mem: str | None, shm: str | None, partition: str | None,
-                   proxy_prefix: str | None, wait: bool, wait_timeout: int,
-                   as_json: bool) -> None:
+                   time_limit: str | None, flavor: str | None, cpus: int | None,
+                   gpus: str | None, mem: str | None, shm: str | None,
+                   partition: str | None, proxy_prefix: str | None, for_portal: bool,
+                   wait: bool, wait_timeout: int, as_json: bool) -> None:
     """Start JupyterLab in IMAGE with /code a writable draft of ALGO.
 
     JupyterLab always has a random token. When the notebook ends (`gw notebook stop`, its
@@ -57,15 +64,31 @@ def notebook_start(image_name: str, algo: str, data: str | None, name: str | Non
     from hpc_gateway.gateway.specs import check_image_name, parse_resources, parse_version_ref
 
     gw = open_gateway()
+    if for_portal and wait:
+        raise click.UsageError("--wait does not go with --for-portal: the portal submits")
+    shape = None
+    if flavor:
+        from hpc_gateway.gateway.flavors import get_flavor
+
+        shape = get_flavor(gw.config, flavor)
     resources = parse_resources(cpus=cpus, gpus=gpus, mem=mem, shm=shm,
-                                time=time_limit or str(gw.config["notebook_time"]),
-                                partition=partition, defaults=gw.config)
+                                time=time_limit or (None if shape and shape.time
+                                                    else str(gw.config["notebook_time"])),
+                                partition=partition, flavor=shape, defaults=gw.config)
     job = start_notebook(gw, image=check_image_name(image_name),
                          algo=parse_version_ref(algo, "algorithm"),
                          data=parse_version_ref(data, "dataset") if data else None,
                          resources=resources, name=name,
                          proxy_prefix=(proxy_prefix if proxy_prefix is not None
-                                       else str(gw.config["notebook_proxy_prefix"])))
+                                       else str(gw.config["notebook_proxy_prefix"])),
+                         submit=not for_portal)
+    if for_portal:
+        from hpc_gateway.gateway.display import print_json
+        from hpc_gateway.gateway.notebooks import TOKEN_VARIABLE
+        from hpc_gateway.gateway.portal import portal_session
+
+        print_json(portal_session(job, token=job.spec.env.get(TOKEN_VARIABLE, "")))
+        return
     if wait:
         info = _wait_until_answering(gw, job.id, wait_timeout)
     else:

@@ -1,0 +1,179 @@
+"""The Open OnDemand apps of `gw ood install`, without a portal: their ERB rendered by real
+Ruby with the values OnDemand passes, the session run as a job on the real local Slurm by a
+stand-in for OnDemand's job wrapper (tests/support/ood.py), the view's link followed, and
+the view drawn by headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, run_gw
+from tests.integration.conftest import gw_ok
+from tests.support.ood import connection, render, start_session
+
+pytestmark = pytest.mark.container
+SCREENSHOT = REPO / "docs" / "images" / "ondemand-view.png"
+
+
+@pytest.fixture(scope="module")
+def portal(flow_home, tmp_path_factory):
+    """A home with JupyterLab and busybox images, an algorithm and a dataset; the apps."""
+    from tests.support.images import busybox_rootfs, make_archive
+
+    archive = subprocess.run(["bash", str(REPO / "scripts" / "make-jupyter-image.sh")],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    gw_ok(flow_home, "image", "import", archive, "--name", "jupyter:v1", "-q")
+    base = tmp_path_factory.mktemp("ood")
+    plain = make_archive(base / "bb.tar", [busybox_rootfs(base / "rootfs")],
+                         env={"PATH": "/bin"}, workdir="/", cmd=["sh"])
+    gw_ok(flow_home, "image", "import", str(plain), "--name", "busybox:v1", "-q")
+    (base / "algo").mkdir()
+    (base / "algo" / "train.py").write_text("print('v1')\n")
+    gw_ok(flow_home, "algo", "push", str(base / "algo"), "--name", "nbalgo", "-q")
+    (base / "data").mkdir()
+    (base / "data" / "d.txt").write_text("portal data\n")
+    gw_ok(flow_home, "data", "push", str(base / "data"), "--name", "ds", "-q")
+    apps = base / "apps"
+    out = gw_ok(flow_home, "ood", "install", str(apps), "--cluster", "gw")
+    assert "gw_notebook" in out and "gw_training" in out
+    return {"env": flow_home, "apps": apps, "base": base}
+
+
+def test_install_writes_complete_apps_and_refuses_to_overwrite(portal):
+    for app, extra in (("gw_notebook", ["template/after.sh.erb"]), ("gw_training", [])):
+        for name in ["manifest.yml", "form.yml.erb", "submit.yml.erb", "view.html.erb",
+                     "template/before.sh.erb", "template/script.sh.erb", "README.md", *extra]:
+            assert (portal["apps"] / app / name).is_file(), (app, name)
+    proc = run_gw("ood", "install", str(portal["apps"]), "--cluster", "gw", env=portal["env"],
+                  check=False)
+    assert proc.returncode == 2 and "--force" in proc.stderr
+    proc = run_gw("ood", "install", str(portal["base"] / "x"), "--cluster", "bad name",
+                  env=portal["env"], check=False)
+    assert proc.returncode == 2 and not (portal["base"] / "x" / "gw_notebook").exists()
+
+
+def test_the_form_offers_the_persons_own_images_algorithms_and_datasets(portal):
+    for app in ("gw_notebook", "gw_training"):
+        form = render(portal["apps"] / app / "form.yml.erb", {}, portal["env"], as_yaml=True)
+        assert form["cluster"] == "gw"
+        options = {name: [value for _label, value in spec["options"]]
+                   for name, spec in form["attributes"].items() if "options" in spec}
+        assert options["gw_image"] == ["busybox:v1", "jupyter:v1"]
+        assert options["gw_algo"] == ["nbalgo"]
+        assert options["gw_data"] == ["", "ds"]
+        assert form["attributes"]["bc_num_hours"]["value"] == 2
+
+
+def test_a_portal_session_is_a_gateway_notebook_with_a_working_link(portal, tmp_path):
+    env = portal["env"]
+    session = start_session(portal["apps"] / "gw_notebook", tmp_path / "staged",
+                            {"gw_image": "jupyter:v1", "gw_algo": "nbalgo", "gw_data": "ds",
+                             "gw_flavor": "", "bc_num_hours": "1"}, env)
+    native = session["submit"]["script"]["native"]
+    assert "--time=0-01:00:00" in native and any(a.startswith("--signal=B:USR1@") for a in native)
+    conn = connection(session["staged"])
+    job_id = int(conn["gw_job"])
+    try:
+        # gw adopted the portal's job: it is a notebook like one started with gw.
+        listed = json.loads(gw_ok(env, "notebook", "list", "--json"))
+        assert [(n["id"], n["slurm_job_id"]) for n in listed] == [
+            (job_id, str(session["slurm_id"]))]
+        shown = json.loads(gw_ok(env, "notebook", "show", str(job_id), "--json"))
+        assert shown["state"] == "RUNNING"
+        assert f"/node/{conn['host']}/{conn['port']}/" in shown["url"]
+        assert shown["token"] == conn["password"] and shown["data"] == "ds@v1"
+
+        view = render(portal["apps"] / "gw_notebook" / "view.html.erb", conn, env)
+        link = re.search(r'href="([^"]+)"', view).group(1)
+        assert link == f"/node/{conn['host']}/{conn['port']}/lab?token={conn['password']}"
+        # OnDemand's /node proxy forwards the whole path to host:port.
+        with urllib.request.urlopen(f"http://{conn['host']}:{conn['port']}{link}",
+                                    timeout=20) as page:
+            assert page.status == 200 and "JupyterLab" in page.read().decode()
+        _screenshot(view, tmp_path)
+
+        # An edit made in the portal's JupyterLab becomes the next algorithm version.
+        api = f"http://{conn['host']}:{conn['port']}/node/{conn['host']}/{conn['port']}/"
+        request = urllib.request.Request(
+            api + "api/contents/from_portal.py", method="PUT",
+            data=json.dumps({"type": "file", "format": "text",
+                             "content": "print('edited in the portal')\n"}).encode(),
+            headers={"Authorization": f"token {conn['password']}",
+                     "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=20) as answer:
+            assert answer.status in (200, 201)
+    finally:
+        stopped = json.loads(gw_ok(env, "notebook", "stop", str(job_id), "--wait", "--json"))
+    assert stopped["state"] in ("STOPPED", "COMPLETED", "CANCELLED"), stopped
+    versions = json.loads(gw_ok(env, "algo", "versions", "nbalgo", "--json"))
+    assert versions[-1]["origin"] == f"notebook {job_id}"
+    saved = Path(versions[-1]["path"]) / "from_portal.py"
+    assert saved.read_text() == "print('edited in the portal')\n"
+
+
+def test_a_portal_training_job_is_a_gateway_job(portal, tmp_path):
+    env = portal["env"]
+    session = start_session(portal["apps"] / "gw_training", tmp_path / "staged",
+                            {"gw_image": "busybox:v1", "gw_algo": "nbalgo", "gw_data": "ds",
+                             "gw_flavor": "", "bc_num_hours": "1",
+                             "gw_command": "cat /dataset/d.txt > /model/out.txt && echo 'it ran'"},
+                            env)
+    conn = connection(session["staged"])
+    job_id = int(conn["gw_job"])
+    view = render(portal["apps"] / "gw_training" / "view.html.erb", conn, env)
+    assert f"files/fs/{conn['gw_job_dir']}" in view and f"gw job show {job_id}" in view
+    done = json.loads(gw_ok(env, "job", "show", str(job_id), "--json"))
+    for _ in range(120):
+        if done["state"] not in ("SUBMITTING", "PENDING", "RUNNING"):
+            break
+        subprocess.run(["sleep", "1"], check=True)
+        done = json.loads(gw_ok(env, "job", "show", str(job_id), "--json"))
+    assert done["state"] == "COMPLETED" and done["slurm_job_id"] == str(session["slurm_id"]), done
+    assert "it ran" in gw_ok(env, "job", "logs", str(job_id))
+    model = done["model"]
+    assert gw_ok(env, "model", "cat", model, "out.txt") == "portal data\n"
+
+
+def test_a_submission_gw_refuses_names_the_reason_in_the_portal(portal, tmp_path):
+    with pytest.raises(RuntimeError, match="no image named 'missing:v1'"):
+        start_session(portal["apps"] / "gw_notebook", tmp_path / "staged",
+                      {"gw_image": "missing:v1", "gw_algo": "nbalgo", "gw_data": "",
+                       "gw_flavor": "", "bc_num_hours": "1"}, portal["env"])
+    assert json.loads(gw_ok(portal["env"], "job", "list", "--json", "--state", "SUBMITTING")) == []
+
+
+def _screenshot(view: str, tmp_path: Path) -> None:
+    """The session card as OnDemand frames it, drawn by headless Chromium."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "chromium is not installed (scripts/install-deps.sh installs it)"
+    page = tmp_path / "card.html"
+    page.write_text(CARD.replace("{{ view }}", view))
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
+                    "--hide-scrollbars", f"--screenshot={tmp_path / 'card.png'}",
+                    "--window-size=760,200", page.as_uri()],
+                   capture_output=True, timeout=120, check=True)
+    assert (tmp_path / "card.png").stat().st_size > 5000
+    if os.environ.get("GW_UPDATE_SCREENSHOTS"):  # the picture in docs/ondemand.md
+        shutil.copyfile(tmp_path / "card.png", SCREENSHOT)
+
+
+CARD = """<!doctype html><html><head><meta charset="utf-8"><style>
+body { font-family: sans-serif; margin: 16px; background: #f4f4f4; }
+.card { background: white; border: 1px solid #ccc; border-radius: 4px; max-width: 720px; }
+.card-header { background: #e7f1e7; padding: 8px 12px; border-bottom: 1px solid #ccc; }
+.badge { background: #28a745; color: white; border-radius: 3px; padding: 2px 6px; }
+.card-body { padding: 12px; font-size: 14px; }
+.btn-primary { display: inline-block; background: #0d6efd; color: white; padding: 6px 12px;
+  border-radius: 4px; text-decoration: none; }
+code { background: #f0f0f0; padding: 1px 3px; }
+</style></head><body><div class="card">
+<div class="card-header"><b>Gateway JupyterLab</b> (stand-in frame) <span class="badge">Running</span></div>
+<div class="card-body">{{ view }}</div></div></body></html>"""
