@@ -1,7 +1,9 @@
 """Benchmarks of the commands people type all day, each against a baseline timed here too.
 
     gw job submit   vs  sbatch of the same rendered script        (goal: <= 60x)
-    gw job list     vs  squeue, with 10,000 jobs in the database   (goal: <= 50x)
+    gw job list     vs  squeue, with 10,000 jobs in the database   (goal: <= 25x)
+    gw job list     vs  `python -c pass` of the same venv, empty home (goal: <= 2x)
+    gw --help       vs  `python -c pass` of the same venv (goal: under 0.1 s)
     harvest 1 GB    vs  cp -r of the same /model, same filesystem  (goal: <= 0.1x)
 
 Needs the local cluster (scripts/cluster.sh start) and an imported image; run it with
@@ -75,7 +77,32 @@ def bench_list(env: dict[str, str], repeat: int) -> dict[str, object]:
                                                  stdout=subprocess.DEVNULL, check=True), repeat)
     baseline = median_seconds(lambda: subprocess.run(["squeue"], stdout=subprocess.DEVNULL,
                                                      check=True), repeat)
-    return report("gw job list (10,000 jobs)", ours, baseline, "squeue", 50)
+    return report("gw job list (10,000 jobs)", ours, baseline, "squeue", 25)
+
+
+def _python_pass(repeat: int) -> float:
+    return median_seconds(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True),
+                          repeat)
+
+
+def bench_list_empty(repeat: int) -> dict[str, object]:
+    """`gw job list` on a home with no jobs: what gw itself costs beyond the interpreter."""
+    with tempfile.TemporaryDirectory() as empty:
+        env = {**os.environ, "GW_HOME": str(Path(empty) / "home")}
+        run([gw_exe(), "job", "list"], env)  # the first use makes the home
+        ours = median_seconds(lambda: subprocess.run([gw_exe(), "job", "list"], env=env,
+                                                     capture_output=True, check=True), repeat)
+    return report("gw job list (empty home)", ours, _python_pass(repeat), "python -c pass", 2)
+
+
+def bench_help(repeat: int) -> dict[str, object]:
+    """`gw --help`: the goal is absolute (0.1 s); the ratio is to the interpreter's start."""
+    ours = median_seconds(lambda: subprocess.run([gw_exe(), "--help"], capture_output=True,
+                                                 check=True), repeat)
+    baseline = _python_pass(repeat)
+    result = report("gw --help", ours, baseline, "python -c pass", 0.1 / baseline)
+    print(f"{'':<34} goal: under 0.1 s: {'met' if ours < 0.1 else 'MISSED'}", flush=True)
+    return result
 
 
 def bench_harvest(env: dict[str, str], size_mb: int) -> dict[str, object]:
@@ -122,7 +149,8 @@ def main() -> None:
     parser.add_argument("--json", dest="json_out", help="also write the results here")
     args = parser.parse_args()
     env = {"GW_HOME": args.home}
-    results = [bench_submit(env, args.repeat)]
+    results = [bench_help(max(args.repeat, 20)), bench_list_empty(max(args.repeat, 20)),
+               bench_submit(env, args.repeat)]
     fill_jobs(env, args.jobs)
     results.append(bench_list(env, args.repeat))
     results.append(bench_harvest(env, args.harvest_mb))

@@ -10,7 +10,6 @@ User file: ``$GW_USER_CONFIG`` or ``$XDG_CONFIG_HOME/hpc-gateway/config.toml``.
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,9 +139,11 @@ def _check_home_path(key: str, text: str) -> str:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    import tomllib  # only when there is a file: most people's commands read none
+
     try:
-        if not path.is_file():
-            return {}
         data = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"config file {path} is not valid TOML: {exc}") from exc

@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sqlite3
-import time
-import uuid
 from pathlib import Path
 
 from hpc_gateway.gateway import db
@@ -45,6 +42,8 @@ def _read_file(path: Path) -> dict[str, str] | None:
 
 def _write_file_exclusive(path: Path, data: dict[str, str]) -> bool:
     """Create ``path`` with ``data`` unless it exists (atomic on local and NFS: link)."""
+    import uuid
+
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
@@ -85,6 +84,10 @@ def bind_home(conn: sqlite3.Connection, home: Path, database: Path) -> str:
 
 def _claim(conn: sqlite3.Connection, home: Path, database: Path) -> dict[str, str]:
     """First use of this database: take the home if nobody owns it yet."""
+    import socket
+    import time
+    import uuid
+
     path = identity_path(home)
     existing = _read_file(path)
     if existing is None:

@@ -7,14 +7,12 @@ Submission is gateway/submit.py; state changes after submission come from the sp
 from __future__ import annotations
 
 import os
-import tarfile
 from pathlib import Path
 from typing import Any
 
 from hpc_gateway.gateway.context import Gateway
 from hpc_gateway.gateway.errors import InvalidInput, NotFound
 from hpc_gateway.gateway.job_model import STATES, TERMINAL, Job
-from hpc_gateway.gateway.models import check_output_file
 
 
 def get_job(gw: Gateway, job_id: int) -> Job:
@@ -66,6 +64,10 @@ def log_path(job: Job, task: int | None = None) -> Path:
 
 def write_outputs(job: Job, out: Path) -> int:
     """Pack what the job left in /code and its logs into ``out`` (.tar.gz); returns bytes."""
+    import tarfile
+
+    from hpc_gateway.gateway.models import check_output_file
+
     check_output_file(out)
     if not (job.job_dir / "code").exists():
         raise NotFound(f"job {job.id} has no outputs (its directory {job.job_dir} is gone)")

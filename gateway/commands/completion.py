@@ -125,7 +125,7 @@ def completion_cmd(shell: str) -> None:
     """
     from click.shell_completion import get_completion_class
 
-    from hpc_gateway.cli import cli
+    from hpc_gateway.gateway.commands.root import cli
 
     completer = get_completion_class(shell)
     assert completer is not None

@@ -116,12 +116,17 @@ def image_show(name: str, as_json: bool) -> None:
 
 @image.command("rm")
 @click.argument("name", shell_complete=complete_images)
-def image_rm(name: str) -> None:
+@json_option
+def image_rm(name: str, as_json: bool) -> None:
     """Remove an image name; its SIF goes when no other name uses it."""
+    from hpc_gateway.gateway.display import print_json
     from hpc_gateway.gateway.images import remove_image
 
     record, deleted = remove_image(open_gateway(), name)
-    click.echo(f"removed {record.name}" + (f" and {record.sif_path}" if deleted else ""))
+    if as_json:
+        print_json({**record.as_dict(), "removed": True, "sif_deleted": deleted})
+    else:
+        click.echo(f"removed {record.name}" + (f" and {record.sif_path}" if deleted else ""))
 
 
 @image.command("publish")

@@ -16,8 +16,7 @@ from hpc_gateway.gateway.commands.submit_options import (
 )
 
 # Job ids as SQLite stores them; a larger number is an error, not a traceback.
-STATE_NAMES = ("SUBMITTING", "PENDING", "RUNNING", "UNKNOWN", "COMPLETED", "FAILED",
-               "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL")
+from hpc_gateway.gateway.quick_list import STATE_NAMES
 
 
 @click.group()
@@ -180,17 +179,17 @@ def _usage_text(usage: dict | None) -> str | None:
               help="At most this many, newest first.")
 @json_option
 def job_list(states: tuple[str, ...], limit: int | None, as_json: bool) -> None:
-    """List jobs, newest first."""
-    from hpc_gateway.gateway.display import human_time, print_json, print_table
-    from hpc_gateway.gateway.jobs import list_jobs
+    """List jobs, newest first.
 
-    jobs = list_jobs(synced_gateway(), tuple(s.upper() for s in states), limit)
-    if as_json:
-        print_json(jobs)
-    else:
-        print_table([(j["id"], j["name"], j["state"], j["slurm_job_id"], j["node"] or None,
-                      human_time(j["submitted"]), j["exit_code"]) for j in jobs],
-                    ["ID", "NAME", "STATE", "SLURM_ID", "NODE", "SUBMITTED", "EXIT"])
+    \b
+    gw job list --state RUNNING --limit 20
+    gw job list --json | jq '.[] | select(.state == "FAILED") | .id'
+    """
+    from hpc_gateway.gateway.jobs import list_jobs
+    from hpc_gateway.gateway.quick_list import print_job_list
+
+    print_job_list(list_jobs(synced_gateway(), tuple(s.upper() for s in states), limit),
+                   as_json)
 
 
 @job.command("show")
@@ -274,12 +273,17 @@ def job_logs(job_id: int, follow: bool, task: int | None) -> None:
 
 @job.command("cancel")
 @click.argument("job_id", type=JOB_ID)
-def job_cancel(job_id: int) -> None:
+@json_option
+def job_cancel(job_id: int, as_json: bool) -> None:
     """Cancel a pending or running job (scancel)."""
+    from hpc_gateway.gateway.display import print_json
     from hpc_gateway.gateway.jobs import cancel_job
 
     job_info = cancel_job(synced_gateway(), job_id)
-    click.echo(f"cancelled job {job_id} (Slurm job {job_info.slurm_job_id})")
+    if as_json:
+        print_json(job_info.as_dict())
+    else:
+        click.echo(f"cancelled job {job_id} (Slurm job {job_info.slurm_job_id})")
 
 
 @job.command("outputs")

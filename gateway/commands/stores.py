@@ -83,11 +83,16 @@ def store_group(kind: str, label: str, extra_fields: bool):
 
     @group.command("rm")
     @click.argument("ref", shell_complete=store_completer(kind))
-    def rm(ref: str) -> None:
+    @json_option
+    def rm(ref: str, as_json: bool) -> None:
+        from hpc_gateway.gateway.display import print_json
         from hpc_gateway.gateway.specs import parse_version_ref
 
         version = open_gateway().store(kind).remove(parse_version_ref(ref, label))
-        click.echo(f"removed {version.ref}")
+        if as_json:
+            print_json({**version.as_dict(), "removed": True})
+        else:
+            click.echo(f"removed {version.ref}")
     rm.help = f"Remove one version of a {label}: NAME@vN."
     add_sharing_commands(group, kind, label)
     return group
