@@ -20,6 +20,8 @@ def main() -> None:
     """
     os.umask(0o077)
     args = sys.argv[1:]
+    if "_GW_COMPLETE" not in os.environ:
+        _maybe_remote(args)
     if args[:2] == ["job", "list"] and "_GW_COMPLETE" not in os.environ:
         from hpc_gateway.gateway.quick_list import run as quick_job_list
 
@@ -29,6 +31,36 @@ def main() -> None:
     from hpc_gateway.gateway.commands.root import run
 
     run()
+
+
+def _maybe_remote(args: list[str]) -> None:
+    """With ``--host HOST`` first, or ``submit_host`` configured, run the command on that
+    login node over SSH (gateway/remote.py) and exit with its status."""
+    from hpc_gateway.gateway.errors import GatewayError
+
+    try:
+        from hpc_gateway.gateway.config import load_config
+
+        config = load_config()
+        host = str(config["submit_host"] or "") or None
+        if args[:1] and args[0].startswith("--host"):
+            from hpc_gateway.gateway.remote import take_host
+
+            host, args = take_host(args)
+        if host is None:
+            return
+        from hpc_gateway.gateway.remote import run_remote, wants_remote
+
+        if not wants_remote(args):
+            sys.argv[1:] = args  # --help, --version, completion: answered here
+            return
+        code = run_remote(host, args, config)
+    except GatewayError as exc:
+        print(f"gw: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(code)
 
 
 def __getattr__(name: str) -> object:

@@ -55,6 +55,14 @@ KEYS: dict[str, tuple[Any, str]] = {
                        "are hardlinks, not copies. Empty: sharing is off."),
     "site_images": ("", "Directory of the site's images (`gw image publish`), writable by "
                         "its administrators only; every user can run them. Empty: none."),
+    "submit_host": ("", "Run gw on this login node over SSH (`gw --host HOST`; user@host:port "
+                        "or a ~/.ssh/config alias): scheduler commands run there, uploads "
+                        "and downloads go over SFTP (GW_SUBMIT_HOST). Empty: run here."),
+    "remote_gw": ("gw", "The gw command on the submit host (GW_REMOTE_GW)."),
+    "ssh_identity": ("", "Private key for the submit host (default: ssh's own: ~/.ssh/config, "
+                         "the agent, ~/.ssh/id_*)."),
+    "ssh_known_hosts": ("", "known_hosts file the submit host's key must be in, besides "
+                            "~/.ssh/known_hosts (an unknown host key is refused)."),
     "max_upload_bytes": (1 << 40, "Largest algorithm or dataset push, in bytes (the sum of "
                                   "its files, as declared and as read)."),
     "max_image_bytes": (1 << 40, "Largest image import or pull, in bytes: its layers' files "
@@ -69,7 +77,9 @@ _PATH_FORBIDDEN = {"\\": "a backslash", "\n": "a newline", "\r": "a carriage ret
                    '"': "a double quote", "\0": "a NUL byte"}
 
 ENV_NAMES = {"home": "GW_HOME", "database": "GW_DATABASE", "runtime": "GW_RUNTIME",
-             "partition": "GW_PARTITION"}
+             "partition": "GW_PARTITION", "submit_host": "GW_SUBMIT_HOST",
+             "remote_gw": "GW_REMOTE_GW", "ssh_identity": "GW_SSH_IDENTITY",
+             "ssh_known_hosts": "GW_SSH_KNOWN_HOSTS"}
 
 
 @dataclass(frozen=True)
@@ -179,7 +189,8 @@ def load_config() -> Config:
     values["database"] = _check_home_path("GW_DATABASE", (
         _expand_path(values["database"]) if values["database"]
         else str(Path(values["home"]) / "gateway.db")))
-    for key in ("share_root", "site_images", "sbatch_templates"):
+    for key in ("share_root", "site_images", "sbatch_templates", "ssh_identity",
+                "ssh_known_hosts"):
         if values[key]:
             values[key] = _expand_path(values[key])
     return Config(values, sources)

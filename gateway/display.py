@@ -20,15 +20,45 @@ def print_json(value: Any) -> None:
 
 
 def print_table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
-    """An aligned table; an empty one prints just a note on stderr."""
+    """An aligned table; an empty one prints just a note on stderr. On a terminal the
+    table fits its width (the widest columns are cut, with an ellipsis); into a pipe or a
+    file every cell is whole."""
     if not rows:
         print("(none)", file=sys.stderr)
         return
     cells = [tuple(_cell(v) for v in row) for row in rows]
     widths = [max(map(len, column)) for column in zip(headers, *cells)]
-    template = "  ".join(f"{{:<{w}}}" for w in widths)
-    sys.stdout.write("\n".join(template.format(*r).rstrip() for r in [tuple(headers), *cells]))
+    if sys.stdout.isatty():
+        import shutil
+
+        widths = fit_widths(widths, shutil.get_terminal_size().columns)
+    lines = ("  ".join(_clip(text, width).ljust(width) for text, width in zip(row, widths))
+             .rstrip() for row in [tuple(headers), *cells])
+    sys.stdout.write("\n".join(lines))
     sys.stdout.write("\n")
+
+
+# A column is never cut narrower than this.
+MIN_COLUMN = 8
+
+
+def fit_widths(widths: list[int], columns: int) -> list[int]:
+    """Column widths that fit ``columns`` (two spaces between), cutting the widest first."""
+    widths = list(widths)
+    total = sum(widths) + 2 * (len(widths) - 1)
+    while total > columns:
+        widest = max(range(len(widths)), key=widths.__getitem__)
+        if widths[widest] <= MIN_COLUMN:
+            break
+        second = max((w for i, w in enumerate(widths) if i != widest), default=MIN_COLUMN)
+        cut = min(total - columns, widths[widest] - max(second, MIN_COLUMN) or 1)
+        widths[widest] -= max(cut, 1)
+        total -= max(cut, 1)
+    return widths
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:max(width - 1, 0)] + "\u2026"
 
 
 def print_fields(pairs: Sequence[tuple[str, Any]]) -> None:

@@ -40,6 +40,10 @@ class AlreadyExists(InvalidInput):
     """A name that must be new is already taken."""
 
 
+class RemoteError(GatewayError):
+    """The submit host could not be reached or used over SSH (exit 1)."""
+
+
 class CommandFailed(GatewayError):
     """An external command failed; carries the command line, exit status and stderr."""
 

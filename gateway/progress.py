@@ -32,11 +32,13 @@ class StepProgress:
                 SpinnerColumn,
                 TextColumn,
                 TimeElapsedColumn,
+                TransferSpeedColumn,
             )
 
             self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"),
                                       BarColumn(), TextColumn("{task.fields[amount]}"),
-                                      TimeElapsedColumn(), console=Console(stderr=True),
+                                      TransferSpeedColumn(), TimeElapsedColumn(),
+                                      console=Console(stderr=True),
                                       transient=False)
             self._progress.start()
         return self

@@ -3,7 +3,7 @@
 # munge for the local cluster; bubblewrap, squashfs/squashfuse/fuse3, siftool, skopeo, umoci
 # for containers; debootstrap and busybox-static for test images; bindfs for the FUSE view
 # of the spool that the watcher's polling test needs; ruby and chromium for the Open
-# OnDemand app's tests) and makes /dev/fuse usable
+# OnDemand app's tests; openssh-server for `gw --host`'s) and makes /dev/fuse usable
 # by job users. Run as root. Idempotent: apt is skipped entirely when everything is present.
 # Starts no services: scripts/cluster.sh runs its own private daemons.
 set -euo pipefail
@@ -15,6 +15,7 @@ PACKAGES=(
     bindfs  # tests/faults: a spool view inotify cannot see into, as on NFS
     procps  # pgrep in cluster.sh (pulled in by mariadb-server anyway)
     ruby chromium  # tests: Open OnDemand's ERB rendered by real Ruby; its view drawn
+    openssh-server openssh-client  # tests: `gw --host` against a real sshd on localhost
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -77,11 +77,13 @@ def test_a_portal_session_is_a_gateway_notebook_with_a_working_link(portal, tmp_
     session = start_session(portal["apps"] / "gw_notebook", tmp_path / "staged",
                             {"gw_image": "jupyter:v1", "gw_algo": "nbalgo", "gw_data": "ds",
                              "gw_flavor": "", "bc_num_hours": "1"}, env)
-    native = session["submit"]["script"]["native"]
-    assert "--time=0-01:00:00" in native and any(a.startswith("--signal=B:USR1@") for a in native)
-    conn = connection(session["staged"])
-    job_id = int(conn["gw_job"])
+    job_id = None
     try:
+        native = session["submit"]["script"]["native"]
+        assert "--time=0-01:00:00" in native
+        assert any(a.startswith("--signal=B:USR1@") for a in native)
+        conn = connection(session["staged"])
+        job_id = int(conn["gw_job"])
         # gw adopted the portal's job: it is a notebook like one started with gw.
         listed = json.loads(gw_ok(env, "notebook", "list", "--json"))
         assert [(n["id"], n["slurm_job_id"]) for n in listed] == [
@@ -111,7 +113,11 @@ def test_a_portal_session_is_a_gateway_notebook_with_a_working_link(portal, tmp_
         with urllib.request.urlopen(request, timeout=20) as answer:
             assert answer.status in (200, 201)
     finally:
-        stopped = json.loads(gw_ok(env, "notebook", "stop", str(job_id), "--wait", "--json"))
+        if job_id is None:  # never leave the session's job running
+            subprocess.run(["scancel", str(session["slurm_id"])], check=False)
+        else:
+            stopped = json.loads(gw_ok(env, "notebook", "stop", str(job_id), "--wait",
+                                       "--json"))
     assert stopped["state"] in ("STOPPED", "COMPLETED", "CANCELLED"), stopped
     versions = json.loads(gw_ok(env, "algo", "versions", "nbalgo", "--json"))
     assert versions[-1]["origin"] == f"notebook {job_id}"
@@ -126,7 +132,11 @@ def test_a_portal_training_job_is_a_gateway_job(portal, tmp_path):
                              "gw_flavor": "", "bc_num_hours": "1",
                              "gw_command": "cat /dataset/d.txt > /model/out.txt && echo 'it ran'"},
                             env)
-    conn = connection(session["staged"])
+    try:
+        conn = connection(session["staged"])
+    except BaseException:
+        subprocess.run(["scancel", str(session["slurm_id"])], check=False)
+        raise
     job_id = int(conn["gw_job"])
     view = render(portal["apps"] / "gw_training" / "view.html.erb", conn, env)
     assert f"files/fs/{conn['gw_job_dir']}" in view and f"gw job show {job_id}" in view
