@@ -10,7 +10,6 @@ User file: ``$GW_USER_CONFIG`` or ``$XDG_CONFIG_HOME/hpc-gateway/config.toml``.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -82,12 +81,15 @@ ENV_NAMES = {"home": "GW_HOME", "database": "GW_DATABASE", "runtime": "GW_RUNTIM
              "ssh_known_hosts": "GW_SSH_KNOWN_HOSTS"}
 
 
-@dataclass(frozen=True)
 class Config:
-    """Resolved settings; ``sources`` says where each value came from."""
+    """Resolved settings; ``sources`` says where each value came from. (A plain class:
+    every command loads one, and a dataclass would cost each the import of dataclasses.)"""
 
-    values: dict[str, Any]
-    sources: dict[str, str] = field(default_factory=dict)
+    __slots__ = ("sources", "values")
+
+    def __init__(self, values: dict[str, Any], sources: dict[str, str] | None = None) -> None:
+        self.values = values
+        self.sources = sources if sources is not None else {}
 
     def __getitem__(self, key: str) -> Any:
         return self.values[key]

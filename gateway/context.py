@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sqlite3
 import sys
-from dataclasses import replace
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -83,6 +82,8 @@ class Gateway:
 
             if ref.owner != user_name():
                 return resolve_shared(self.config, kind, ref)
+            from dataclasses import replace
+
             ref = replace(ref, owner=None)
         return self.store(kind).resolve(ref)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from hpc_gateway.gateway.errors import InvalidInput
@@ -11,11 +10,23 @@ from hpc_gateway.gateway.errors import InvalidInput
 KIND_DIRS = {"algo": "algos", "data": "datasets", "model": "models"}
 
 
-@dataclass(frozen=True)
 class HomeLayout:
-    """Paths of everything the gateway keeps under its home directory."""
+    """Paths of everything the gateway keeps under its home directory. (A plain class:
+    every command makes one, and a dataclass would cost each the import of dataclasses.)"""
 
-    root: Path
+    __slots__ = ("root",)
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, HomeLayout) and other.root == self.root
+
+    def __hash__(self) -> int:
+        return hash(self.root)
+
+    def __repr__(self) -> str:
+        return f"HomeLayout({self.root!r})"
 
     @property
     def objects(self) -> Path:

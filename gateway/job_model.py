@@ -10,12 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# A job is SUBMITTING from its record's creation until sbatch answers (or reconciliation
-# adopts it), then PENDING/RUNNING as Slurm says; UNKNOWN while Slurm cannot be asked.
-ACTIVE = ("SUBMITTING", "PENDING", "RUNNING", "UNKNOWN")
-# Finished states are final: no later poll, ingest or reconciliation changes them.
-TERMINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL")
-STATES = ACTIVE + TERMINAL
+from hpc_gateway.gateway.job_states import ACTIVE, STATES, TERMINAL
+
+__all__ = ["ACTIVE", "STATES", "TERMINAL", "Job", "JobSpec", "JobTask", "hide_env_values",
+           "state_from_slurm"]
 
 _SLURM_STATES = {
     "PENDING": "PENDING", "CONFIGURING": "PENDING", "REQUEUED": "PENDING",

@@ -15,11 +15,14 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpc_gateway.gateway import db
 from hpc_gateway.gateway.errors import NotFound
-from hpc_gateway.gateway.job_model import ACTIVE, TERMINAL, Job, JobSpec, JobTask
+from hpc_gateway.gateway.job_states import ACTIVE, TERMINAL
+
+if TYPE_CHECKING:
+    from hpc_gateway.gateway.job_model import Job, JobSpec, JobTask
 
 # Largest id SQLite stores; larger ids from the command line are simply not found.
 MAX_ID = 2**63 - 1
@@ -40,6 +43,8 @@ _SUMMARY_COLUMNS = ("id", "kind", "name", "state", "slurm_job_id", "submitted", 
 
 
 def _job(row: sqlite3.Row) -> Job:
+    from hpc_gateway.gateway.job_model import Job, JobSpec  # built only when a job is read
+
     model_ref = f"{row['model_coll']}@v{row['model_number']}" if row["model_number"] else None
     return Job(id=row["id"], kind=row["kind"], origin=row["origin"], name=row["name"],
                state=row["state"], reason=row["reason"], slurm_job_id=row["slurm_job_id"],
@@ -237,6 +242,8 @@ class JobRepository:
 
     def tasks(self, job_id: int) -> list[JobTask]:
         """The job's tasks, by index (none for a job that is not a sweep)."""
+        from hpc_gateway.gateway.job_model import JobTask
+
         rows = self.conn.execute(
             """SELECT t.*, m.number AS model_number, mc.name AS model_coll FROM job_tasks t
                LEFT JOIN versions m ON m.id = t.model_version_id

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpc_gateway.gateway.context import Gateway
 from hpc_gateway.gateway.errors import InvalidInput, NotFound
-from hpc_gateway.gateway.job_model import STATES, TERMINAL, Job
+from hpc_gateway.gateway.job_states import STATES, TERMINAL
+
+if TYPE_CHECKING:
+    from hpc_gateway.gateway.job_model import Job
 
 
 def get_job(gw: Gateway, job_id: int) -> Job:

@@ -97,8 +97,6 @@ def complete_flavors(_ctx: click.Context, _param: click.Parameter,
 class JobIdType(click.IntRange):
     """A gateway job id (1 and up); completes the newest jobs, with their names."""
 
-    name = "job_id"
-
     def __init__(self) -> None:
         super().__init__(1, 2**63 - 1)
 
