@@ -69,6 +69,9 @@ def fill_jobs(env: dict[str, str], count: int) -> None:
                                  algo_version_id=None, data_version_id=None, image_id=None)
             gw.jobs.attach_slurm_id(job.id, str(10_000_000 + i), "RUNNING")
             gw.jobs.transition(job.id, ["RUNNING"], "COMPLETED", exit_code=0, node="node1")
+        # Ten minutes apart, as a real history is: every row shows a different time.
+        gw.conn.execute("UPDATE jobs SET submitted = submitted - (? - id) * 600, "
+                        "ended = ended - (? - id) * 600", (count, count))
 
 
 def bench_list(env: dict[str, str], repeat: int) -> dict[str, object]:

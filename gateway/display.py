@@ -6,6 +6,7 @@ all day. Progress bars (rich) live in gateway/progress.py and load only where us
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
@@ -26,15 +27,22 @@ def print_table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
     if not rows:
         print("(none)", file=sys.stderr)
         return
-    cells = [tuple(_cell(v) for v in row) for row in rows]
+    cells = [tuple(["-" if v is None else str(v) for v in row]) for row in rows]
+    if any("\n" in text for row in cells for text in row):
+        cells = [tuple(text.replace("\n", "\\n") for text in row) for row in cells]
     widths = [max(map(len, column)) for column in zip(headers, *cells)]
     if sys.stdout.isatty():
         import shutil
 
-        widths = fit_widths(widths, shutil.get_terminal_size().columns)
-    lines = ("  ".join(_clip(text, width).ljust(width) for text, width in zip(row, widths))
-             .rstrip() for row in [tuple(headers), *cells])
-    sys.stdout.write("\n".join(lines))
+        fitted = fit_widths(widths, shutil.get_terminal_size().columns)
+        cut = [i for i, (was, now) in enumerate(zip(widths, fitted)) if now < was]
+        if cut:
+            cells = [tuple(_clip(text, fitted[i]) if i in cut else text
+                           for i, text in enumerate(row)) for row in cells]
+        widths = fitted
+    template = "  ".join(f"{{:<{w}}}" for w in widths)
+    sys.stdout.write("\n".join([template.format(*row).rstrip()
+                                for row in [tuple(headers), *cells]]))
     sys.stdout.write("\n")
 
 
@@ -88,7 +96,29 @@ def human_size(size: int | None) -> str:
 
 
 def human_time(epoch: float | None) -> str:
-    """Local ``YYYY-MM-DD HH:MM:SS`` (``-`` when unknown)."""
+    """Local ``YYYY-MM-DD HH:MM:SS`` (``-`` when unknown), as ``time.strftime`` gives it.
+
+    A listing formats thousands of these: the zone's offset is looked up once per hour of
+    history (and the date once per day), the rest is arithmetic. An hour in which the
+    offset changes is formatted by ``strftime`` itself."""
     if not epoch:
         return "-"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+    second = int(epoch)
+    offset = _hour_offset(second // 3600)
+    if offset is None:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+    days, rest = divmod(second + offset, 86400)
+    hours, rest = divmod(rest, 3600)
+    return f"{_utc_date(days)} {hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+@functools.lru_cache(maxsize=8192)
+def _hour_offset(hour: int) -> int | None:
+    """The local offset from UTC through this hour, or None if it changes within it."""
+    first, last = time.localtime(hour * 3600), time.localtime(hour * 3600 + 3599)
+    return first.tm_gmtoff if first.tm_gmtoff == last.tm_gmtoff else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _utc_date(days: int) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(days * 86400))

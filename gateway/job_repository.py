@@ -136,8 +136,17 @@ class JobRepository:
     def summaries(self, states: Iterable[str] = (), limit: int | None = None
                   ) -> list[dict[str, Any]]:
         """Light rows for listings, newest first."""
+        return [dict(zip(_SUMMARY_COLUMNS, row))
+                for row in self.summary_rows(states, limit, _SUMMARY_COLUMNS)]
+
+    def summary_rows(self, states: Iterable[str] = (), limit: int | None = None,
+                     columns: tuple[str, ...] = _SUMMARY_COLUMNS) -> list[tuple[Any, ...]]:
+        """``columns`` of each job (among the summary's), newest first, as plain tuples:
+        a table of 10,000 jobs builds no row objects."""
+        if not set(columns) <= set(_SUMMARY_COLUMNS):
+            raise ValueError(f"not summary columns: {sorted(set(columns) - set(_SUMMARY_COLUMNS))}")
         states = tuple(states)
-        query = f"SELECT {', '.join(_SUMMARY_COLUMNS)} FROM jobs"
+        query = f"SELECT {', '.join(columns)} FROM jobs"
         args: list[Any] = []
         if states:
             query += f" WHERE state IN ({_placeholders(states)})"
@@ -146,7 +155,9 @@ class JobRepository:
         if limit is not None:
             query += " LIMIT ?"
             args.append(limit)
-        return [dict(r) for r in self.conn.execute(query, args).fetchall()]
+        cursor = self.conn.cursor()
+        cursor.row_factory = None
+        return cursor.execute(query, args).fetchall()
 
     def has_active(self) -> bool:
         """Whether any job is unfinished (one indexed lookup)."""

@@ -26,13 +26,18 @@ def get_job(gw: Gateway, job_id: int) -> Job:
 def list_jobs(gw: Gateway, states: tuple[str, ...] = (), limit: int | None = None
               ) -> list[dict[str, Any]]:
     """Jobs, newest first, optionally filtered by state (names checked)."""
+    return gw.jobs.summaries(check_listing(states, limit), limit)
+
+
+def check_listing(states: tuple[str, ...], limit: int | None) -> tuple[str, ...]:
+    """The states named (upper case), checked; a limit below 1 is refused."""
     wanted = tuple(s.upper() for s in states)
     unknown = [s for s in wanted if s not in STATES]
     if unknown:
         raise InvalidInput(f"unknown state {unknown[0]!r}; states: {', '.join(STATES)}")
     if limit is not None and limit < 1:
         raise InvalidInput(f"invalid --limit {limit}: at least 1")
-    return gw.jobs.summaries(wanted, limit)
+    return wanted
 
 
 def cancel_job(gw: Gateway, job_id: int) -> Job:

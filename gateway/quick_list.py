@@ -9,7 +9,10 @@ print with :func:`print_job_list`, so the output is one.
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hpc_gateway.gateway.context import Gateway
 
 STATE_NAMES = ("SUBMITTING", "PENDING", "RUNNING", "UNKNOWN", "COMPLETED", "FAILED",
                "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL")
@@ -45,16 +48,22 @@ def parse(args: list[str]) -> tuple[tuple[str, ...], int | None, bool] | None:
     return tuple(states), limit, as_json
 
 
-def print_job_list(jobs: list[dict[str, Any]], as_json: bool) -> None:
-    """The jobs as a table, or as JSON."""
+TABLE_COLUMNS = ("id", "name", "state", "slurm_job_id", "node", "submitted", "exit_code")
+
+
+def print_job_list(gw: Gateway, states: tuple[str, ...], limit: int | None,
+                   as_json: bool) -> None:
+    """The jobs, newest first, as a table or as JSON (the table reads only its columns)."""
     from hpc_gateway.gateway.display import human_time, print_json, print_table
+    from hpc_gateway.gateway.jobs import check_listing, list_jobs
 
     if as_json:
-        print_json(jobs)
-    else:
-        print_table([(j["id"], j["name"], j["state"], j["slurm_job_id"], j["node"] or None,
-                      human_time(j["submitted"]), j["exit_code"]) for j in jobs],
-                    ["ID", "NAME", "STATE", "SLURM_ID", "NODE", "SUBMITTED", "EXIT"])
+        print_json(list_jobs(gw, states, limit))
+        return
+    rows = gw.jobs.summary_rows(check_listing(states, limit), limit, TABLE_COLUMNS)
+    print_table([(i, name, state, slurm_id, node or None, human_time(submitted), code)
+                 for i, name, state, slurm_id, node, submitted, code in rows],
+                ["ID", "NAME", "STATE", "SLURM_ID", "NODE", "SUBMITTED", "EXIT"])
 
 
 def run(args: list[str]) -> int | None:
@@ -64,14 +73,13 @@ def run(args: list[str]) -> int | None:
         return None
     from hpc_gateway.gateway.context import Gateway
     from hpc_gateway.gateway.errors import GatewayError
-    from hpc_gateway.gateway.jobs import list_jobs
     from hpc_gateway.spool.sync import sync_state
 
     states, limit, as_json = parsed
     try:
         gw = Gateway()
         sync_state(gw)
-        print_job_list(list_jobs(gw, states, limit), as_json)
+        print_job_list(gw, states, limit, as_json)
     except GatewayError as exc:
         print(f"gw: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -185,11 +185,9 @@ def job_list(states: tuple[str, ...], limit: int | None, as_json: bool) -> None:
     gw job list --state RUNNING --limit 20
     gw job list --json | jq '.[] | select(.state == "FAILED") | .id'
     """
-    from hpc_gateway.gateway.jobs import list_jobs
     from hpc_gateway.gateway.quick_list import print_job_list
 
-    print_job_list(list_jobs(synced_gateway(), tuple(s.upper() for s in states), limit),
-                   as_json)
+    print_job_list(synced_gateway(), tuple(states), limit, as_json)
 
 
 @job.command("show")

@@ -40,3 +40,24 @@ def test_fit_widths_cuts_the_widest_first_and_never_below_the_minimum():
     assert abs(fitted[1] - fitted[3]) <= 1  # both wide columns gave way
     assert fit_widths([10, 10], 5) == [8, 8]
     assert fit_widths([3, 4], 80) == [3, 4]
+
+
+def test_human_time_matches_strftime_in_zones_with_odd_offsets(monkeypatch):
+    import time
+
+    from hpc_gateway.gateway.display import _hour_offset, human_time
+
+    # Lord Howe moves its clocks by 30 minutes; 2024-04-07 and 2024-10-06 are its changes.
+    changes = [start + step for start in (1712415600, 1728142200, 1711846800)
+               for step in range(-4000, 4000, 97)]
+    for zone in ("UTC", "Asia/Kathmandu", "Australia/Eucla", "America/St_Johns",
+                 "Australia/Lord_Howe", "Europe/Berlin"):
+        monkeypatch.setenv("TZ", zone)
+        time.tzset()
+        _hour_offset.cache_clear()
+        for epoch in (1795587322.9, 1700000000, 1711846799, 1711846800, *changes):
+            assert human_time(epoch) == time.strftime("%Y-%m-%d %H:%M:%S",
+                                                      time.localtime(epoch)), (zone, epoch)
+    monkeypatch.delenv("TZ")
+    time.tzset()
+    _hour_offset.cache_clear()
