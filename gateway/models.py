@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -36,17 +37,23 @@ def check_output_file(out: Path) -> None:
                            "place with -o")
 
 
-def download_model(gw: Gateway, ref: str, out: Path) -> int:
-    """Write model version ``ref`` to ``out`` as a .tar.gz (atomically); returns its size."""
+def download_model(gw: Gateway, ref: str, out: Path,
+                   progress: Callable[[int, int], None] | None = None) -> int:
+    """Write model version ``ref`` to ``out`` as a .tar.gz (atomically); returns its size.
+    ``progress(bytes_packed, bytes_total)`` follows the files as they are packed."""
     version = gw.version("model", parse_version_ref(ref, "model"))
     check_output_file(out)
     unsafe = {os.path.normpath(rel) for rel, _why in unsafe_entries(version.path)}
     top = f"{version.name}-v{version.number}"
+    packed = [0]
 
     def only_safe(member: tarfile.TarInfo) -> tarfile.TarInfo | None:
         rel = os.path.normpath(os.path.relpath(member.name, top))
         if rel in unsafe or not (member.isfile() or member.isdir() or member.issym()):
             return None  # never a FIFO, a device, or a link leading outside the version
+        if progress and member.isfile():
+            progress(packed[0], version.size_bytes)
+            packed[0] += member.size
         return member
 
     tmp = out.with_name(f".{out.name}.partial")

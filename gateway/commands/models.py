@@ -88,12 +88,16 @@ def model_cat(ref: str, path: str) -> None:
 @click.argument("ref", shell_complete=store_completer("model"))
 @click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path),
               help="The .tar.gz to write.")
-def model_download(ref: str, output: Path) -> None:
-    """Write a model version as a .tar.gz."""
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+def model_download(ref: str, output: Path, quiet: bool) -> None:
+    """Write a model version as a .tar.gz (progress with sizes and rate on a terminal)."""
     from hpc_gateway.gateway.display import human_size
     from hpc_gateway.gateway.models import download_model
+    from hpc_gateway.gateway.progress import StepProgress
 
-    size = download_model(synced_gateway(), ref, output)
+    with StepProgress(f"download {ref}", enabled=not quiet) as progress:
+        size = download_model(synced_gateway(), ref, output,
+                              lambda done, total: progress("pack", done, total))
     click.echo(f"wrote {output} ({human_size(size)})")
 
 
