@@ -72,17 +72,22 @@ def job_submit(wait: bool, test_only: bool, for_portal: bool, command: tuple[str
                        "nothing was submitted")
         return
     if for_portal:
-        from hpc_gateway.gateway.display import print_json
-        from hpc_gateway.gateway.errors import InvalidInput
-        from hpc_gateway.gateway.portal import portal_session
-        from hpc_gateway.gateway.submit import prepare_job
-
-        if wait:
-            raise InvalidInput("--for-portal submits nothing: the portal does; no --wait")
-        job, _script = prepare_job(gw, request)
-        print_json(portal_session(job))
+        print_portal_submission(gw, request, wait)
         return
     finish_submission(gw, submit_job(gw, request), wait, as_json)
+
+
+def print_portal_submission(gw, request, wait: bool) -> None:
+    """Record and lay out the job for a portal to submit; print what it needs (JSON)."""
+    from hpc_gateway.gateway.display import print_json
+    from hpc_gateway.gateway.errors import InvalidInput
+    from hpc_gateway.gateway.portal import portal_session
+    from hpc_gateway.gateway.submit import prepare_job
+
+    if wait:
+        raise InvalidInput("--for-portal submits nothing: the portal does; no --wait")
+    job, _script = prepare_job(gw, request)
+    print_json(portal_session(job))
 
 
 def finish_submission(gw, submitted, wait: bool, as_json: bool) -> None:

@@ -133,11 +133,14 @@ def template_rm(name: str) -> None:
               help="With --sweep: at most N tasks run at once (Slurm's --array=...%N).")
 @click.option("--wait", is_flag=True, help="Wait for the job to end; exit 1 unless it "
                                            "completed.")
+@click.option("--for-portal", is_flag=True,
+              help="Record and lay out the job but do not submit it: print (JSON) the sbatch "
+                   "options and script a portal's own job uses (`gw ood install`).")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @json_option
 def template_run(template_name: str, sets: tuple[str, ...], sweeps: tuple[str, ...],
-                 max_parallel: int | None, wait: bool, command: tuple[str, ...],
-                 as_json: bool, **options) -> None:
+                 max_parallel: int | None, wait: bool, for_portal: bool,
+                 command: tuple[str, ...], as_json: bool, **options) -> None:
     """Submit a job from template NAME; options given here override the template's, and
     a COMMAND after -- replaces its command. The job records the template and what was
     overridden (`gw job show`)."""
@@ -168,8 +171,15 @@ def template_run(template_name: str, sets: tuple[str, ...], sweeps: tuple[str, .
             raise InvalidInput("--max-parallel goes with --sweep")
         request = build_request(gw, recipe, fill(template_command, values),
                                 origin="template", provenance=provenance)
+        if for_portal:
+            from hpc_gateway.gateway.commands.jobs import print_portal_submission
+
+            print_portal_submission(gw, request, wait)
+            return
         finish_submission(gw, submit_job(gw, request), wait, as_json)
         return
+    if for_portal:
+        raise InvalidInput("--for-portal runs one job, not a --sweep")
     from hpc_gateway.gateway.sweeps import submit_sweep
 
     tasks = parse_sweeps(sweeps)

@@ -61,15 +61,20 @@ def test_install_writes_complete_apps_and_refuses_to_overwrite(portal):
 
 
 def test_the_form_offers_the_persons_own_images_algorithms_and_datasets(portal):
-    for app in ("gw_notebook", "gw_training"):
+    gw_ok(portal["env"], "template", "save", "tpl", "--algo", "nbalgo", "--image",
+          "busybox:v1", "--data", "ds", "--mem", "256M", "--", "sh", "-c",
+          "cat /dataset/d.txt > /model/out.txt && echo 'from the template'")
+    for app, blank in (("gw_notebook", []), ("gw_training", [""])):
         form = render(portal["apps"] / app / "form.yml.erb", {}, portal["env"], as_yaml=True)
         assert form["cluster"] == "gw"
         options = {name: [value for _label, value in spec["options"]]
                    for name, spec in form["attributes"].items() if "options" in spec}
-        assert options["gw_image"] == ["busybox:v1", "jupyter:v1"]
-        assert options["gw_algo"] == ["nbalgo"]
-        assert options["gw_data"] == ["", "ds"]
+        assert options["gw_image"] == [*blank, "busybox:v1", "jupyter:v1"]
+        assert options["gw_algo"] == [*blank, "nbalgo", "nbalgo@v1"]
+        assert options["gw_data"] == ["", "ds", "ds@v1"]
         assert form["attributes"]["bc_num_hours"]["value"] == 2
+        if app == "gw_training":
+            assert options["gw_template"] == ["", "tpl"]
 
 
 def test_a_portal_session_is_a_gateway_notebook_with_a_working_link(portal, tmp_path):
@@ -128,8 +133,8 @@ def test_a_portal_session_is_a_gateway_notebook_with_a_working_link(portal, tmp_
 def test_a_portal_training_job_is_a_gateway_job(portal, tmp_path):
     env = portal["env"]
     session = start_session(portal["apps"] / "gw_training", tmp_path / "staged",
-                            {"gw_image": "busybox:v1", "gw_algo": "nbalgo", "gw_data": "ds",
-                             "gw_flavor": "", "bc_num_hours": "1",
+                            {"gw_template": "", "gw_image": "busybox:v1", "gw_algo": "nbalgo@v1",
+                             "gw_data": "ds", "gw_flavor": "", "bc_num_hours": "1",
                              "gw_command": "cat /dataset/d.txt > /model/out.txt && echo 'it ran'"},
                             env)
     try:
@@ -150,6 +155,27 @@ def test_a_portal_training_job_is_a_gateway_job(portal, tmp_path):
     assert "it ran" in gw_ok(env, "job", "logs", str(job_id))
     model = done["model"]
     assert gw_ok(env, "model", "cat", model, "out.txt") == "portal data\n"
+
+
+def test_a_portal_training_job_from_a_template(portal, tmp_path):
+    env = portal["env"]
+    session = start_session(portal["apps"] / "gw_training", tmp_path / "staged",
+                            {"gw_template": "tpl", "gw_image": "", "gw_algo": "", "gw_data": "",
+                             "gw_flavor": "", "gw_command": "", "bc_num_hours": "1"}, env)
+    try:
+        conn = connection(session["staged"])
+    except BaseException:
+        subprocess.run(["scancel", str(session["slurm_id"])], check=False)
+        raise
+    job_id = int(conn["gw_job"])
+    for _ in range(120):
+        done = json.loads(gw_ok(env, "job", "show", str(job_id), "--json"))
+        if done["state"] not in ("SUBMITTING", "PENDING", "RUNNING"):
+            break
+        subprocess.run(["sleep", "1"], check=True)
+    assert done["state"] == "COMPLETED", done
+    assert done["template"] == "tpl" and done["origin"] == "template"
+    assert "from the template" in gw_ok(env, "job", "logs", str(job_id))
 
 
 def test_a_submission_gw_refuses_names_the_reason_in_the_portal(portal, tmp_path):
