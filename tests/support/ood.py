@@ -13,7 +13,9 @@ Following OnDemand's batch_connect documentation, for a session of an app it:
 4. renders ``view.html.erb`` with connection.yml's values as methods.
 
 The ERB is rendered by real Ruby (tests/support/ood_render.rb); the job runs on the real
-local Slurm. The wrapper below is written from that description, not copied.
+local Slurm. The wrapper below is written from that description, not copied; the job's
+environment is OnDemand's Slurm adapter's: ``--export NAME,...`` of the job_environment
+names alone.
 """
 
 from __future__ import annotations
@@ -109,8 +111,11 @@ def start_session(app: Path, staged: Path, form: dict[str, Any], env: dict[str, 
     wrapper.write_text(WRAPPER.format(staged=staged, conn_pairs=pairs))
     script = submit.get("script", {})
     job_env = {k: str(v) for k, v in (script.get("job_environment") or {}).items()}
-    argv = ["sbatch", "--parsable", f"--output={staged / 'output.log'}",
-            f"--export=ALL,{','.join(job_env)}", *script.get("native", []), str(wrapper)]
+    # As OnDemand's Slurm adapter does: the job gets only these variables (names only;
+    # their values come from sbatch's environment), not the portal's whole environment.
+    export = ["--export", ",".join(job_env)] if job_env else []
+    argv = ["sbatch", "--parsable", f"--output={staged / 'output.log'}", *export,
+            *script.get("native", []), str(wrapper)]
     out = subprocess.run(argv, capture_output=True, text=True, check=True,
                          env={**os.environ, **env, **job_env}).stdout
     return {"slurm_id": int(out.strip().split(";")[0]), "staged": staged, "submit": submit}
