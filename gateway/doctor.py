@@ -183,6 +183,32 @@ def _check_watcher(gw: Gateway) -> Check:
                  f"{info.get('mode')})")
 
 
+def _check_sharing(gw: Gateway) -> list[Check]:
+    """share_root and site_images, when the site set them (docs/sharing.md)."""
+    from hpc_gateway.gateway.errors import InvalidInput
+
+    checks = []
+    if gw.config["share_root"]:
+        from hpc_gateway.gateway.sharing import share_root
+
+        try:
+            checks.append(Check("sharing", True, f"share_root {share_root(gw.config)}"))
+        except InvalidInput as exc:
+            checks.append(Check("sharing", False, str(exc),
+                                f"install -d -m 1777 {gw.config['share_root']}"))
+    if gw.config["site_images"]:
+        from hpc_gateway.gateway.site_images import list_site_images
+
+        try:
+            count = len(list_site_images(gw.config))
+            checks.append(Check("site images", True,
+                                f"{count} in {gw.config['site_images']}"))
+        except InvalidInput as exc:
+            checks.append(Check("site images", False, str(exc),
+                                f"chmod go-w {gw.config['site_images']} and what it holds"))
+    return checks
+
+
 def run_checks(gw: Gateway) -> list[Check]:
     """Every check, in the order a person would fix them."""
     home = _check_home(gw)
@@ -191,4 +217,5 @@ def run_checks(gw: Gateway) -> list[Check]:
         "accounting", False, "skipped: Slurm is not reachable", "fix the slurm check first")
     local = ([_check_locks(gw), _check_database(gw), _check_spool(gw), _check_watcher(gw)]
              if home.ok else [])
-    return [home, *local, slurm, accounting, *_check_runtime(gw), _check_build_tools()]
+    return [home, *local, slurm, accounting, *_check_runtime(gw), _check_build_tools(),
+            *_check_sharing(gw)]
