@@ -78,8 +78,25 @@ def write_sif(dest: Path, squashfs: Path, architecture: str,
 
 def find_in_sif(sif: Path, partition_offset: int, paths: list[str]) -> list[str]:
     """Which of ``paths`` (absolute, inside the image) the SIF's squashfs partition holds,
-    read from its directory table (``unsquashfs -l``: milliseconds, nothing extracted)."""
+    read from its directory table (``unsquashfs -l``: milliseconds, nothing extracted).
+    A path may hold ``*`` and ``?`` wildcards: it counts when anything matches it."""
+    import fnmatch
+
     argv = ["unsquashfs", "-o", str(int(partition_offset)), "-l", "-d", "", str(sif), *paths]
     listed = run_command(argv, timeout=60, error_type=ContainerToolError,
                          what="unsquashfs").stdout.splitlines()
-    return [p for p in paths if p in listed]
+    present = set(listed)
+    return [p for p in paths
+            if p in present or (any(c in p for c in "*?[") and fnmatch.filter(listed, p))]
+
+
+def first_line_in_sif(sif: Path, partition_offset: int, path: str) -> str:
+    """The first line of the regular file ``path`` inside the image (a script's shebang),
+    or "" when it is no readable text file (``unsquashfs -cat``: nothing extracted)."""
+    argv = ["unsquashfs", "-o", str(int(partition_offset)), "-cat", str(sif), path]
+    try:
+        out = run_command(argv, timeout=60, error_type=ContainerToolError,
+                          what="unsquashfs").stdout
+    except (ContainerToolError, UnicodeDecodeError):
+        return ""
+    return out.split("\n", 1)[0]

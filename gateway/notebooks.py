@@ -9,10 +9,11 @@ algorithm versions it saved.
 from __future__ import annotations
 
 import json
+import posixpath
 import secrets
 import socket
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpc_gateway.gateway.context import Gateway
 from hpc_gateway.gateway.errors import GatewayError, InvalidInput
@@ -27,10 +28,18 @@ from hpc_gateway.gateway.specs import Resources, VersionRef, parse_time_seconds
 from hpc_gateway.gateway.stores import VersionInfo
 from hpc_gateway.gateway.submit import JobRequest, submit_job
 
+if TYPE_CHECKING:
+    from hpc_gateway.gateway.images import ImageRecord
+
 # What Jupyter and Python leave in a draft that is not code: never part of a saved version.
 DRAFT_EXCLUDES = frozenset({".ipynb_checkpoints", "__pycache__", ".jupyter", ".local",
                             ".cache", ".ipython", ".virtual_documents"})
 TOKEN_VARIABLE = "JUPYTER_TOKEN"
+
+
+def _image_path_dirs(image: ImageRecord) -> list[str]:
+    path = image.config.get("env", {}).get("PATH") or "/usr/local/bin:/usr/bin:/bin"
+    return [d.rstrip("/") for d in path.split(":") if d.startswith("/")]
 
 
 def require_program(gw: Gateway, image_name: str, program: str, needs: str) -> None:
@@ -39,11 +48,58 @@ def require_program(gw: Gateway, image_name: str, program: str, needs: str) -> N
     from hpc_gateway.gateway.images import get_image
 
     image = get_image(gw, image_name)
-    path = image.config.get("env", {}).get("PATH") or "/usr/local/bin:/usr/bin:/bin"
-    dirs = [d.rstrip("/") for d in path.split(":") if d.startswith("/")]
+    dirs = _image_path_dirs(image)
     if not find_in_sif(image.sif_path, image.partition_offset, [f"{d}/{program}" for d in dirs]):
-        raise InvalidInput(f"image {image.name} has no `{program}` on its PATH ({path}): "
-                           f"{needs}")
+        raise InvalidInput(f"image {image.name} has no `{program}` on its PATH "
+                           f"({':'.join(dirs)}): {needs}")
+
+
+def _interpreter(shebang: str) -> str:
+    """The Python a script's ``#!`` line names ("" when it names no Python)."""
+    words = shebang[2:].split() if shebang.startswith("#!") else []
+    if words and posixpath.basename(words[0]) == "env":
+        words = [w for w in words[1:] if not w.startswith("-")]
+    if words and posixpath.basename(words[0]).startswith("python"):
+        return words[0]
+    return ""
+
+
+def headless_engine(gw: Gateway, image_name: str) -> tuple[str, str]:
+    """How ``image_name`` runs a notebook headless: ("papermill", "") where papermill is on
+    its PATH, else ("nbclient", PYTHON) with the Python whose nbclient (JupyterLab's)
+    runs the gateway's runner. Refused, before anything is submitted, when the image has
+    no Jupyter kernel, or neither papermill nor nbclient."""
+    from hpc_gateway.containers.sif import find_in_sif, first_line_in_sif
+    from hpc_gateway.gateway.images import get_image
+
+    image = get_image(gw, image_name)
+    sif, offset = image.sif_path, image.partition_offset
+    dirs = _image_path_dirs(image)
+    on_path = {f"{d}/{p}": p for d in dirs
+               for p in ("papermill", "jupyter-execute", "jupyter", "python3", "python")}
+    prefixes = ["/usr/local", "/usr", "/opt/conda",
+                *(posixpath.dirname(d) for d in dirs if d.endswith("/bin"))]
+    kernels = {f"{prefix}/share/jupyter/kernels/*/kernel.json" for prefix in prefixes}
+    kernels |= {f"{prefix}/lib/python3*/*-packages/ipykernel_launcher.py" for prefix in prefixes}
+    kernels.add("/usr/lib/python3/dist-packages/ipykernel_launcher.py")
+    found = find_in_sif(sif, offset, [*on_path, *sorted(kernels)])
+    programs: dict[str, str] = {}
+    for path in found:
+        if path in on_path:
+            programs.setdefault(on_path[path], path)
+    needs = ("a headless notebook needs JupyterLab in the image (`pip3 install jupyterlab` "
+             "brings nbclient and the ipykernel kernel), or papermill and ipykernel")
+    has_kernel = any(path not in on_path for path in found)
+    has_runner = bool({"papermill", "jupyter-execute"} & set(programs))
+    if not (has_kernel and has_runner):
+        missing = " and no ".join(what for what, ok in (("Jupyter kernel", has_kernel),
+                                                        ("nbclient or papermill", has_runner))
+                                  if not ok)
+        raise InvalidInput(f"image {image.name} has no {missing}: {needs}")
+    if "papermill" in programs:
+        return "papermill", ""
+    python = _interpreter(first_line_in_sif(sif, offset, programs["jupyter-execute"]))
+    return "nbclient", python or programs.get("python3") or programs.get("python") or "python3"
 
 
 def require_jupyter(gw: Gateway, image_name: str) -> None:
@@ -57,10 +113,9 @@ def headless_request(gw: Gateway, *, notebook: str, params: dict[str, str], imag
                      env: dict[str, str], resources: Resources,
                      model_name: str | None) -> JobRequest:
     """The request that runs ``notebook`` (a path inside the algorithm version) headless,
-    checked before anything is recorded: the file exists, the image has papermill."""
-    import posixpath
-
-    from hpc_gateway.gateway.kinds.headless import papermill_command
+    checked before anything is recorded: the file exists, the image can run it
+    (:func:`headless_engine`)."""
+    from hpc_gateway.gateway.kinds.headless import papermill_command, runner_command
 
     clean = posixpath.normpath(notebook.strip())
     if (not clean.endswith(".ipynb") or clean.startswith(("/", "../")) or clean == ".."
@@ -71,12 +126,13 @@ def headless_request(gw: Gateway, *, notebook: str, params: dict[str, str], imag
     if not (version.path / clean).is_file():
         raise InvalidInput(f"--notebook {clean!r}: {version.ref} has no such file (see `gw "
                            f"algo show {version.ref}`)")
-    require_program(gw, image, "papermill", "a headless notebook runs with papermill "
-                    "(`pip install papermill ipykernel` in the image)")
+    engine, python = headless_engine(gw, image)
+    command = (papermill_command(clean, params) if engine == "papermill"
+               else runner_command(python, clean, params))
     return JobRequest(algo=VersionRef(version.name, version.number, version.owner),
                       image=image, data=data,
                       name=name or f"{version.name}-{posixpath.basename(clean)[:-6]}",
-                      command=papermill_command(clean, params), env=env, resources=resources,
+                      command=command, env=env, resources=resources,
                       model_name=model_name, kind="headless",
                       extra={"notebook": clean, "params": params})
 

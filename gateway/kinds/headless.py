@@ -1,9 +1,13 @@
 """A headless notebook (the web platform's background task): a notebook in the algorithm
-version runs top to bottom inside the container with papermill, as a batch job.
+version runs top to bottom inside the container, as a batch job.
 
-papermill logs each cell as it starts (`gw job logs -f`), writes the executed notebook with
-its outputs next to the original in the job's /code (so `gw job outputs` holds it), and
-exits non-zero when a cell raises; the end handler then names that cell and its error.
+It runs with papermill where the image has it, and otherwise with the gateway's own runner
+(gateway/kinds/notebook_runner.py) in the image's Python over nbclient, which JupyterLab
+brings: an image made with only ``pip3 install jupyterlab`` runs it. Both log each cell as
+it starts (`gw job logs -f`), fill the cell tagged ``parameters`` from ``--param``, write
+the executed notebook with its outputs next to the original in the job's /code (so `gw job
+outputs` holds it), and exit non-zero when a cell raises; the end handler then names that
+cell and its error.
 """
 
 from __future__ import annotations
@@ -34,13 +38,28 @@ def executed_name(notebook: str) -> str:
 
 
 def papermill_command(notebook: str, params: dict[str, str]) -> tuple[str, ...]:
-    """The container command that runs ``notebook`` (relative to /code)."""
+    """The container command that runs ``notebook`` (relative to /code) with papermill."""
     command = ["papermill", posixpath.join(CODE, notebook),
                posixpath.join(CODE, executed_name(notebook)),
                "--cwd", posixpath.join(CODE, posixpath.dirname(notebook)),
                "--log-output", "--log-level", "INFO", "--no-progress-bar"]
     for key, value in params.items():
         command += ["-p", key, value]
+    return tuple(command)
+
+
+def runner_command(python: str, notebook: str, params: dict[str, str]) -> tuple[str, ...]:
+    """The container command that runs ``notebook`` (relative to /code) with the gateway's
+    runner in the image's ``python`` (its text on the command line: the script stays
+    self-contained, and a rendered copy needs no gw on the node)."""
+    from pathlib import Path
+
+    source = (Path(__file__).parent / "notebook_runner.py").read_text()
+    command = [python, "-c", source, posixpath.join(CODE, notebook),
+               posixpath.join(CODE, executed_name(notebook)),
+               posixpath.join(CODE, posixpath.dirname(notebook))]
+    for key, value in params.items():
+        command += [key, value]
     return tuple(command)
 
 

@@ -1,5 +1,6 @@
-"""Notebooks on the real local Slurm, in a real image with JupyterLab
-(scripts/make-jupyter-image.sh: the demo's Debian rootfs with JupyterLab from PyPI)."""
+"""Notebooks on the real local Slurm, in real images made as the seed makes its notebook
+image (scripts/make-jupyter-image.sh: the demo's Debian rootfs plus `pip install
+jupyterlab` only), and one with papermill besides."""
 
 from __future__ import annotations
 
@@ -26,6 +27,10 @@ def nb_home(flow_home, tmp_path_factory):
     archive = subprocess.run(["bash", str(REPO / "scripts" / "make-jupyter-image.sh")],
                              capture_output=True, text=True, check=True).stdout.strip()
     gw_ok(flow_home, "image", "import", archive, "--name", "jupyter:v1", "-q")
+    archive = subprocess.run(["bash", str(REPO / "scripts" / "make-jupyter-image.sh"),
+                              "papermill"], capture_output=True, text=True,
+                             check=True).stdout.strip()
+    gw_ok(flow_home, "image", "import", archive, "--name", "jupyter-papermill:v1", "-q")
     base = tmp_path_factory.mktemp("nb")
     plain = make_archive(base / "bb.tar", [busybox_rootfs(base / "rootfs")],
                          env={"PATH": "/bin"}, workdir="/", cmd=["sh"])
@@ -181,63 +186,87 @@ def notebook_json(cells: list[tuple[str, list[str]]]) -> str:
 
 @pytest.fixture(scope="module")
 def project(nb_home):
-    """The seed's background task: a project whose main.ipynb is run headless."""
+    """The seed's background task: a project whose main.ipynb is run headless, using the
+    seed's notebook habits (`!shell`, `%cd`, relative paths)."""
     src = Path(nb_home["base"]) / "project"
-    src.mkdir()
-    (src / "main.ipynb").write_text(notebook_json([
+    (src / "notebooks" / "data").mkdir(parents=True)
+    (src / "notebooks" / "data" / "rows.txt").write_text("3\n")
+    (src / "notebooks" / "main.ipynb").write_text(notebook_json([
         ("lr = 0.1\nepochs = 1\n", ["parameters"]),
-        ("print(f'training with lr={lr}')\nopen('/model/weights.txt', 'w').write(str(lr))\n",
-         []),
-        ("import os\nos.makedirs('results', exist_ok=True)\n"
-         "open('results/metrics.txt', 'w').write('accuracy 0.9')\n", []),
+        ("print(f'training with lr={lr!r} ({type(lr).__name__}), epochs={epochs}')\n"
+         "rows = int(open('data/rows.txt').read())\n"
+         "open('/model/weights.txt', 'w').write(f'{lr} {rows}')\n", []),
+        ("!echo shell says $((6 * 7)) && mkdir -p results\n"
+         "%cd results\n"
+         "open('metrics.txt', 'w').write('accuracy 0.9')\n"
+         "import os; print('now in', os.getcwd())\n", []),
     ]))
     (src / "jobs").mkdir()
     (src / "jobs" / "fails.ipynb").write_text(notebook_json([
-        ("x = 1\n", []), ("print('fine so far')\n", []),
+        ("print('fine so far')\n", []),
         ("raise ValueError('bad row 7')\n", []), ("print('never reached')\n", []),
     ]))
     gw_ok(nb_home, "algo", "push", str(src), "--name", "project", "-q")
     return nb_home
 
 
-def test_headless_notebook_runs_harvests_and_keeps_the_executed_copy(project, tmp_path):
+HEADLESS_IMAGES = ["jupyter:v1", "jupyter-papermill:v1"]
+
+
+@pytest.mark.parametrize("image", HEADLESS_IMAGES)
+def test_headless_notebook_runs_harvests_and_keeps_the_executed_copy(project, tmp_path, image):
     job = json.loads(gw_ok(project, "job", "submit", "--json", "--wait", "--algo", "project",
-                           "--image", "jupyter:v1", "--mem", "1G", "--notebook", "main.ipynb",
-                           "--param", "lr=0.01"))
+                           "--image", image, "--mem", "1G", "--notebook",
+                           "notebooks/main.ipynb", "--param", "lr=0.01", "--param", "epochs=3"))
     assert job["state"] == "COMPLETED" and job["kind"] == "headless", job
-    assert gw_ok(project, "model", "cat", job["model"], "weights.txt") == "0.01"
+    assert gw_ok(project, "model", "cat", job["model"], "weights.txt") == "0.01 3"
     log = gw_ok(project, "job", "logs", str(job["id"]))
-    assert "Executing Cell 2" in log and "training with lr=0.01" in log
+    assert "Executing Cell 2" in log and "Executing Cell 3" in log, log
+    assert "training with lr=0.01 (float), epochs=3" in log, log
+    assert "shell says 42" in log and "now in /code/notebooks/results" in log, log
     out = tmp_path / "out.tar.gz"
     gw_ok(project, "job", "outputs", str(job["id"]), "-o", str(out))
     import tarfile
 
     with tarfile.open(out) as tar:
         names = tar.getnames()
-        assert "code/main.executed.ipynb" in names and "code/results/metrics.txt" in names
-        executed = json.load(tar.extractfile("code/main.executed.ipynb"))
+        assert "code/notebooks/main.executed.ipynb" in names, names
+        assert "code/notebooks/results/metrics.txt" in names, names
+        executed = json.load(tar.extractfile("code/notebooks/main.executed.ipynb"))
+    injected = [c for c in executed["cells"]
+                if "injected-parameters" in c["metadata"].get("tags", [])]
+    assert len(injected) == 1 and executed["cells"][1] is injected[0]
+    assert "lr = 0.01" in "".join(injected[0]["source"])
     printed = [o.get("text", "") for c in executed["cells"] for o in c.get("outputs", [])]
     assert any("training with lr=0.01" in "".join(t) for t in printed)
+    assert any("shell says 42" in "".join(t) for t in printed)
 
 
-def test_headless_notebook_with_a_failing_cell_names_it(project):
-    proc = run_gw("job", "submit", "--json", "--wait", "--algo", "project", "--image",
-                  "jupyter:v1", "--mem", "1G", "--notebook", "jobs/fails.ipynb",
-                  env=project, check=False)
+@pytest.mark.parametrize("image", HEADLESS_IMAGES)
+def test_headless_notebook_with_a_failing_cell_names_it(project, image):
+    before = json.loads(gw_ok(project, "model", "list", "--json"))
+    proc = run_gw("job", "submit", "--json", "--wait", "--algo", "project", "--image", image,
+                  "--mem", "1G", "--notebook", "jobs/fails.ipynb", env=project, check=False)
     assert proc.returncode == 1
     job = json.loads(proc.stdout)
     assert job["state"] == "FAILED" and job["model"] is None
-    assert "cell 3" in job["reason"] and "ValueError: bad row 7" in job["reason"], job
-    assert "bad row 7" in gw_ok(project, "job", "logs", str(job["id"]))
+    assert "cell 2" in job["reason"] and "ValueError: bad row 7" in job["reason"], job
+    log = gw_ok(project, "job", "logs", str(job["id"]))
+    assert "bad row 7" in log and "Executing Cell 3" not in log, log
+    shown = gw_ok(project, "job", "show", str(job["id"]))
+    assert "cell 2" in shown and "bad row 7" in shown
+    assert json.loads(gw_ok(project, "model", "list", "--json")) == before
 
 
 @pytest.mark.parametrize("args, message", [
     (["--image", "jupyter:v1", "--notebook", "missing.ipynb"], "no such file"),
     (["--image", "jupyter:v1", "--notebook", "../main.ipynb"], "inside the algorithm"),
-    (["--image", "jupyter:v1", "--notebook", "main.ipynb", "--", "python", "x.py"],
+    (["--image", "jupyter:v1", "--notebook", "notebooks/main.ipynb", "--", "python", "x.py"],
      "not both"),
-    (["--image", "jupyter:v1", "--notebook", "main.ipynb", "--param", "1x=2"], "--param"),
-    (["--image", "plain:v1", "--notebook", "main.ipynb"], "has no `papermill`"),
+    (["--image", "jupyter:v1", "--notebook", "notebooks/main.ipynb", "--param", "1x=2"],
+     "--param"),
+    (["--image", "plain:v1", "--notebook", "notebooks/main.ipynb"],
+     "has no Jupyter kernel and no nbclient or papermill"),
 ])
 def test_headless_bad_input_is_refused_before_submission(project, args, message):
     before = json.loads(gw_ok(project, "job", "list", "--json"))
