@@ -53,7 +53,9 @@ def latency(env: dict[str, str], extra: list[str], runs: int) -> float:
     gw.conn  # noqa: B018 - bind the home before the watcher starts
     watcher = subprocess.Popen([gw_exe(), "spool", "watch", *extra],
                                env={**os.environ, **env}, stderr=subprocess.DEVNULL)
-    registration = gw.layout.spool / ".watcher.json"
+    from hpc_gateway.spool.watcher import registration_path
+
+    registration = registration_path(gw.layout.spool, pid=watcher.pid)
     while not registration.exists():
         time.sleep(0.01)
     db = sqlite3.connect(gw.config.database, timeout=30)

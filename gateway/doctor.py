@@ -146,24 +146,31 @@ def _check_database(gw: Gateway) -> Check:
 
 
 def _check_spool(gw: Gateway) -> Check:
-    """Spool files that could not be ingested yet (retried by every command)."""
+    """Spool files that could not be ingested yet (retried by every command), and those
+    put aside (named: they changed nothing, and someone should look at them)."""
     import time
 
     from hpc_gateway.spool.format import SpoolFormatError, read_record
     from hpc_gateway.spool.layout import pending_spool_files
 
     stuck = []
-    for path in pending_spool_files(gw.layout.spool):
+    pending = pending_spool_files(gw.layout.spool)
+    for path in pending:
         try:
             read_record(path)
         except (OSError, SpoolFormatError) as exc:
-            if time.time() - path.stat().st_mtime > 60:
-                stuck.append(f"{path.name} ({exc})")
+            try:
+                if time.time() - path.stat().st_mtime > 60:
+                    stuck.append(f"{path.name} ({exc})")
+            except OSError:
+                continue
     aside = gw.layout.spool / "aside"
     set_aside = sorted(p.name for p in aside.iterdir()) if aside.is_dir() else []
-    detail = f"{len(pending_spool_files(gw.layout.spool))} pending"
+    detail = f"{len(pending)} pending"
     if set_aside:
-        detail += f"; {len(set_aside)} put aside in {aside} (they changed nothing)"
+        shown = ", ".join(set_aside[:5]) + (f" and {len(set_aside) - 5} more"
+                                            if len(set_aside) > 5 else "")
+        detail += f"; {len(set_aside)} put aside in {aside} (they changed nothing): {shown}"
     if stuck:
         return Check("spool", False, f"{detail}; unreadable for over a minute: "
                      f"{', '.join(stuck[:5])}", "read the files; a job that wrote half a "
@@ -173,14 +180,16 @@ def _check_spool(gw: Gateway) -> Check:
 
 def _check_watcher(gw: Gateway) -> Check:
     """Whether a spool watcher runs (informational: gw commands harvest without one)."""
-    from hpc_gateway.spool.watcher import running_watcher
+    from hpc_gateway.spool.watcher import running_watchers
 
-    info = running_watcher(gw.layout.spool)
-    if info is None:
+    watchers = running_watchers(gw.layout.spool)
+    if not watchers:
         return Check("watcher", True, "none running: gw commands harvest as they run; start "
                      "`gw spool watch` to harvest as jobs end (docs/watcher.md)")
-    return Check("watcher", True, f"running on {info.get('host')} (pid {info.get('pid')}, "
-                 f"{info.get('mode')})")
+    each = "; ".join(f"on {info.get('host')} (pid {info.get('pid')}, {info.get('mode')})"
+                     for info in watchers)
+    return Check("watcher", True, f"running {each}" if len(watchers) == 1
+                 else f"{len(watchers)} running: {each}")
 
 
 def _check_sharing(gw: Gateway) -> list[Check]:

@@ -27,6 +27,9 @@ APP_FILES = {
                  "template/before.sh.erb", "template/script.sh.erb", "README.md"),
 }
 APP_DIRS = {"notebook": "gw_notebook", "training": "gw_training"}
+# OnDemand gives each rendered template/*.erb the mode of its .erb, and the job wrapper
+# runs script.sh itself ("./script.sh" &): it must be executable (ood_core issue 948).
+EXECUTABLE = frozenset({"template/script.sh.erb"})
 CLUSTER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
@@ -61,10 +64,10 @@ def install_apps(dest: Path, *, cluster: str, gw: str, hours: int = 2, max_hours
                     gw=gw, cluster=cluster, hours=hours, max_hours=max_hours,
                     title="Gateway JupyterLab" if app == "notebook" else "Gateway training job",
                     app_dir=APP_DIRS[app]))
-            for dirpath, _dirs, filenames in os.walk(staging):
+            for dirpath, _dirs, _files in os.walk(staging):
                 os.chmod(dirpath, 0o755)  # the portal reads the app as every user
-                for name in filenames:
-                    os.chmod(os.path.join(dirpath, name), 0o644)
+            for name in files:
+                os.chmod(staging / name, 0o755 if name in EXECUTABLE else 0o644)
             if target.exists():
                 shutil.rmtree(target)
             os.rename(staging, target)

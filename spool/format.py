@@ -72,6 +72,15 @@ class SpoolFormatError(ValueError):
     """A spool file that cannot be read as an end state (yet: it may be half-written)."""
 
 
+class SpoolFileRefused(SpoolFormatError):
+    """A spool file that can never be read as an end state, however long one waits: too
+    large for one, not UTF-8 text, or a whole JSON document that is not a record."""
+
+
+# A record is a few hundred bytes; anything this large is not one, and is not read whole.
+MAX_SPOOL_BYTES = 64 * 1024
+
+
 def shell_writer() -> str:
     """The bash function ``gw_write_spool STATUS CLEAN`` for the job script.
 
@@ -96,13 +105,15 @@ def shell_writer() -> str:
 
 
 def parse_record(text: str) -> SpoolRecord:
-    """The record in ``text``; :class:`SpoolFormatError` says why it is not one."""
+    """The record in ``text``; :class:`SpoolFormatError` says why it is not one (a
+    :class:`SpoolFileRefused` when no more of the file could make it one)."""
     try:
         data = json.loads(text)
     except ValueError as exc:
+        # Perhaps cut short: a file another host is still writing can look like this.
         raise SpoolFormatError(f"not JSON ({exc})") from exc
     if not isinstance(data, dict):
-        raise SpoolFormatError("not a JSON object")
+        raise SpoolFileRefused("not a JSON object")
     if "format" not in data:
         data = {**_FORMAT_1_DEFAULTS, **data}
     values: dict[str, Any] = {}
@@ -115,16 +126,31 @@ def parse_record(text: str) -> SpoolRecord:
             continue
         wanted = _PY_TYPES[field.type]
         if not isinstance(value, wanted) or (wanted is int and isinstance(value, bool)):
-            raise SpoolFormatError(f"field {field.name!r} is {value!r}, not a {field.type}")
+            raise SpoolFileRefused(f"field {field.name!r} is {str(value)[:80]!r}, not a "
+                                   f"{field.type}")
         values[field.name] = value
     if values["format"] not in (1, 2, FORMAT):
-        raise SpoolFormatError(f"unknown format {values['format']}")
+        raise SpoolFileRefused(f"unknown format {values['format']}")
     return SpoolRecord(**values)
 
 
 def read_record(path: Path) -> SpoolRecord:
-    """Read and parse one spool file (OSError and SpoolFormatError pass up)."""
-    return parse_record(path.read_text())
+    """Read and parse one spool file (OSError and SpoolFormatError pass up). A file too
+    large for a record is refused unread; bytes that are not UTF-8 are refused, unless
+    they are a character cut short at the end (a file still being written)."""
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_SPOOL_BYTES + 1)
+    if len(data) > MAX_SPOOL_BYTES:
+        raise SpoolFileRefused(f"more than {MAX_SPOOL_BYTES // 1024} KiB, far larger than "
+                               "any spool record")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.end == len(data) and exc.reason == "unexpected end of data":
+            raise SpoolFormatError("cut short inside a UTF-8 character") from exc
+        raise SpoolFileRefused(f"not UTF-8 text (byte {data[exc.start]:#04x} at offset "
+                               f"{exc.start})") from exc
+    return parse_record(text)
 
 
 def write_record(spool_dir: Path, record: SpoolRecord) -> Path:

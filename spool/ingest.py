@@ -2,10 +2,13 @@
 
 A spool file is trusted only for its own job: it must name this home and the job's Slurm
 id (a job still SUBMITTING is adopted by it). A file that names another home, an unknown
-job or another Slurm job is put aside with a warning and changes nothing. A file that
-cannot be read yet (half-written on a network filesystem, a passing I/O error) stays
-where it is and is tried again by the next command; `gw doctor` reports it. A job whose
-end was not clean (a signal, an interrupted trap) takes its final state from Slurm.
+job or another Slurm job is put aside with a warning and changes nothing, and so is a
+file that can never be a record (too large, not UTF-8, JSON that is no record). A file
+that cannot be read yet (half-written on a network filesystem, a passing I/O error) stays
+where it is and is tried again by the next command (by the watcher with a backoff:
+spool/retry.py); one still unreadable :data:`SETTLE_SECONDS` after it was last written
+is put aside too. `gw doctor` names both. A job whose end was not clean (a signal, an
+interrupted trap) takes its final state from Slurm.
 """
 
 from __future__ import annotations
@@ -14,19 +17,31 @@ import sqlite3
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hpc_gateway.gateway.context import Gateway
 from hpc_gateway.gateway.errors import SlurmError
 from hpc_gateway.gateway.job_model import ACTIVE, Job, state_from_slurm
 from hpc_gateway.spool.finish import failure_reason, finish_job
-from hpc_gateway.spool.format import SpoolFormatError, SpoolRecord, read_record
+from hpc_gateway.spool.format import (
+    SpoolFileRefused,
+    SpoolFormatError,
+    SpoolRecord,
+    read_record,
+)
 from hpc_gateway.spool.layout import pending_spool_files, set_aside, spool_lock
 from hpc_gateway.spool.report import IngestReport
 from hpc_gateway.spool.tasks import base_slurm_id, ingest_task
 
+if TYPE_CHECKING:
+    from hpc_gateway.spool.retry import RetryBook
+
 # How long a job whose end was not clean waits for Slurm's accounting to hold any record
 # of it before the spool file's own word is taken (a cluster without accounting).
 ACCOUNTING_GRACE_SECONDS = 120
+# How long after its last write a spool file may stay unreadable (another host's write not
+# visible in full yet: NFS caches attributes for up to a minute) before it is put aside.
+SETTLE_SECONDS = 120
 
 
 def warn(message: str) -> None:
@@ -34,39 +49,70 @@ def warn(message: str) -> None:
     print(f"gw: warning: {message}", file=sys.stderr)
 
 
-def ingest_spool(gw: Gateway, wait: bool = True) -> IngestReport:
+def ingest_spool(gw: Gateway, wait: bool = True, book: RetryBook | None = None
+                 ) -> IngestReport:
     """Ingest every pending spool file. With ``wait`` False, return at once (with
-    ``busy`` set) when another process is ingesting: it will finish the work."""
+    ``busy`` set) when another process is ingesting: it will finish the work. With a
+    ``book`` (the watcher's), a file kept for a retry is read again only when due, and
+    reported in ``retry`` only the first time it fails unchanged."""
     report = IngestReport()
-    if not pending_spool_files(gw.layout.spool):
+    pending = pending_spool_files(gw.layout.spool)
+    if book is not None:
+        book.forget_missing(pending)
+        pending = [path for path in pending if book.due(path)]
+    if not pending:
         return report
     with spool_lock(gw.layout.spool, wait) as held:
         if held:
-            _ingest_all(gw, report)
+            _ingest_all(gw, report, pending, book)
         else:
             report.busy = True
     return report
 
 
-def _ingest_all(gw: Gateway, report: IngestReport) -> None:
+def _keep_for_retry(report: IngestReport, book: RetryBook | None, path: Path,
+                    why: str) -> None:
+    if book is None or book.failed(path):
+        report.retry.append(f"{path.name}: {why}")
+
+
+def _put_aside(report: IngestReport, path: Path, why: str) -> None:
+    set_aside(path, "aside")
+    report.put_aside.append(f"{path.name}: {why}")
+    warn(f"spool file {path.name} put aside in spool/aside/: {why}")
+
+
+def _ingest_all(gw: Gateway, report: IngestReport, pending: list[Path],
+                book: RetryBook | None) -> None:
     waiting: dict[str, tuple[Job, SpoolRecord, Path]] = {}
-    for path in pending_spool_files(gw.layout.spool):
+    for path in pending:
         try:
             record = read_record(path)
         except FileNotFoundError:
             continue  # another ingester took it
+        except SpoolFileRefused as exc:
+            _put_aside(report, path, str(exc))
+            continue
         except (OSError, SpoolFormatError) as exc:
-            report.retry.append(f"{path.name}: {exc}")
+            try:
+                age = time.time() - path.stat().st_mtime
+            except OSError:
+                continue
+            if age > SETTLE_SECONDS and isinstance(exc, SpoolFormatError):
+                _put_aside(report, path, f"still unreadable {age:.0f} s after it was "
+                           f"written: {exc}")
+            else:
+                _keep_for_retry(report, book, path, str(exc))
             continue
         try:
             _ingest_one(gw, path, record, report, waiting)
         except (OSError, sqlite3.OperationalError) as exc:
             # A passing fault (an I/O error, a full disk, a locked database): the file
             # stays, and every step of the harvest is safe to run again.
-            report.retry.append(f"{path.name}: {exc}")
+            _keep_for_retry(report, book, path, str(exc))
             warn(f"spool file {path.name} will be retried: {exc}")
     if waiting:
-        _finish_from_accounting(gw, waiting, report)
+        _finish_from_accounting(gw, waiting, report, book)
 
 
 def _ingest_one(gw: Gateway, path: Path, record: SpoolRecord, report: IngestReport,
@@ -79,9 +125,7 @@ def _ingest_one(gw: Gateway, path: Path, record: SpoolRecord, report: IngestRepo
         job = gw.jobs.find(record.job_id)
     problem = _mismatch(gw, job, record)
     if problem:
-        set_aside(path, "aside")
-        report.put_aside.append(f"{path.name}: {problem}")
-        warn(f"spool file {path.name} put aside in spool/aside/: {problem}")
+        _put_aside(report, path, problem)
         return
     assert job is not None
     if job.slurm_job_id is None and record.slurm_job_id:
@@ -125,7 +169,7 @@ def _mismatch(gw: Gateway, job: Job | None, record: SpoolRecord) -> str:
 
 
 def _finish_from_accounting(gw: Gateway, waiting: dict[str, tuple[Job, SpoolRecord, Path]],
-                            report: IngestReport) -> None:
+                            report: IngestReport, book: RetryBook | None = None) -> None:
     """Jobs whose end was a signal or not clean: their final state from ``sacct``."""
     try:
         accounting = gw.slurm.query_finished(waiting)
@@ -138,7 +182,7 @@ def _finish_from_accounting(gw: Gateway, waiting: dict[str, tuple[Job, SpoolReco
         old = record.ended is None or time.time() - record.ended > ACCOUNTING_GRACE_SECONDS
         if slurm_state in ACTIVE and (said is not None or not old):
             # Slurm still runs it (a killed slurmstepd), or has not written the end yet.
-            report.retry.append(f"{path.name}: Slurm has not recorded the end yet")
+            _keep_for_retry(report, book, path, "Slurm has not recorded the end yet")
             continue
         state, reason = _final_state(record, slurm_state, said.slurm_state if said else "")
         facts = {"exit_code": record.exit_code, "node": record.node or job.node,

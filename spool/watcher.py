@@ -12,7 +12,10 @@ nothing, then waits for spool files:
 Both paths call the same ingest (spool/ingest.py) and so give the same result. Between
 files it reconciles unfinished jobs with Slurm, backing off while slurmctld does not
 answer. It logs one line per finished job and per problem, and stops cleanly on SIGTERM.
-Its registration file (``spool/.watcher.json``) tells `gw doctor` that it runs.
+Its registration file (``spool/.watchers/HOST.PID.json``, one per watcher, so that one
+stopping never unregisters another) tells `gw doctor` that it runs. A spool file kept
+for a retry is read again with a backoff (spool/retry.py) and logged once; the watcher
+wakes only for writes and renames in the spool directory, never for its own reads.
 """
 
 from __future__ import annotations
@@ -31,11 +34,14 @@ from typing import Any
 
 from hpc_gateway.gateway.context import Gateway
 from hpc_gateway.gateway.errors import SlurmError
+from hpc_gateway.spool.retry import RetryBook
 
-REGISTRATION = ".watcher.json"
+REGISTRATIONS = ".watchers"
 DEFAULT_POLL_SECONDS = 2.0
 RECONCILE_SECONDS = 30.0        # how often unfinished jobs are checked with Slurm
 MAX_BACKOFF_SECONDS = 300.0     # while slurmctld does not answer
+# watchdog's event types that mean a spool file may have been written or moved in.
+WAKING_EVENTS = frozenset({"created", "modified", "moved", "closed"})
 
 
 @dataclass(frozen=True)
@@ -59,21 +65,38 @@ def choose_mode(spool_dir: Path, poll: float | None) -> WatchMode:
     return WatchMode(False, 60.0, f"{filesystem_type(spool_dir)}: inotify")
 
 
-def registration_path(spool_dir: Path) -> Path:
-    """Where a running watcher says so."""
-    return spool_dir / REGISTRATION
+def registration_path(spool_dir: Path, host: str | None = None, pid: int | None = None
+                      ) -> Path:
+    """Where a watcher (this process, by default) says that it runs."""
+    return (spool_dir / REGISTRATIONS /
+            f"{host or socket.gethostname()}.{pid if pid is not None else os.getpid()}.json")
+
+
+def running_watchers(spool_dir: Path) -> list[dict[str, Any]]:
+    """The registrations of the watchers that run: on this host those whose process
+    lives (a dead one's file is removed), on other login nodes all (their pids cannot be
+    checked from here)."""
+    here = socket.gethostname()
+    found = []
+    for path in sorted((spool_dir / REGISTRATIONS).glob("*.json")):
+        try:
+            info = json.loads(path.read_text())
+            if info.get("host") == here:
+                os.kill(int(info["pid"]), 0)
+        except ProcessLookupError:
+            path.unlink(missing_ok=True)
+            continue
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if isinstance(info, dict):
+            found.append(info)
+    return found
 
 
 def running_watcher(spool_dir: Path) -> dict[str, Any] | None:
-    """The registration of a watcher that runs on this host, or None."""
-    try:
-        info = json.loads(registration_path(spool_dir).read_text())
-        if info.get("host") != socket.gethostname():
-            return info  # another login node: cannot check its pid from here
-        os.kill(int(info["pid"]), 0)
-        return dict(info)
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    """The registration of one watcher that runs (see :func:`running_watchers`), or None."""
+    watchers = running_watchers(spool_dir)
+    return watchers[0] if watchers else None
 
 
 class SpoolWatcher:
@@ -88,6 +111,7 @@ class SpoolWatcher:
         self.stopping = threading.Event()
         self.next_reconcile = 0.0
         self.backoff = RECONCILE_SECONDS
+        self.retries = RetryBook()
 
     def stop(self) -> None:
         """Ask the loop to end (safe from a signal handler)."""
@@ -106,8 +130,7 @@ class SpoolWatcher:
             while not self.stopping.is_set():
                 self._ingest()
                 self._reconcile_when_due()
-                self.wake.wait(self.mode.interval if self.mode.polling
-                               else min(self.mode.interval, self._until_reconcile()))
+                self.wake.wait(self._until_next_pass())
                 self.wake.clear()
         finally:
             if observer is not None:
@@ -116,8 +139,16 @@ class SpoolWatcher:
             registration_path(spool).unlink(missing_ok=True)
             self.log("watcher stopped")
 
-    def _until_reconcile(self) -> float:
-        return max(0.5, self.next_reconcile - time.monotonic())
+    def _until_next_pass(self) -> float:
+        """Seconds to sleep unless woken: the poll interval, or (with inotify) until the
+        next reconciliation or the next retry of a kept file, whichever comes first."""
+        if self.mode.polling:
+            return self.mode.interval
+        waits = [self.mode.interval, self.next_reconcile - time.monotonic()]
+        retry = self.retries.seconds_to_next()
+        if retry is not None:
+            waits.append(retry)
+        return max(0.5, min(waits))
 
     def _start_observer(self, spool: Path):  # -> watchdog BaseObserver
         from watchdog.events import FileSystemEvent, FileSystemEventHandler
@@ -127,6 +158,10 @@ class SpoolWatcher:
 
         class SpoolEvents(FileSystemEventHandler):
             def on_any_event(self, event: FileSystemEvent) -> None:
+                # Opens and closes without a write are the watcher's own reads: waking
+                # for them made it read a file kept for a retry again and again.
+                if event.event_type not in WAKING_EVENTS:
+                    return
                 target = str(getattr(event, "dest_path", "") or event.src_path)
                 name = os.path.basename(target)
                 if name.endswith(".json") and not name.startswith("."):
@@ -141,7 +176,7 @@ class SpoolWatcher:
         from hpc_gateway.spool.ingest import ingest_spool
 
         try:
-            report = ingest_spool(self.gw)
+            report = ingest_spool(self.gw, book=self.retries)
         except Exception as exc:  # noqa: BLE001 - a watcher logs and goes on
             self.log(f"ingest failed, retrying: {exc}")
             return
@@ -155,8 +190,10 @@ class SpoolWatcher:
             model = f", model {task.model_ref}" if task.model_ref else ""
             self.log(f"job {job_id} task {index} {task.state}{model}"
                      + (f": {task.reason}" if task.reason else ""))
-        for problem in report.put_aside + report.retry:
-            self.log(f"spool: {problem}")
+        for problem in report.put_aside:
+            self.log(f"spool: put aside in spool/aside/: {problem}")
+        for problem in report.retry:
+            self.log(f"spool: kept for a retry: {problem}")
 
     def _reconcile_when_due(self) -> None:
         from hpc_gateway.spool.reconcile import reconcile
@@ -179,7 +216,8 @@ class SpoolWatcher:
                 "mode": "polling" if self.mode.polling else "inotify",
                 "interval": self.mode.interval, "started": time.time()}
         path = registration_path(self.gw.layout.spool)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_text(json.dumps(info))
         os.replace(tmp, path)
 

@@ -88,7 +88,7 @@ def run(notebook: str, executed: str, cwd: str, params: list[tuple[str, str]]) -
 
     warnings.filterwarnings("ignore", module="nbformat")  # cells without ids: not the user's
 
-    class LoggingClient(NotebookClient):  # type: ignore[misc]
+    class LoggingClient(NotebookClient):
         def process_message(self, msg: dict, *args: object, **kwargs: object) -> object:
             echo(msg)
             return super().process_message(msg, *args, **kwargs)

@@ -52,6 +52,9 @@ def test_install_writes_complete_apps_and_refuses_to_overwrite(portal):
         for name in ["manifest.yml", "form.yml.erb", "submit.yml.erb", "view.html.erb",
                      "template/before.sh.erb", "template/script.sh.erb", "README.md", *extra]:
             assert (portal["apps"] / app / name).is_file(), (app, name)
+            # OnDemand gives a rendered file its .erb's mode and runs script.sh itself.
+            mode = (portal["apps"] / app / name).stat().st_mode & 0o777
+            assert mode == (0o755 if name == "template/script.sh.erb" else 0o644), (app, name)
     proc = run_gw("ood", "install", str(portal["apps"]), "--cluster", "gw", env=portal["env"],
                   check=False)
     assert proc.returncode == 2 and "--force" in proc.stderr
@@ -155,6 +158,37 @@ def test_a_portal_training_job_is_a_gateway_job(portal, tmp_path):
     assert "it ran" in gw_ok(env, "job", "logs", str(job_id))
     model = done["model"]
     assert gw_ok(env, "model", "cat", model, "out.txt") == "portal data\n"
+
+
+def test_a_launch_while_slurm_answers_slowly_still_gives_a_session(portal, tmp_path):
+    """gw says "waiting for Slurm" on stderr when Slurm is slow; the portal reads only its
+    stdout, so Launch still parses gw's answer."""
+    slow = tmp_path / "slow-bin"
+    slow.mkdir()
+    real = shutil.which("sinfo")
+    (slow / "sinfo").write_text(f"#!/bin/sh\nsleep 1.5\nexec {real} \"$@\"\n")
+    (slow / "sinfo").chmod(0o755)
+    env = {**portal["env"], "PATH": f"{slow}:{portal['env'].get('PATH', os.environ['PATH'])}"}
+    said = run_gw("job", "submit", "--test-only", "--json", "--image", "busybox:v1", "--algo",
+                  "nbalgo", "--time", "1:00:00", "--", "true", env=env)
+    assert "waiting for Slurm" in said.stderr, said.stderr   # the fault is real
+    session = start_session(portal["apps"] / "gw_training", tmp_path / "staged",
+                            {"gw_template": "", "gw_image": "busybox:v1", "gw_algo": "nbalgo",
+                             "gw_data": "", "gw_flavor": "", "bc_num_hours": "1",
+                             "gw_command": "echo 'slow but fine'"}, env)
+    try:
+        conn = connection(session["staged"])
+    except BaseException:
+        subprocess.run(["scancel", str(session["slurm_id"])], check=False)
+        raise
+    job_id = int(conn["gw_job"])
+    for _ in range(120):
+        done = json.loads(gw_ok(env, "job", "show", str(job_id), "--json"))
+        if done["state"] not in ("SUBMITTING", "PENDING", "RUNNING"):
+            break
+        subprocess.run(["sleep", "1"], check=True)
+    assert done["state"] == "COMPLETED", done
+    assert "slow but fine" in gw_ok(env, "job", "logs", str(job_id))
 
 
 def test_a_portal_training_job_from_a_template(portal, tmp_path):

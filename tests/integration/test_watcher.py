@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -42,12 +43,17 @@ def start_watcher(env, *args) -> subprocess.Popen:
     proc = subprocess.Popen([gw_executable(), "spool", "watch", *args],
                             env={**os.environ, **env}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    spool = Path(env["GW_HOME"]) / "spool" / ".watcher.json"
+    registered = registration(env, proc.pid)
     deadline = time.time() + 30
-    while not spool.exists() and time.time() < deadline and proc.poll() is None:
+    while not registered.exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
-    assert spool.exists(), proc.stderr.read() if proc.poll() is not None else "no watcher"
+    assert registered.exists(), proc.stderr.read() if proc.poll() is not None else "no watcher"
     return proc
+
+
+def registration(env, pid: int) -> Path:
+    """Where watcher ``pid`` registers itself (one file per watcher)."""
+    return Path(env["GW_HOME"]) / "spool" / ".watchers" / f"{socket.gethostname()}.{pid}.json"
 
 
 def stop_watcher(proc: subprocess.Popen) -> str:
@@ -94,7 +100,7 @@ def test_watcher_harvests_with_inotify_and_stops_on_sigterm(home):
         log = stop_watcher(watcher)
     assert f"job {job_id} (training) COMPLETED, model w@v1" in log
     assert "watcher stopped" in log
-    assert not (Path(home["GW_HOME"]) / "spool" / ".watcher.json").exists()
+    assert not registration(home, watcher.pid).exists()
     assert "none running" in gw_ok(home, "doctor")
 
 

@@ -5,17 +5,24 @@ Following OnDemand's batch_connect documentation, for a session of an app it:
 2. renders ``submit.yml.erb`` with the form's values as methods; ``script.native`` are
    sbatch options, ``script.job_environment`` variables for the job, and
    ``batch_connect.conn_params`` extra variables for connection.yml;
-3. renders ``template/*.erb`` with the same values into a staged directory, and submits
-   the "basic" template's job wrapper: it defines the helpers (``find_port``,
+3. stages the app's ``template/`` directory as the dashboard does: copied with its modes
+   (``rsync -a``), then each ``*.erb`` renamed to its name without ``.erb`` and the
+   rendering written into it, so a rendered file keeps its ``.erb``'s mode (nothing makes
+   ``script.sh`` executable but the app's own file);
+4. submits the "basic" template's job wrapper (ood_core's batch_connect/template.rb): it
+   ``cd``s to the staged directory, defines the helpers (``find_port``,
    ``wait_until_port_used``, ``create_passwd``), sets ``host``, sources ``before.sh``,
-   starts ``script.sh`` in the background, sources ``after.sh``, writes ``connection.yml``
+   runs ``"./script.sh" &`` directly, sources ``after.sh``, writes ``connection.yml``
    (host, port, password and the conn_params, umask 077) and waits for ``script.sh``;
-4. renders ``view.html.erb`` with connection.yml's values as methods.
+   the wrapper goes to ``sbatch --parsable`` on stdin, as ood_core's Slurm adapter sends
+   it, with ``--export NAME,...`` of the job_environment names alone;
+5. renders ``view.html.erb`` with connection.yml's values as methods.
 
-The ERB is rendered by real Ruby (tests/support/ood_render.rb); the job runs on the real
-local Slurm. The wrapper below is written from that description, not copied; the job's
-environment is OnDemand's Slurm adapter's: ``--export NAME,...`` of the job_environment
-names alone.
+The ERB is rendered by real Ruby (tests/support/ood_render.rb), and a rendered YAML's
+values come from what the ERB's Ruby computed (stdout of the programs it runs, never
+their stderr); the job runs on the real local Slurm. The wrapper is written from
+ood_core's template, not copied. One difference, kept on purpose: ``port_used`` probes
+with bash's /dev/tcp where ood_core runs ``nc``, which the nodes here do not have.
 """
 
 from __future__ import annotations
@@ -49,7 +56,7 @@ def render(path: Path, context: dict[str, Any], env: dict[str, str], *,
 
 WRAPPER = r"""#!/bin/bash
 # A stand-in for Open OnDemand's batch_connect "basic" job wrapper (tests/support/ood.py).
-cd {staged}
+cd "{staged}"
 export host port
 random_number () {{ shuf -i "${{1}}-${{2}}" -n 1; }}
 port_used () {{
@@ -82,7 +89,7 @@ host=$(hostname -A | awk '{{print $1}}')
 [ -n "$host" ] || host=$(hostname)   # hostname -A names nothing on this machine
 [[ -e before.sh ]] && source before.sh
 echo "Script starting..."
-./script.sh &
+"./script.sh" &
 SCRIPT_PID=$!
 [[ -e after.sh ]] && source after.sh
 (
@@ -94,30 +101,38 @@ clean_up
 """
 
 
+def stage(template: Path, staged: Path, form: dict[str, Any], env: dict[str, str]) -> None:
+    """The dashboard's staging: copy ``template`` with its modes, then render each ``.erb``
+    into the file of its name without ``.erb``, which keeps the ``.erb``'s mode."""
+    import shutil
+
+    shutil.copytree(template, staged)   # copies each file's mode, as rsync -a does
+    for erb in sorted(staged.rglob("*.erb")):
+        rendered = erb.with_suffix("")
+        text = render(template / erb.relative_to(staged), form, env)
+        erb.rename(rendered)             # "keep same file permissions"
+        rendered.write_text(text)
+
+
 def start_session(app: Path, staged: Path, form: dict[str, Any], env: dict[str, str]
                   ) -> dict[str, Any]:
     """Submit a session of ``app`` with the ``form`` values; returns its Slurm job id, the
     staged directory and the rendered submit.yml."""
     submit = render(app / "submit.yml.erb", form, env, as_yaml=True)
-    staged.mkdir(parents=True)
-    for name in ("before.sh", "script.sh", "after.sh"):
-        source = app / "template" / f"{name}.erb"
-        if source.exists():
-            (staged / name).write_text(render(source, form, env))
-    (staged / "script.sh").chmod(0o755)
+    stage(app / "template", staged, form, env)
     conn = submit.get("batch_connect", {}).get("conn_params") or []
     pairs = " ".join(f'{name} "${{{name}}}"' for name in conn)
-    wrapper = staged / "job_script_content.sh"
+    wrapper = staged / "job_script_content.sh"   # kept for reading, as OnDemand keeps it
     wrapper.write_text(WRAPPER.format(staged=staged, conn_pairs=pairs))
     script = submit.get("script", {})
     job_env = {k: str(v) for k, v in (script.get("job_environment") or {}).items()}
     # As OnDemand's Slurm adapter does: the job gets only these variables (names only;
     # their values come from sbatch's environment), not the portal's whole environment.
     export = ["--export", ",".join(job_env)] if job_env else []
-    argv = ["sbatch", "--parsable", f"--output={staged / 'output.log'}", *export,
-            *script.get("native", []), str(wrapper)]
-    out = subprocess.run(argv, capture_output=True, text=True, check=True,
-                         env={**os.environ, **env, **job_env}).stdout
+    argv = ["sbatch", f"--output={staged / 'output.log'}", *export,
+            *script.get("native", []), "--parsable"]
+    out = subprocess.run(argv, input=wrapper.read_text(), capture_output=True, text=True,
+                         check=True, env={**os.environ, **env, **job_env}).stdout
     return {"slurm_id": int(out.strip().split(";")[0]), "staged": staged, "submit": submit}
 
 
