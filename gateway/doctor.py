@@ -153,20 +153,22 @@ def _check_spool(gw: Gateway) -> Check:
     from hpc_gateway.spool.format import SpoolFormatError, read_record
     from hpc_gateway.spool.layout import pending_spool_files
 
-    stuck = []
+    stuck, kept = [], []
     pending = pending_spool_files(gw.layout.spool)
     for path in pending:
         try:
             read_record(path)
         except (OSError, SpoolFormatError) as exc:
             try:
-                if time.time() - path.stat().st_mtime > 60:
-                    stuck.append(f"{path.name} ({exc})")
+                old = time.time() - path.stat().st_mtime > 60
             except OSError:
                 continue
+            (stuck if old else kept).append(f"{path.name} ({exc})")
     aside = gw.layout.spool / "aside"
     set_aside = sorted(p.name for p in aside.iterdir()) if aside.is_dir() else []
     detail = f"{len(pending)} pending"
+    if kept:
+        detail += f"; kept for a retry: {', '.join(kept[:5])}"
     if set_aside:
         shown = ", ".join(set_aside[:5]) + (f" and {len(set_aside) - 5} more"
                                             if len(set_aside) > 5 else "")

@@ -76,10 +76,11 @@ def _keep_for_retry(report: IngestReport, book: RetryBook | None, path: Path,
         report.retry.append(f"{path.name}: {why}")
 
 
-def _put_aside(report: IngestReport, path: Path, why: str) -> None:
+def _put_aside(report: IngestReport, path: Path, why: str, book: RetryBook | None) -> None:
     set_aside(path, "aside")
     report.put_aside.append(f"{path.name}: {why}")
-    warn(f"spool file {path.name} put aside in spool/aside/: {why}")
+    if book is None:  # a one-shot command says so; the watcher logs its report itself
+        warn(f"spool file {path.name} put aside in spool/aside/: {why}")
 
 
 def _ingest_all(gw: Gateway, report: IngestReport, pending: list[Path],
@@ -91,7 +92,7 @@ def _ingest_all(gw: Gateway, report: IngestReport, pending: list[Path],
         except FileNotFoundError:
             continue  # another ingester took it
         except SpoolFileRefused as exc:
-            _put_aside(report, path, str(exc))
+            _put_aside(report, path, str(exc), book)
             continue
         except (OSError, SpoolFormatError) as exc:
             try:
@@ -100,23 +101,25 @@ def _ingest_all(gw: Gateway, report: IngestReport, pending: list[Path],
                 continue
             if age > SETTLE_SECONDS and isinstance(exc, SpoolFormatError):
                 _put_aside(report, path, f"still unreadable {age:.0f} s after it was "
-                           f"written: {exc}")
+                           f"written: {exc}", book)
             else:
                 _keep_for_retry(report, book, path, str(exc))
             continue
         try:
-            _ingest_one(gw, path, record, report, waiting)
+            _ingest_one(gw, path, record, report, waiting, book)
         except (OSError, sqlite3.OperationalError) as exc:
             # A passing fault (an I/O error, a full disk, a locked database): the file
             # stays, and every step of the harvest is safe to run again.
             _keep_for_retry(report, book, path, str(exc))
-            warn(f"spool file {path.name} will be retried: {exc}")
+            if book is None:
+                warn(f"spool file {path.name} will be retried: {exc}")
     if waiting:
         _finish_from_accounting(gw, waiting, report, book)
 
 
 def _ingest_one(gw: Gateway, path: Path, record: SpoolRecord, report: IngestReport,
-                waiting: dict[str, tuple[Job, SpoolRecord, Path]]) -> None:
+                waiting: dict[str, tuple[Job, SpoolRecord, Path]],
+                book: RetryBook | None = None) -> None:
     if record.render is not None:
         # A run of a rendered script: its job is recorded the first time it is seen.
         job = gw.jobs.adopt_run(record.render, record.slurm_job_id, "RUNNING",
@@ -125,7 +128,7 @@ def _ingest_one(gw: Gateway, path: Path, record: SpoolRecord, report: IngestRepo
         job = gw.jobs.find(record.job_id)
     problem = _mismatch(gw, job, record)
     if problem:
-        _put_aside(report, path, problem)
+        _put_aside(report, path, problem, book)
         return
     assert job is not None
     if job.slurm_job_id is None and record.slurm_job_id:

@@ -86,15 +86,28 @@ def test_polling_watcher_catches_a_spool_file_inotify_cannot_see(home, watcher_b
     # database through its polling alone.
     assert wait_harvested(home, job_id, timeout=90) == "COMPLETED", log.read_text()
     harvested = time.time()
+    # The ingest records the job's end first and then moves its spool file to done/: the
+    # database may show the harvest a moment before the move (this test once read done/
+    # in between and failed with FileNotFoundError; the product had done nothing wrong).
+    spool = Path(home["GW_HOME"]) / "spool"
+    done = spool / "done" / f"{job_id}.json"
+    deadline = time.time() + 10
+    while not done.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    # Had the watcher not polled, reconciliation with Slurm would have ended the job
+    # without ever reading the file: it would still lie in spool/, not in done/.
+    assert done.exists(), (f"spool/{job_id}.json was never ingested (still pending: "
+                           f"{(spool / f'{job_id}.json').exists()}): the job ended through "
+                           f"reconciliation, not polling\n{log.read_text()}")
     # Within one poll interval (2 s) of the file landing, not at the next reconciliation
-    # with Slurm (every 30 s), which would harvest it even without polling.
-    landed = (Path(home["GW_HOME"]) / "spool" / "done" / f"{job_id}.json").stat().st_mtime
+    # with Slurm (every 30 s), which would harvest it even without polling. (A rename
+    # keeps the file's mtime: the moment the job wrote it.)
+    landed = done.stat().st_mtime
     assert harvested - landed < 2 + 1.5, f"harvested {harvested - landed:.1f} s after"
     assert f"job {job_id} (training) COMPLETED, model w@v1" in log.read_text()
     # The fault was real: inotify on the watcher's view heard nothing of the job writing
     # its file (a temp name, then a rename: spool/format.py). What it may hear is the
     # watcher's own work through the view: reading the file, its lock, its registration.
-    spool = Path(home["GW_HOME"]) / "spool"
     job_names = (f"{job_id}.json", f".{job_id}.json.")
     arrivals = []
     for line in events.read_text().splitlines():

@@ -119,6 +119,27 @@ def test_watcher_rescans_at_start_what_finished_while_it_was_down(home):
     assert gw_ok(home, "model", "cat", "w@v1", "w") == "w down\n"
 
 
+def test_two_watchers_on_one_home_each_stay_registered(home):
+    """Injects: a second watcher on the same home (a second login node, or one started
+    twice). Stopping either leaves the other registered, and both harvest."""
+    first = start_watcher(home)
+    second = start_watcher(home, "--poll", "1")
+    try:
+        doctor = gw_ok(home, "doctor")
+        assert "2 running" in doctor and str(first.pid) in doctor and str(second.pid) in doctor
+        stop_watcher(first)
+        doctor = gw_ok(home, "doctor")
+        assert "watcher: running" in doctor and f"pid {second.pid}" in doctor, doctor
+        assert not registration(home, first.pid).exists()
+        job_id = submit(home, "second")
+        assert wait_harvested(home, job_id) == "COMPLETED"
+    finally:
+        if first.poll() is None:
+            stop_watcher(first)
+        stop_watcher(second)
+    assert "none running" in gw_ok(home, "doctor")
+
+
 def test_watcher_in_polling_mode_harvests_without_inotify(home):
     watcher = start_watcher(home, "--poll", "0.5")
     try:

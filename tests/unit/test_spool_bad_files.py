@@ -95,7 +95,7 @@ def test_the_watchers_book_reads_a_kept_file_only_when_due(gw, monkeypatch):
     path.write_text('{"format": 3, "job_id": ')
     book = RetryBook()
     reads = []
-    import hpc_gateway.spool.ingest as ingest
+    from hpc_gateway.spool import ingest
 
     real = ingest.read_record
     monkeypatch.setattr(ingest, "read_record", lambda p: reads.append(p) or real(p))
