@@ -153,7 +153,8 @@ def _check_spool(gw: Gateway) -> Check:
     from hpc_gateway.spool.format import SpoolFormatError, read_record
     from hpc_gateway.spool.layout import pending_spool_files
 
-    stuck, kept = [], []
+    stuck: list[str] = []
+    kept: list[str] = []
     pending = pending_spool_files(gw.layout.spool)
     for path in pending:
         try:

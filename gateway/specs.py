@@ -28,8 +28,36 @@ MAX_SIZE_MIB = 1 << 30
 MAX_TIME_SECONDS = 365 * 86400
 
 
+# Job names are free text, but no longer than this (Slurm keeps the first 128 bytes).
+MAX_JOB_NAME = 200
+
+
+def refuse_control_characters(value: str, what: str) -> str:
+    """The one rule for every name a user types: no newline, tab or other control
+    character (Unicode's Cc, and the line and paragraph separators) anywhere in it."""
+    import unicodedata
+
+    for index, char in enumerate(value):
+        if unicodedata.category(char) in ("Cc", "Zl", "Zp"):
+            raise InvalidInput(f"invalid {what} {value!r}: it holds a control character "
+                               f"(U+{ord(char):04X} at position {index}); names are one "
+                               "line of printable text")
+    return value
+
+
+def check_job_name(name: str) -> str:
+    """Validate a job name (``--name``): free text on one line, at most 200 characters."""
+    refuse_control_characters(name, "job name")
+    if not name.strip() or len(name) > MAX_JOB_NAME:
+        raise InvalidInput(f"invalid job name {name[:40]!r}: give 1 to {MAX_JOB_NAME} "
+                           "characters")
+    return name
+
+
 def check_name(name: str, what: str) -> str:
-    """Validate an algorithm, dataset or model name (letters, digits, ``._-``)."""
+    """Validate an algorithm, dataset, model, template or flavor name (letters, digits,
+    ``._-``)."""
+    refuse_control_characters(name, f"{what} name")
     if not NAME_RE.fullmatch(name):
         raise InvalidInput(f"invalid {what} name {name!r}: use letters, digits, '.', '_', '-' "
                            "(at most 100, starting with a letter or digit)")
@@ -42,6 +70,7 @@ DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 def check_image_name(name: str) -> str:
     """Validate ``NAME:TAG`` (lower-case repository, a tag); ``NAME`` alone means ``:latest``.
     ``NAME:TAG@sha256:...`` pins the exact image (what a rerun uses: the tag may have moved)."""
+    refuse_control_characters(name, "image name")
     name, at, digest = name.partition("@")
     if at and not DIGEST_RE.fullmatch(digest):
         raise InvalidInput(f"invalid image digest {digest!r}: expected sha256: and 64 hex "

@@ -24,6 +24,7 @@ from hpc_gateway.gateway.kinds.base import SubmitContext
 from hpc_gateway.gateway.specs import (
     Resources,
     VersionRef,
+    check_job_name,
     check_name,
     format_mib,
     format_time,
@@ -173,6 +174,8 @@ def resolve_request(gw: Gateway, request: JobRequest) -> ResolvedJob:
     from hpc_gateway.gateway.specs import check_against_partitions
 
     kind = get_kind(request.kind)
+    if request.name is not None:
+        check_job_name(request.name)
     if not request.command:
         raise InvalidInput("no command: put it after `--`, e.g. gw job submit ... -- python "
                            "train.py")

@@ -81,14 +81,30 @@ def recipe_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def recipe_from_options(options: dict[str, Any]) -> dict[str, Any]:
-    """The options a person gave (unset ones left out), as a recipe."""
+    """The options a person gave (unset ones left out), as a recipe. The names in it are
+    checked here, so that no command records (or saves) a name another would refuse."""
     recipe: dict[str, Any] = {}
     for key in RECIPE_KEYS:
         value = options.get(key)
         if value is None or (isinstance(value, tuple) and not value):
             continue
         recipe[key] = list(value) if isinstance(value, tuple) else value
+    check_recipe_names(recipe)
     return recipe
+
+
+def check_recipe_names(recipe: dict[str, Any]) -> None:
+    """Every name in a recipe by the one rule for names (gateway/specs.py)."""
+    from hpc_gateway.gateway.specs import check_image_name, check_job_name, check_name
+
+    if recipe.get("name") is not None:
+        check_job_name(recipe["name"])
+    for key, what in (("model_name", "model"), ("flavor", "flavor"),
+                      ("template", "sbatch template")):
+        if recipe.get(key):
+            check_name(recipe[key], what)
+    if recipe.get("image"):
+        check_image_name(recipe["image"])
 
 
 def build_request(gw: Gateway, recipe: dict[str, Any], command: tuple[str, ...], *,
