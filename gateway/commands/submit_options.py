@@ -45,8 +45,9 @@ RECIPE_OPTIONS: tuple[tuple[str, str, bool, Any, str], ...] = (
     ("--model-name", "model_name", False, str,
      "Model the job's /model becomes a version of (default: the algorithm's)."),
     ("--notebook", "notebook", False, str,
-     "Run this notebook of the algorithm (e.g. main.ipynb) top to bottom with papermill "
-     "instead of a COMMAND; the executed copy is kept."),
+     "Run this notebook of the algorithm (e.g. main.ipynb) top to bottom instead of a "
+     "COMMAND (the image needs JupyterLab; papermill is used where it has it); the "
+     "executed copy is kept."),
     ("--param", "param", True, str,
      "KEY=VALUE for the notebook's `parameters` cell (repeatable)."),
     ("--template", "template", False, str,
