@@ -29,6 +29,8 @@ echo "probe done"
 """
 
 HOSTILE = "it's \"q\" $(touch /tmp/gw-pwned) `touch /tmp/gw-pwned2` \nnew line;  two  spaces"
+# A job name is one line (names hold no control character); the rest of HOSTILE stays.
+HOSTILE_NAME = HOSTILE.replace("\n", " ")
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +74,7 @@ def job_json(env, job_id):
 def test_probe_job_sees_the_standard_container(flow):
     env = flow["env"]
     proc = submit(env, "--algo", "probe", "--image", "busybox:v1", "--data", "toy",
-                  "--name", HOSTILE, "--env", f"MSG={HOSTILE}", "--shm", "32M",
+                  "--name", HOSTILE_NAME, "--env", f"MSG={HOSTILE}", "--shm", "32M",
                   "--mem", "256M", "--time", "0:05:00", "--wait",
                   "--", "sh", "probe.sh", HOSTILE, "plain")
     job = json.loads(proc.stdout)
@@ -88,7 +90,7 @@ def test_probe_job_sees_the_standard_container(flow):
     assert cat("pwd").strip() == "/code"
     assert "GREETING=hello from the image" in cat("env")
     assert cat("args") == f"{HOSTILE}|END|plain|END|"
-    assert cat("job_name") == HOSTILE
+    assert cat("job_name") == HOSTILE_NAME
     assert cat("msg") == HOSTILE
     assert not Path("/tmp/gw-pwned").exists() and not Path("/tmp/gw-pwned2").exists()
     assert cat("dataset_ro").strip() == "readonly"
