@@ -21,6 +21,7 @@ import shlex
 import sys
 import tarfile
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -281,21 +282,42 @@ def _notebook_with_tunnel(conn: Connection, remote_gw: str, args: list[str]) -> 
     base_url = info["url"].split("/lab?token=")[0].split(f":{info['port']}", 1)[1]
     info["local_url"] = f"http://localhost:{local_port}{base_url}/lab?token={info['token']}"
     info["tunnel"] = f"open by gw on localhost:{local_port} until Ctrl-C"
+    remote_host = info["url"].split("://", 1)[1].split(":", 1)[0]
+    try:
+        with conn.forward_local(local_port, remote_port=int(info["port"]),
+                                remote_host=remote_host, local_host="127.0.0.1"):
+            # fabric binds the local port in its tunnel thread: the URL is printed only once
+            # that port accepts connections, so whoever reads it can open it at once
+            _wait_for_listener(local_port)
+            _print_notebook_tunnel(info, conn.host, as_json)
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        print("tunnel closed", file=sys.stderr)
+    return 0
+
+
+def _wait_for_listener(port: int, timeout: float = 30.0) -> None:
+    """Return once 127.0.0.1:``port`` accepts a connection; RemoteError after ``timeout``."""
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError as err:
+            if time.monotonic() > deadline:
+                raise RemoteError(f"the tunnel on localhost:{port} did not open: {err}") from err
+            time.sleep(0.05)
+
+
+def _print_notebook_tunnel(info: dict[str, Any], host: str, as_json: bool) -> None:
+    """Tell the user where the tunnelled notebook is (JSON or one human paragraph)."""
     if as_json:
         print(json.dumps(info, indent=2, sort_keys=True), flush=True)
     else:
         print(f"notebook {info['id']} is running on {info['node']}\n"
               f"open:  {info['local_url']}\n"
-              f"(tunnelled through {conn.host}; Ctrl-C closes the tunnel, the notebook keeps "
-              f"running: gw --host {conn.host} notebook stop {info['id']})", flush=True)
-    remote_host = info["url"].split("://", 1)[1].split(":", 1)[0]
-    try:
-        with conn.forward_local(local_port, remote_port=int(info["port"]),
-                                remote_host=remote_host, local_host="127.0.0.1"):
-            while True:
-                import time
-
-                time.sleep(3600)
-    except KeyboardInterrupt:
-        print("tunnel closed", file=sys.stderr)
-    return 0
+              f"(tunnelled through {host}; Ctrl-C closes the tunnel, the notebook keeps "
+              f"running: gw --host {host} notebook stop {info['id']})", flush=True)
