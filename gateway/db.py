@@ -161,10 +161,21 @@ def _schema_3(conn: sqlite3.Connection) -> None:
     )""")
 
 
+def _schema_4(conn: sqlite3.Connection) -> None:
+    """Jobs get a shape beside their kind (gateway/shapes/): how many units run and how. A
+    sweep was a kind of its own; it becomes what it is, a training job of array shape,
+    with its tasks, spool files and job directory as they were; a run of a rendered script
+    is of the rendered shape. A rendered script records the kind its runs are."""
+    conn.execute("ALTER TABLE jobs ADD COLUMN shape TEXT NOT NULL DEFAULT 'single'")
+    conn.execute("UPDATE jobs SET kind = 'training', shape = 'array' WHERE kind = 'sweep'")
+    conn.execute("UPDATE jobs SET shape = 'rendered' WHERE origin = 'sbatch'")
+    conn.execute("ALTER TABLE renders ADD COLUMN kind TEXT NOT NULL DEFAULT 'training'")
+
+
 # Step N moves the schema from N-1 to N. A new database runs every step and an old one the
 # steps it has not had, so both take the same path. Never edit a landed step; add one.
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_schema_1, _schema_2,
-                                                                 _schema_3)
+                                                                 _schema_3, _schema_4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hpc_gateway.gateway.job_layout import JobLayout
 from hpc_gateway.gateway.job_states import ACTIVE, STATES, TERMINAL
 
 __all__ = ["ACTIVE", "STATES", "TERMINAL", "Job", "JobSpec", "JobTask", "hide_env_values",
@@ -100,6 +101,7 @@ class Job:
     image_id: int | None = None
     model_version_id: int | None = None
     model_ref: str | None = None          # NAME@vN of the model version it made
+    shape: str = "single"                 # how many units run and how (gateway/shapes/)
 
     @property
     def active(self) -> bool:
@@ -107,20 +109,25 @@ class Job:
         return self.state in ACTIVE
 
     @property
+    def layout(self) -> JobLayout:
+        """Every path of the job."""
+        return JobLayout(self.job_dir)
+
+    @property
     def script_path(self) -> Path:
         """The sbatch script that was (or was to be) submitted."""
-        return self.job_dir / "job.sbatch"
+        return self.layout.script
 
     @property
     def log_path(self) -> Path | None:
-        """Slurm's output file (None before Slurm gave the job an id)."""
-        return self.job_dir / f"slurm-{self.slurm_job_id}.out" if self.slurm_job_id else None
+        """Slurm's output file of the job's own run (None before Slurm gave it an id)."""
+        return self.layout.log(self.slurm_job_id) if self.slurm_job_id else None
 
     def as_dict(self) -> dict[str, Any]:
         """The stable dictionary ``gw job show --json`` prints. ``--env`` values are
         secrets: only their names are shown."""
         return {
-            "id": self.id, "kind": self.kind, "origin": self.origin, "name": self.name,
+            "id": self.id, "kind": self.kind, "shape": self.shape, "origin": self.origin, "name": self.name,
             "state": self.state, "reason": self.reason, "slurm_job_id": self.slurm_job_id,
             "exit_code": self.exit_code, "node": self.node, "submitted": self.submitted,
             "started": self.started, "ended": self.ended, "updated": self.updated,
@@ -140,7 +147,7 @@ class Job:
 
 @dataclass(frozen=True)
 class JobTask:
-    """One task of a sweep (a Slurm array job): its sweep values, state and model."""
+    """One task of a job of array shape (a sweep): its sweep values, state and model."""
 
     job_id: int
     task: int

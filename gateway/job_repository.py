@@ -38,7 +38,7 @@ LEFT JOIN collections mc ON mc.id = m.collection_id
 """
 
 # What `gw job list` shows: no joins, no JSON (it is typed all day).
-_SUMMARY_COLUMNS = ("id", "kind", "name", "state", "slurm_job_id", "submitted", "ended",
+_SUMMARY_COLUMNS = ("id", "kind", "shape", "name", "state", "slurm_job_id", "submitted", "ended",
                     "node", "exit_code", "model_name", "model_version_id")
 
 
@@ -46,7 +46,8 @@ def _job(row: sqlite3.Row) -> Job:
     from hpc_gateway.gateway.job_model import Job, JobSpec  # built only when a job is read
 
     model_ref = f"{row['model_coll']}@v{row['model_number']}" if row["model_number"] else None
-    return Job(id=row["id"], kind=row["kind"], origin=row["origin"], name=row["name"],
+    return Job(id=row["id"], kind=row["kind"], shape=row["shape"], origin=row["origin"],
+               name=row["name"],
                state=row["state"], reason=row["reason"], slurm_job_id=row["slurm_job_id"],
                node=row["node"], exit_code=row["exit_code"], submitted=row["submitted"],
                started=row["started"], ended=row["ended"], updated=row["updated"],
@@ -91,7 +92,7 @@ class JobRepository:
     # ---- creating ----------------------------------------------------------------------
     def create(self, *, kind: str, origin: str, name: str, spec: JobSpec, model_name: str,
                jobs_root: Path, algo_version_id: int | None, data_version_id: int | None,
-               image_id: int | None) -> Job:
+               image_id: int | None, shape: str = "single") -> Job:
         """Record a new job in state SUBMITTING; its directory is ``jobs_root/<id>``.
 
         Ids are never reused (AUTOINCREMENT), even when a job record is later removed.
@@ -99,10 +100,10 @@ class JobRepository:
         now = time.time()
         with self._writing():
             cursor = self.conn.execute(
-                """INSERT INTO jobs (kind, origin, name, state, submitted, updated,
+                """INSERT INTO jobs (kind, shape, origin, name, state, submitted, updated,
                    algo_version_id, data_version_id, image_id, model_name, spec_json, job_dir)
-                   VALUES (?, ?, ?, 'SUBMITTING', ?, ?, ?, ?, ?, ?, ?, '')""",
-                (kind, origin, name, now, now, algo_version_id, data_version_id, image_id,
+                   VALUES (?, ?, ?, ?, 'SUBMITTING', ?, ?, ?, ?, ?, ?, ?, '')""",
+                (kind, shape, origin, name, now, now, algo_version_id, data_version_id, image_id,
                  model_name, db.dumps(spec.as_json())))
             job_id = int(cursor.lastrowid or 0)
             self.conn.execute("UPDATE jobs SET job_dir = ? WHERE id = ?",
@@ -227,6 +228,23 @@ class JobRepository:
                 (version_id, job_id))
         return cursor.rowcount == 1
 
+    def unit_model_version(self, job_id: int, unit: int | None) -> int | None:
+        """The model version the job (``unit`` None) or its task ``unit`` made, if any."""
+        if unit is None:
+            row = self.conn.execute("SELECT model_version_id FROM jobs WHERE id = ?",
+                                    (job_id,)).fetchone()
+        else:
+            row = self.conn.execute("SELECT model_version_id FROM job_tasks WHERE job_id = ? "
+                                    "AND task = ?", (job_id, unit)).fetchone()
+        return None if row is None else row[0]
+
+    def link_unit_model(self, job_id: int, unit: int | None, version_id: int) -> bool:
+        """Point the job (``unit`` None) or its task ``unit`` at the model version it made
+        (once)."""
+        if unit is None:
+            return self.link_model(job_id, version_id)
+        return self.link_task_model(job_id, unit, version_id)
+
     def forget_version(self, version_id: int) -> None:
         """A version is being removed: jobs keep their record, without the link."""
         with self._writing():
@@ -288,15 +306,15 @@ class JobRepository:
         return cursor.rowcount == 1
 
     # ---- rendered scripts (gateway/renders.py) ------------------------------------------
-    def create_render(self, *, name: str, spec: JobSpec, model_name: str,
+    def create_render(self, *, kind: str, name: str, spec: JobSpec, model_name: str,
                       algo_version_id: int | None, data_version_id: int | None,
                       image_id: int | None) -> int:
         """Record a rendered script; its runs become jobs by :meth:`adopt_run`."""
         with self._writing():
             cursor = self.conn.execute(
-                """INSERT INTO renders (name, spec_json, model_name, algo_version_id,
-                   data_version_id, image_id, created) VALUES (?, ?, ?, ?, ?, ?, ?)""",
-                (name, db.dumps(spec.as_json()), model_name, algo_version_id,
+                """INSERT INTO renders (kind, name, spec_json, model_name, algo_version_id,
+                   data_version_id, image_id, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                (kind, name, db.dumps(spec.as_json()), model_name, algo_version_id,
                  data_version_id, image_id, time.time()))
         return int(cursor.lastrowid or 0)
 
@@ -326,11 +344,11 @@ class JobRepository:
                 return None
             now = time.time()
             cursor = self.conn.execute(
-                """INSERT INTO jobs (kind, origin, name, state, slurm_job_id, submitted,
-                   updated, algo_version_id, data_version_id, image_id, model_name,
-                   spec_json, job_dir) VALUES ('training', 'sbatch', ?, ?, ?, ?, ?, ?, ?, ?,
-                   ?, ?, ?)""",
-                (render["name"], state, slurm_job_id, now, now, render["algo_version_id"],
+                """INSERT INTO jobs (kind, shape, origin, name, state, slurm_job_id,
+                   submitted, updated, algo_version_id, data_version_id, image_id,
+                   model_name, spec_json, job_dir) VALUES (?, 'rendered', 'sbatch', ?, ?, ?,
+                   ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (render["kind"], render["name"], state, slurm_job_id, now, now, render["algo_version_id"],
                  render["data_version_id"], render["image_id"], render["model_name"],
                  render["spec_json"], str(jobs_root / f"sbatch-{slurm_job_id}")))
             job_id = int(cursor.lastrowid or 0)

@@ -52,50 +52,36 @@ def cancel_job(gw: Gateway, job_id: int) -> Job:
     return job
 
 
-def log_path(job: Job, task: int | None = None) -> Path:
-    """The job's Slurm output file (for a sweep, its task ``task``'s: 0 by default)."""
-    if job.kind == "sweep":
-        count = len(job.spec.extra.get("tasks") or [])
-        index = 0 if task is None else task
-        if not 0 <= index < count:
-            raise InvalidInput(f"job {job.id} is a sweep of tasks 0 to {count - 1}; no task "
-                               f"{index}")
-        if job.slurm_job_id is None:
-            raise NotFound(f"job {job.id} has no log yet")
-        return job.job_dir / "tasks" / str(index) / f"slurm-{job.slurm_job_id}_{index}.out"
-    if task is not None:
-        raise InvalidInput(f"job {job.id} is not a sweep: it has no tasks")
-    if job.log_path is None:
+def log_path(gw: Gateway, job: Job, task: int | None = None) -> Path:
+    """The Slurm output file of the job's unit ``task`` (None: the one meant by default)."""
+    from hpc_gateway.gateway.shapes import shape_of
+
+    unit = shape_of(job).unit(gw, job, task)
+    if unit.log is None:
         raise NotFound(f"job {job.id} has no log yet")
-    return job.log_path
+    return unit.log
 
 
-def write_outputs(job: Job, out: Path) -> int:
+def write_outputs(gw: Gateway, job: Job, out: Path) -> int:
     """Pack what the job left in /code and its logs into ``out`` (.tar.gz); returns bytes."""
     import tarfile
 
     from hpc_gateway.gateway.models import check_output_file
+    from hpc_gateway.gateway.shapes import shape_of
 
     check_output_file(out)
-    if not (job.job_dir / "code").exists():
+    if not job.layout.code.exists():
         raise NotFound(f"job {job.id} has no outputs (its directory {job.job_dir} is gone)")
     if job.state not in TERMINAL:
         raise InvalidInput(f"job {job.id} is {job.state}; outputs are ready when it ends")
     tmp = out.with_name(f".{out.name}.partial")
     try:
         with tarfile.open(tmp, "w:gz") as tar:
-            if job.kind == "sweep":  # each task's own /code and log
-                for task in sorted((job.job_dir / "tasks").iterdir(),
-                                   key=lambda p: int(p.name) if p.name.isdigit() else -1):
-                    if (task / "code").is_dir():
-                        tar.add(task / "code", arcname=f"tasks/{task.name}/code")
-                    for log in sorted(task.glob("slurm-*.out")):
-                        tar.add(log, arcname=f"logs/{log.name}")
-            else:
-                tar.add(job.job_dir / "code", arcname="code")
-            for log in sorted(job.job_dir.glob("slurm-*.out")):
+            for path, name in shape_of(job).outputs(gw, job):
+                tar.add(path, arcname=name)
+            for log in job.layout.logs():
                 tar.add(log, arcname=f"logs/{log.name}")
-            tar.add(job.script_path, arcname=f"logs/{job.script_path.name}")
+            tar.add(job.layout.script, arcname=f"logs/{job.layout.script.name}")
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)

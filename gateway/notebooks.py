@@ -168,8 +168,10 @@ def start_notebook(gw: Gateway, *, image: str, algo: VersionRef, data: VersionRe
 
 def get_notebook(gw: Gateway, job_id: int) -> Job:
     """The notebook job ``job_id`` (another kind of job is refused)."""
+    from hpc_gateway.gateway.kinds import kind_of
+
     job = gw.jobs.get(job_id)
-    if job.kind != "notebook":
+    if not kind_of(job).serves:
         raise InvalidInput(f"job {job_id} is a {job.kind} job, not a notebook (see "
                            "`gw notebook list`)")
     return job

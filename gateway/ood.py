@@ -27,6 +27,7 @@ APP_FILES = {
                  "template/before.sh.erb", "template/script.sh.erb", "README.md"),
 }
 APP_DIRS = {"notebook": "gw_notebook", "training": "gw_training"}
+APP_TITLES = {"notebook": "Gateway JupyterLab", "training": "Gateway training job"}
 # OnDemand gives each rendered template/*.erb the mode of its .erb, and the job wrapper
 # runs script.sh itself ("./script.sh" &): it must be executable (ood_core issue 948).
 EXECUTABLE = frozenset({"template/script.sh.erb"})
@@ -62,7 +63,7 @@ def install_apps(dest: Path, *, cluster: str, gw: str, hours: int = 2, max_hours
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(env.get_template(f"ood/{app}/{name}.j2").render(
                     gw=gw, cluster=cluster, hours=hours, max_hours=max_hours,
-                    title="Gateway JupyterLab" if app == "notebook" else "Gateway training job",
+                    title=APP_TITLES[app],
                     app_dir=APP_DIRS[app]))
             for dirpath, _dirs, _files in os.walk(staging):
                 os.chmod(dirpath, 0o755)  # the portal reads the app as every user

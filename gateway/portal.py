@@ -44,9 +44,8 @@ def portal_session(job: Job, token: str | None = None) -> dict[str, Any]:
     identity it is adopted by and, for a notebook, the signal that saves the code before the
     time limit), the script, the log, and a notebook's ``token`` (written 0600 to
     ``TOKEN_FILE`` for the job to read)."""
-    from hpc_gateway.gateway.submit import SCRIPT_NAME
 
-    script = job.job_dir / SCRIPT_NAME
+    script = job.layout.script
     args = [arg for arg in sbatch_directives(script.read_text())
             if arg.partition("=")[0].lstrip("-") not in PORTAL_OWN_OPTIONS]
     session: dict[str, Any] = {"id": job.id, "kind": job.kind, "job_dir": str(job.job_dir),

@@ -114,9 +114,7 @@ def exact_recipe(job: Job) -> tuple[dict[str, Any], tuple[str, ...]]:
             str(resources["gpus"])
     if spec.extra.get("sbatch_template"):
         options["template"] = spec.extra["sbatch_template"]
-    command: tuple[str, ...] = spec.command
-    if job.kind == "headless":
-        options["notebook"] = spec.extra.get("notebook")
-        options["param"] = [f"{k}={v}" for k, v in (spec.extra.get("params") or {}).items()]
-        command = ()
+    from hpc_gateway.gateway.kinds import kind_of
+
+    options, command = kind_of(job).recipe(job, options, spec.command)
     return {k: v for k, v in options.items() if v not in (None, [], "", False)}, command

@@ -18,9 +18,11 @@ from typing import TYPE_CHECKING
 from hpc_gateway.gateway.context import Gateway
 from hpc_gateway.gateway.errors import InvalidInput, SlurmError, SlurmUnavailable
 from hpc_gateway.gateway.identity import identity_comment
+from hpc_gateway.gateway.job_layout import JobLayout
 from hpc_gateway.gateway.job_model import Job, JobSpec
 from hpc_gateway.gateway.kinds import JobKind, get_kind
 from hpc_gateway.gateway.kinds.base import SubmitContext
+from hpc_gateway.gateway.shapes import JobShape, get_shape
 from hpc_gateway.gateway.specs import (
     Resources,
     VersionRef,
@@ -36,9 +38,6 @@ if TYPE_CHECKING:
     from hpc_gateway.gateway.images import ImageRecord
     from hpc_gateway.gateway.stores import VersionInfo
 
-SCRIPT_NAME = "job.sbatch"
-
-
 @dataclass(frozen=True)
 class JobRequest:
     """Everything a submission asks for, validated."""
@@ -52,6 +51,7 @@ class JobRequest:
     resources: Resources
     model_name: str | None = None
     kind: str = "training"
+    shape: str = "single"
     origin: str = "cli"
     extra: dict[str, object] = field(default_factory=dict)
     recipe: dict[str, object] = field(default_factory=dict)   # see gateway/recipes.py
@@ -67,18 +67,18 @@ def slurm_filename(path: Path) -> str:
     return text.replace("%", "%%")
 
 
-def slurm_options(job: Job, resources: Resources, home_id: str,
+def slurm_options(shape: JobShape, job: Job, resources: Resources, home_id: str,
                   identity: str | None = None) -> list[tuple[str, object]]:
     """The gateway's sbatch options of a job as (name, value) pairs (value None: a bare
-    flag), in the order the script writes them."""
+    flag), in the order the script writes them; the shape's come after the identity."""
     from hpc_gateway.gateway.render import slurm_job_name
 
     options: list[tuple[str, object]] = [
         ("job-name", slurm_job_name(job.name)),
         ("comment", identity or identity_comment(home_id, job.id)),
         ("chdir", job.job_dir),
-        ("output", slurm_filename(job.job_dir) + "/slurm-%j.out"),
-        ("nodes", 1), ("ntasks", 1), ("cpus-per-task", resources.cpus),
+        *shape.sbatch_options(job, resources),
+        ("cpus-per-task", resources.cpus),
         ("mem", format_mib(resources.slurm_mem_mib)),
         ("time", format_time(resources.time_seconds))]
     if resources.gpus:
@@ -91,20 +91,19 @@ def slurm_options(job: Job, resources: Resources, home_id: str,
     return options
 
 
-def slurm_flags(job: Job, resources: Resources, home_id: str,
+def slurm_flags(shape: JobShape, job: Job, resources: Resources, home_id: str,
                 identity: str | None = None) -> list[str]:
     """The gateway's ``#SBATCH`` flags of a job, built from data and quoted."""
     from hpc_gateway.gateway.render import sbatch_flag
 
     return [f"--{name}" if value is None else sbatch_flag(name, value)
-            for name, value in slurm_options(job, resources, home_id, identity)]
+            for name, value in slurm_options(shape, job, resources, home_id, identity)]
 
 
-ENV_FILE = "container.env"
-
-
-def container_spec(kind: JobKind, ctx: SubmitContext, resources: Resources) -> ContainerSpec:
-    """How the job's container runs: the kind's mounts, the image's and the job's env."""
+def container_spec(kind: JobKind, shape: JobShape, ctx: SubmitContext,
+                   resources: Resources) -> ContainerSpec:
+    """How a unit's container runs: the kind's mounts over the shape's unit directory, the
+    shape's command, the image's and the job's env."""
     from hpc_gateway.containers.mounts import CODE
     from hpc_gateway.containers.runtime import ContainerSpec
 
@@ -116,18 +115,17 @@ def container_spec(kind: JobKind, ctx: SubmitContext, resources: Resources) -> C
     env.update(job.spec.env)
     return ContainerSpec(
         sif=str(image.sif_path), partition_offset=image.partition_offset,
-        scratch_parent=str(ctx.gw.config["node_scratch"]), mounts=tuple(kind.mounts(ctx)),
-        workdir=CODE, env=tuple(env.items()),
-        # A kind may run another command than the recorded one (a sweep: each task's own).
-        command=(kind.container_command(ctx) if hasattr(kind, "container_command")
-                 else job.spec.command),
-        env_file=str(job.job_dir / ENV_FILE), gpus=resources.gpus,
-        shm_bytes=resources.shm_mib * 1024 * 1024, node_env=kind.node_env)
+        scratch_parent=str(ctx.gw.config["node_scratch"]),
+        mounts=tuple(kind.mounts(ctx, shape.unit_dir(ctx))), workdir=CODE,
+        env=tuple(env.items()), command=shape.container_command(ctx),
+        env_file=str(job.layout.env_file), gpus=resources.gpus,
+        shm_bytes=resources.shm_mib * 1024 * 1024, node_env=kind.node_env + shape.node_env)
 
 
-def render_script(kind: JobKind, ctx: SubmitContext, *, home_id: str, runtime: str,
-                  resources: Resources, identity: str | None = None) -> str:
-    """The sbatch script of a job: the kind's template over the base template."""
+def render_script(kind: JobKind, shape: JobShape, ctx: SubmitContext, *, home_id: str,
+                  runtime: str, resources: Resources, identity: str | None = None) -> str:
+    """The sbatch script of a job: the kind's template over the base template, with the
+    shape's macros."""
     from hpc_gateway.containers.runtime import container_script
     from hpc_gateway.gateway.render import render, render_text
     from hpc_gateway.spool.format import shell_writer
@@ -135,12 +133,12 @@ def render_script(kind: JobKind, ctx: SubmitContext, *, home_id: str, runtime: s
     job, image = ctx.job, ctx.image
     description = [f"algorithm {job.spec.algo or 'none'}, dataset {job.spec.dataset or 'none'}",
                    f"image {image.name} ({image.digest}), runtime {runtime}"]
-    spec = container_spec(kind, ctx, resources)
-    values = dict(sbatch_flags=slurm_flags(job, resources, home_id, identity),
+    spec = container_spec(kind, shape, ctx, resources)
+    values = dict(sbatch_flags=slurm_flags(shape, job, resources, home_id, identity),
                   kind=kind.name, job_id=job.id, home_id=home_id, description=description,
                   spool_dir=str(ctx.gw.layout.spool), spool_writer=shell_writer(),
-                  container=container_script(spec, runtime),
-                  **{"array": False, "render_id": None, **kind.template_values(ctx)})
+                  container=container_script(spec, runtime), shape_macros=shape.macros,
+                  **shape.template_values(ctx), **kind.template_values(ctx))
     custom = job.spec.extra.get("sbatch_template")
     if custom:
         from hpc_gateway.gateway.sbatch_templates import check_template, find_template
@@ -157,6 +155,7 @@ class ResolvedJob:
     job record or a rendered script is made from."""
 
     kind: JobKind
+    shape: JobShape
     name: str
     spec: JobSpec
     model_name: str
@@ -174,6 +173,8 @@ def resolve_request(gw: Gateway, request: JobRequest) -> ResolvedJob:
     from hpc_gateway.gateway.specs import check_against_partitions
 
     kind = get_kind(request.kind)
+    shape = get_shape(request.shape)
+    shape.check_request(request)
     if request.name is not None:
         check_job_name(request.name)
     if not request.command:
@@ -195,7 +196,7 @@ def resolve_request(gw: Gateway, request: JobRequest) -> ResolvedJob:
                    image=image.name, image_digest=image.digest,
                    dataset=data.ref if data else None, extra=dict(request.extra),
                    recipe=dict(request.recipe))
-    return ResolvedJob(kind=kind, name=name, spec=spec, model_name=model_name,
+    return ResolvedJob(kind=kind, shape=shape, name=name, spec=spec, model_name=model_name,
                        resources=resources, runtime=runtime, image=image, algo=algo,
                        data=data)
 
@@ -212,19 +213,18 @@ def prepare_job(gw: Gateway, request: JobRequest) -> tuple[Job, Path]:
     job is adopted by it (`gw notebook start --for-portal`: Open OnDemand submits)."""
     job_plan = resolve_request(gw, request)
     algo, data, image = job_plan.algo, job_plan.data, job_plan.image
-    job = gw.jobs.create(kind=job_plan.kind.name, origin=request.origin, name=job_plan.name,
+    job = gw.jobs.create(kind=job_plan.kind.name, shape=job_plan.shape.name,
+                         origin=request.origin, name=job_plan.name,
                          spec=job_plan.spec, model_name=job_plan.model_name,
                          jobs_root=gw.layout.jobs,
                          algo_version_id=algo.record_id if algo else None,
                          data_version_id=data.record_id if data else None,
                          image_id=image.record_id)
-    script = _prepare(gw, job_plan.kind, job, image, algo, data, job_plan.runtime,
-                      job_plan.resources)
+    script = _prepare(gw, job_plan, job)
     return job, script
 
 
-def _prepare(gw: Gateway, kind: JobKind, job: Job, image, algo, data, runtime: str,
-             resources: Resources) -> Path:
+def _prepare(gw: Gateway, plan: ResolvedJob, job: Job) -> Path:
     """Lay out the job directory and write its script and env file; on any failure, no
     trace."""
     from hpc_gateway.containers.runtime import write_env_file
@@ -233,14 +233,15 @@ def _prepare(gw: Gateway, kind: JobKind, job: Job, image, algo, data, runtime: s
     try:
         job.job_dir.mkdir(mode=0o700)  # exclusive: ids are never reused
         made_dir = True
-        ctx = SubmitContext(gw=gw, job=job, image=image, algo=algo, data=data)
-        kind.prepare(ctx)
-        text = render_script(kind, ctx, home_id=gw.home_id, runtime=runtime,
-                             resources=resources)
-        write_env_file(container_spec(kind, ctx, resources), runtime)
-        script = job.job_dir / SCRIPT_NAME
-        script.write_text(text)
-        return script
+        ctx = SubmitContext(gw=gw, job=job, image=plan.image, algo=plan.algo, data=plan.data)
+        plan.kind.prepare(ctx)
+        plan.shape.prepare(ctx)
+        text = render_script(plan.kind, plan.shape, ctx, home_id=gw.home_id,
+                             runtime=plan.runtime, resources=plan.resources)
+        write_env_file(container_spec(plan.kind, plan.shape, ctx, plan.resources),
+                       plan.runtime)
+        job.layout.script.write_text(text)
+        return job.layout.script
     except BaseException as exc:
         if made_dir:
             remove_tree(job.job_dir)
@@ -295,10 +296,11 @@ def test_submission(gw: Gateway, request: JobRequest) -> dict[str, object]:
         job = Job(id=0, kind=plan.kind.name, origin=request.origin, name=plan.name,
                   state="SUBMITTING", reason="", slurm_job_id=None, node="", exit_code=None,
                   submitted=time.time(), started=None, ended=None, updated=None,
-                  job_dir=directory, model_name=plan.model_name, spec=plan.spec)
+                  job_dir=directory, model_name=plan.model_name, spec=plan.spec,
+                  shape=plan.shape.name)
         ctx = SubmitContext(gw=gw, job=job, image=plan.image, algo=plan.algo, data=plan.data)
-        script = directory / SCRIPT_NAME
-        script.write_text(render_script(plan.kind, ctx, home_id=gw.home_id,
+        script = JobLayout(directory).script
+        script.write_text(render_script(plan.kind, plan.shape, ctx, home_id=gw.home_id,
                                         runtime=plan.runtime, resources=plan.resources))
         said = gw.slurm.test_only(script)
     finally:

@@ -2,7 +2,7 @@
 says it used (`gw job show`).
 
 The sampler (templates/sbatch/sampler.sh.j2) writes ``usage-<Slurm id>.tsv`` in the job's
-directory (a sweep task's in its task directory): a header, then one line every couple of
+directory (a unit's in its own: gateway/shapes/): a header, then one line every couple of
 seconds with the time, CPU use in percent of one CPU, resident memory in KiB, and where
 nvidia-smi exists the GPU utilisation and GPU memory.
 """
@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hpc_gateway.gateway.errors import InvalidInput, NotFound
+from hpc_gateway.gateway.errors import NotFound
 from hpc_gateway.gateway.job_model import Job
+
+if TYPE_CHECKING:
+    from hpc_gateway.gateway.context import Gateway
 
 SPARKS = "▁▂▃▄▅▆▇█"
 
@@ -37,20 +40,15 @@ class Sample:
                 else self.gpu_mem_mib * 1024 * 1024}
 
 
-def usage_file(job: Job, task: int | None = None) -> Path:
-    """Where the job's (or sweep task's) sampler writes."""
+def usage_file(gw: Gateway, job: Job, task: int | None = None) -> Path:
+    """Where the sampler of the job's unit ``task`` (None: the default one) writes."""
+    from hpc_gateway.gateway.shapes import shape_of
+
     if job.slurm_job_id is None:
         raise NotFound(f"job {job.id} has not started")
-    if job.kind == "sweep":
-        count = len(job.spec.extra.get("tasks") or [])
-        index = 0 if task is None else task
-        if not 0 <= index < count:
-            raise InvalidInput(f"job {job.id} is a sweep of tasks 0 to {count - 1}; no task "
-                               f"{index}")
-        return job.job_dir / "tasks" / str(index) / f"usage-{job.slurm_job_id}_{index}.tsv"
-    if task is not None:
-        raise InvalidInput(f"job {job.id} is not a sweep: it has no tasks")
-    return job.job_dir / f"usage-{job.slurm_job_id}.tsv"
+    unit = shape_of(job).unit(gw, job, task)
+    assert unit.usage is not None
+    return unit.usage
 
 
 def _number(text: str) -> float | None:
@@ -76,10 +74,10 @@ def parse_samples(text: str) -> list[Sample]:
     return samples
 
 
-def read_samples(job: Job, task: int | None = None) -> list[Sample]:
+def read_samples(gw: Gateway, job: Job, task: int | None = None) -> list[Sample]:
     """What the sampler has written so far ([] before its first line)."""
     try:
-        return parse_samples(usage_file(job, task).read_text())
+        return parse_samples(usage_file(gw, job, task).read_text())
     except FileNotFoundError:
         return []
 

@@ -15,7 +15,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpc_gateway.gateway import db
 from hpc_gateway.gateway.context import Gateway
@@ -23,35 +23,43 @@ from hpc_gateway.gateway.job_model import Job
 from hpc_gateway.gateway.trees import make_read_only, remove_unsafe_entries, tree_size
 from hpc_gateway.spool.format import SpoolRecord
 
+if TYPE_CHECKING:
+    from hpc_gateway.gateway.shapes.base import Unit
 
-def incoming_dir(gw: Gateway, model_name: str, job_id: int) -> Path:
-    """Where a job's /model waits between claim and version."""
-    return gw.layout.kind_root("model") / model_name / f".incoming-job{job_id}"
+
+def incoming_dir(gw: Gateway, model_name: str, job_id: int, unit: int | None = None) -> Path:
+    """Where a job's (or one of its units') /model waits between claim and version."""
+    suffix = "" if unit is None else f"-task{unit}"
+    return gw.layout.kind_root("model") / model_name / f".incoming-job{job_id}{suffix}"
 
 
 def lineage(job: Job, record: SpoolRecord) -> dict[str, Any]:
     """What a model version records of the job that made it."""
     spec = job.spec
     return {"job_id": job.id, "job_name": job.name, "slurm_job_id": job.slurm_job_id,
-            "kind": job.kind, "algo": spec.algo, "image": spec.image,
+            "kind": job.kind, "shape": job.shape, "algo": spec.algo, "image": spec.image,
             "image_digest": spec.image_digest, "dataset": spec.dataset,
             "command": list(spec.command), "resources": spec.resources,
             "node": record.node, "started": record.started, "ended": record.ended}
 
 
-def harvest_model(gw: Gateway, job: Job, record: SpoolRecord) -> str:
-    """Turn the job's /model into a model version; returns a note for the job."""
-    job = gw.jobs.get(job.id)  # fresh: another ingester may have harvested it meanwhile
-    return harvest_tree(gw, job, record, source=job.job_dir / "model",
-                        incoming=incoming_dir(gw, job.model_name, job.id),
-                        linked_version_id=job.model_version_id,
-                        link=lambda version_id: gw.jobs.link_model(job.id, version_id))
+def harvest_model(gw: Gateway, job: Job, unit: Unit, record: SpoolRecord) -> str:
+    """Turn the unit's /model into a model version; returns a note for the unit."""
+    # fresh: another ingester may have harvested it meanwhile
+    linked = gw.jobs.unit_model_version(job.id, unit.index)
+    extra = {**unit.lineage, "slurm_job_id": unit.slurm_id or job.slurm_job_id}
+    return harvest_tree(gw, job, record, source=unit.model,
+                        incoming=incoming_dir(gw, job.model_name, job.id, unit.index),
+                        linked_version_id=linked,
+                        link=lambda version_id: gw.jobs.link_unit_model(job.id, unit.index,
+                                                                        version_id),
+                        lineage_extra=extra)
 
 
 def harvest_tree(gw: Gateway, job: Job, record: SpoolRecord, *, source: Path, incoming: Path,
                  linked_version_id: int | None, link: Callable[[int], object],
                  lineage_extra: dict[str, Any] | None = None) -> str:
-    """Turn ``source`` (a job's or a sweep task's /model) into the next version of the
+    """Turn ``source`` (a unit's /model) into the next version of the
     job's model. ``link`` records the version on its owner inside the same transaction;
     ``linked_version_id`` says it already was (a crash after step 2: finish the rename)."""
     if linked_version_id is not None:

@@ -21,8 +21,10 @@ from typing import TYPE_CHECKING
 
 from hpc_gateway.gateway.context import Gateway
 from hpc_gateway.gateway.errors import SlurmError
-from hpc_gateway.gateway.job_model import ACTIVE, Job, state_from_slurm
-from hpc_gateway.spool.finish import failure_reason, finish_job
+from hpc_gateway.gateway.job_model import Job
+from hpc_gateway.gateway.shapes import shape_of
+from hpc_gateway.spool.accounting import base_slurm_id, final_records
+from hpc_gateway.spool.end import EndDecision, decide_end
 from hpc_gateway.spool.format import (
     SpoolFileRefused,
     SpoolFormatError,
@@ -31,14 +33,11 @@ from hpc_gateway.spool.format import (
 )
 from hpc_gateway.spool.layout import pending_spool_files, set_aside, spool_lock
 from hpc_gateway.spool.report import IngestReport
-from hpc_gateway.spool.tasks import base_slurm_id, ingest_task
 
 if TYPE_CHECKING:
+    from hpc_gateway.gateway.shapes.base import Unit
     from hpc_gateway.spool.retry import RetryBook
 
-# How long a job whose end was not clean waits for Slurm's accounting to hold any record
-# of it before the spool file's own word is taken (a cluster without accounting).
-ACCOUNTING_GRACE_SECONDS = 120
 # How long after its last write a spool file may stay unreadable (another host's write not
 # visible in full yet: NFS caches attributes for up to a minute) before it is put aside.
 SETTLE_SECONDS = 120
@@ -85,7 +84,7 @@ def _put_aside(report: IngestReport, path: Path, why: str, book: RetryBook | Non
 
 def _ingest_all(gw: Gateway, report: IngestReport, pending: list[Path],
                 book: RetryBook | None) -> None:
-    waiting: dict[str, tuple[Job, SpoolRecord, Path]] = {}
+    waiting: dict[str, tuple[Job, Unit, SpoolRecord, Path]] = {}
     for path in pending:
         try:
             record = read_record(path)
@@ -118,7 +117,7 @@ def _ingest_all(gw: Gateway, report: IngestReport, pending: list[Path],
 
 
 def _ingest_one(gw: Gateway, path: Path, record: SpoolRecord, report: IngestReport,
-                waiting: dict[str, tuple[Job, SpoolRecord, Path]],
+                waiting: dict[str, tuple[Job, Unit, SpoolRecord, Path]],
                 book: RetryBook | None = None) -> None:
     if record.render is not None:
         # A run of a rendered script: its job is recorded the first time it is seen.
@@ -134,26 +133,31 @@ def _ingest_one(gw: Gateway, path: Path, record: SpoolRecord, report: IngestRepo
     if job.slurm_job_id is None and record.slurm_job_id:
         gw.jobs.attach_slurm_id(job.id, base_slurm_id(record.slurm_job_id), "RUNNING")
         job = gw.jobs.get(job.id)
-    if record.task is not None or job.kind == "sweep":
-        ingest_task(gw, path, record, job, report)
+    shape = shape_of(job)
+    unit = shape.unit_of_record(gw, job, record)
+    if isinstance(unit, str):
+        _put_aside(report, path, unit, book)
         return
-    if not job.active:
+    if not unit.active:
         set_aside(path, "done")
         return
-    facts = {"exit_code": record.exit_code, "node": record.node or job.node,
-             "started": record.started, "ended": record.ended}
-    if record.clean and record.exit_code == 0:
-        state, reason = "COMPLETED", ""
-    elif record.clean and record.exit_code < 128:
-        state, reason = "FAILED", failure_reason(record.exit_code)
-    else:
-        # A signal or an interrupted end: Slurm knows better (cancelled, timeout, OOM).
-        gw.jobs.note(job.id, **facts)
-        waiting[job.slurm_job_id or ""] = (job, record, path)
+    end = decide_end(record, None, time.time(), slurm_asked=False)
+    if end.needs_slurm:
+        waiting[unit.slurm_id or record.slurm_job_id] = (job, unit, record, path)
         return
-    if finish_job(gw, job, state, reason, record, **facts):
-        report.finished.append(job.id)
+    _end(gw, job, unit, end, record, report)
     set_aside(path, "done")
+
+
+def _end(gw: Gateway, job: Job, unit: Unit, end: EndDecision, record: SpoolRecord,
+         report: IngestReport) -> None:
+    """Record a unit's decided end; report the unit (one of many) and the job."""
+    facts = {"exit_code": record.exit_code, "node": record.node, "started": record.started,
+             "ended": record.ended}
+    if shape_of(job).end_unit(gw, job, unit, end, record, facts):
+        report.finished.append(job.id)
+    if unit.index is not None:
+        report.finished_tasks.append((job.id, unit.index))
 
 
 def _mismatch(gw: Gateway, job: Job | None, record: SpoolRecord) -> str:
@@ -171,36 +175,19 @@ def _mismatch(gw: Gateway, job: Job | None, record: SpoolRecord) -> str:
     return ""
 
 
-def _finish_from_accounting(gw: Gateway, waiting: dict[str, tuple[Job, SpoolRecord, Path]],
+def _finish_from_accounting(gw: Gateway,
+                            waiting: dict[str, tuple[Job, Unit, SpoolRecord, Path]],
                             report: IngestReport, book: RetryBook | None = None) -> None:
-    """Jobs whose end was a signal or not clean: their final state from ``sacct``."""
+    """Units whose end was a signal or not clean: their final state from ``sacct``."""
     try:
-        accounting = gw.slurm.query_finished(waiting)
+        accounting = final_records(gw, waiting)
     except SlurmError as exc:
         accounting = {}
         warn(f"could not ask Slurm's accounting how jobs ended: {exc}")
-    for slurm_id, (job, record, path) in waiting.items():
-        said = accounting.get(slurm_id)
-        slurm_state = state_from_slurm(said.slurm_state) if said else "UNKNOWN"
-        old = record.ended is None or time.time() - record.ended > ACCOUNTING_GRACE_SECONDS
-        if slurm_state in ACTIVE and (said is not None or not old):
-            # Slurm still runs it (a killed slurmstepd), or has not written the end yet.
-            _keep_for_retry(report, book, path, "Slurm has not recorded the end yet")
+    for slurm_id, (job, unit, record, path) in waiting.items():
+        end = decide_end(record, accounting.get(slurm_id), time.time())
+        if not end.final:
+            _keep_for_retry(report, book, path, end.reason)
             continue
-        state, reason = _final_state(record, slurm_state, said.slurm_state if said else "")
-        facts = {"exit_code": record.exit_code, "node": record.node or job.node,
-                 "started": record.started, "ended": record.ended}
-        if finish_job(gw, job, state, reason, record, **facts):
-            report.finished.append(job.id)
+        _end(gw, job, unit, end, record, report)
         set_aside(path, "done")
-
-
-def _final_state(record: SpoolRecord, slurm_state: str, slurm_words: str) -> tuple[str, str]:
-    """The final state of a job whose end the spool file alone does not settle."""
-    if slurm_state in ("CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL"):
-        return slurm_state, f"Slurm: {slurm_words}"
-    if record.clean:
-        return "FAILED", failure_reason(record.exit_code)
-    words = f"; Slurm: {slurm_words}" if slurm_words else "; Slurm has no record of its end"
-    return "FAILED", (f"the job's end was interrupted before its command returned (exit code "
-                      f"{record.exit_code}){words}")

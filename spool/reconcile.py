@@ -18,18 +18,23 @@ import contextlib
 import json
 import os
 import time
+from typing import TYPE_CHECKING
 
 from hpc_gateway.gateway.context import Gateway
 from hpc_gateway.gateway.errors import SlurmUnavailable
 from hpc_gateway.gateway.identity import parse_identity_comment
 from hpc_gateway.gateway.job_model import ACTIVE, Job, state_from_slurm
-from hpc_gateway.gateway.slurm.adapter import SlurmJobState
-from hpc_gateway.spool.finish import finish_job
-from hpc_gateway.spool.layout import spool_file
-from hpc_gateway.spool.tasks import reconcile_sweep
+from hpc_gateway.gateway.shapes import shape_of
+from hpc_gateway.gateway.slurm.adapter import SlurmJobState, array_tasks
+from hpc_gateway.spool.accounting import final_records
+from hpc_gateway.spool.end import decide_end
+from hpc_gateway.spool.layout import pending_spool_files
 
-# A job Slurm calls COMPLETED gets this long for its spool file to show up (NFS delays).
-SPOOL_GRACE_SECONDS = 60
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from hpc_gateway.gateway.shapes.base import Unit
+
 # A job still SUBMITTING this long after its record was made, and unknown to Slurm by its
 # identity, never reached Slurm: sbatch's own timeout plus a margin.
 SUBMITTING_GRACE_SECONDS = 180
@@ -74,7 +79,7 @@ def _end_outage(gw: Gateway) -> None:
 def reconcile(gw: Gateway) -> None:
     """Bring the states of unfinished jobs up to date; raises SlurmUnavailable (after
     marking the jobs UNKNOWN and noting the outage) when slurmctld does not answer."""
-    jobs = [j for j in gw.jobs.active() if not spool_file(gw.layout.spool, j.id).exists()]
+    jobs = gw.jobs.active()
     renders = gw.jobs.has_renders()
     if not jobs and not renders:
         return
@@ -86,30 +91,49 @@ def reconcile(gw: Gateway) -> None:
         raise
     _end_outage(gw)
     if renders and _record_runs(gw, queue):
-        jobs = [j for j in gw.jobs.active()
-                if not spool_file(gw.layout.spool, j.id).exists()]
+        jobs = gw.jobs.active()
     submitting = [j for j in jobs if j.slurm_job_id is None]
     if submitting:
         _adopt(gw, submitting, queue)
-    tracked = [j for j in jobs if j.slurm_job_id is not None and j.kind != "sweep"]
+    _follow_units(gw, [j for j in jobs if j.slurm_job_id is not None], queue)
+
+
+def _follow_units(gw: Gateway, jobs: list[Job], queue: dict[str, SlurmJobState]) -> None:
+    """Every unfinished unit whose spool file has not come: followed while Slurm runs it,
+    its end decided (spool/end.py) from accounting once Slurm no longer does."""
+    pending = {p.name for p in pending_spool_files(gw.layout.spool)}
+    live = {**queue, **array_tasks(queue.values())}   # by job id and by ``array_task``
+    gone: list[tuple[Job, Unit]] = []
     for job in jobs:
-        if job.slurm_job_id is not None and job.kind == "sweep":
-            reconcile_sweep(gw, job, queue)
-    gone = []
-    for job in tracked:
-        live = queue.get(job.slurm_job_id or "")
-        if live is not None and state_from_slurm(live.slurm_state) in ACTIVE:
-            _follow(gw, job, live)
-        else:
-            gone.append(job)
-    if gone:
-        accounting = gw.slurm.query_finished(j.slurm_job_id or "" for j in gone)
-        for job in gone:
-            final = accounting.get(job.slurm_job_id or "") or queue.get(job.slurm_job_id or "")
-            if final is not None:
-                _settle(gw, job, final)
+        shape = shape_of(job)
+        for unit in shape.units(gw, job):
+            if not unit.active or unit.spool_name in pending or unit.slurm_id is None:
+                continue
+            said = live.get(unit.slurm_id)
+            if said is not None and state_from_slurm(said.slurm_state) in ACTIVE:
+                shape.follow(gw, job, unit, said)
             else:
-                _lost(gw, job)
+                gone.append((job, unit))
+    if not gone:
+        return
+    accounting = final_records(gw, (unit.slurm_id or "" for _job, unit in gone))
+    now = time.time()
+    for job, unit in gone:
+        job = gw.jobs.get(job.id)   # fresh: a unit before it may have moved the job
+        final = accounting.get(unit.slurm_id or "") or live.get(unit.slurm_id or "")
+        if final is not None and state_from_slurm(final.slurm_state) in ACTIVE:
+            shape_of(job).follow(gw, job, unit, final)
+            continue
+        memory_killed = (final is not None and final.exit_code == 128 + 9
+                         and killed_for_memory(unit.log))
+        end = decide_end(None, final, now, memory_killed=memory_killed)
+        if end.final:
+            assert final is not None
+            facts = {"exit_code": final.exit_code, "node": final.node,
+                     "started": final.start, "ended": final.end}
+            shape_of(job).end_unit(gw, job, unit, end, None, facts)
+        elif final is None:
+            shape_of(job).lost(gw, job, unit, end.reason)
 
 
 def _record_runs(gw: Gateway, queue: dict[str, SlurmJobState]) -> bool:
@@ -139,63 +163,21 @@ def _mark_unknown(gw: Gateway, jobs: list[Job], exc: SlurmUnavailable) -> None:
                                       f"{job.state} ({exc.stderr or exc})"[:500])
 
 
-def _follow(gw: Gateway, job: Job, live: SlurmJobState) -> None:
-    """A job Slurm still has queued or running."""
-    state = state_from_slurm(live.slurm_state)
-    reason = live.reason if state == "PENDING" else ""
-    started = live.start if state == "RUNNING" else None
-    if state == job.state:
-        if (live.node, reason) != (job.node, job.reason) or (started and not job.started):
-            gw.jobs.note(job.id, node=live.node, reason=reason, started=started or job.started)
-        return
-    gw.jobs.transition(job.id, [job.state], state, node=live.node, reason=reason,
-                       started=started or job.started)
-
-
-def _settle(gw: Gateway, job: Job, final: SlurmJobState) -> None:
-    """A job Slurm no longer runs, and whose spool file has not come."""
-    state = state_from_slurm(final.slurm_state)
-    if state in ACTIVE:
-        _follow(gw, job, final)
-        return
-    facts = {"exit_code": final.exit_code, "node": final.node or job.node,
-             "started": job.started or final.start, "ended": final.end}
-    if state == "COMPLETED":
-        # Success is only what the job's own spool file says; give it time to arrive.
-        if final.end is not None and time.time() - final.end < SPOOL_GRACE_SECONDS:
-            return
-        finish_job(gw, job, "FAILED", "Slurm says it completed, but the job wrote no end "
-                   "state (spool file)", None, **facts)
-        return
-    reason = f"Slurm: {final.slurm_state}"
-    if state == "FAILED" and final.exit_code == 128 + 9 and killed_for_memory(job):
-        state, reason = "OUT_OF_MEMORY", "Slurm killed it: over its memory limit (--mem)"
-    finish_job(gw, job, state, reason, None, **facts)
-
-
 # What slurmstepd writes to the job's output when it kills a step over its memory limit
 # (jobacct_gather's OverMemoryKill, where there are no cgroups to report OUT_OF_MEMORY).
 MEMORY_KILL_LINE = b"Exceeded job memory limit"
 
 
-def killed_for_memory(job: Job) -> bool:
-    """Whether the end of the job's own log says Slurm killed it for memory."""
-    if job.log_path is None:
+def killed_for_memory(log_path: Path | None) -> bool:
+    """Whether the end of a unit's log says Slurm killed it for memory."""
+    if log_path is None:
         return False
     try:
-        with job.log_path.open("rb") as log:
+        with log_path.open("rb") as log:
             log.seek(max(0, log.seek(0, 2) - 8192))
             return MEMORY_KILL_LINE in log.read()
     except OSError:
         return False
-
-
-def _lost(gw: Gateway, job: Job) -> None:
-    """Slurm knows the job neither in its queue nor in accounting."""
-    if job.state != "UNKNOWN":
-        gw.jobs.transition(job.id, [job.state], "UNKNOWN",
-                           reason=f"Slurm no longer lists job {job.slurm_job_id} and its "
-                                  "accounting has no record: the final state is unknown")
 
 
 def _adopt(gw: Gateway, submitting: list[Job], queue: dict[str, SlurmJobState]) -> None:
@@ -232,16 +214,10 @@ def _by_identity(gw: Gateway, states) -> dict[int, SlurmJobState]:
 
 
 def _take(gw: Gateway, job: Job, found: SlurmJobState) -> None:
-    """Adopt: record the Slurm id (once), then follow or settle it like any job."""
+    """Adopt: record the Slurm id (once), then follow or settle its units like any job's."""
     state = state_from_slurm(found.slurm_state)
-    if job.kind == "sweep":  # a task of the array was found: the job is the array
-        if gw.jobs.attach_slurm_id(job.id, found.base_id, "PENDING"):
-            reconcile_sweep(gw, gw.jobs.get(job.id), {found.slurm_job_id: found})
-        return
-    if gw.jobs.attach_slurm_id(job.id, found.slurm_job_id,
+    slurm_id = shape_of(job).adopted_id(found)
+    if gw.jobs.attach_slurm_id(job.id, slurm_id,
                                state if state in ("PENDING", "RUNNING") else "PENDING"):
-        adopted = gw.jobs.get(job.id)
-        if state in ACTIVE:
-            _follow(gw, adopted, found)
-        else:
-            _settle(gw, adopted, found)
+        _follow_units(gw, [gw.jobs.get(job.id)], {found.array_task or found.slurm_job_id:
+                                                  found})

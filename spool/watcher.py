@@ -180,13 +180,16 @@ class SpoolWatcher:
         except Exception as exc:  # noqa: BLE001 - a watcher logs and goes on
             self.log(f"ingest failed, retrying: {exc}")
             return
+        from hpc_gateway.gateway.shapes import shape_of
+
         for job_id in report.finished:
             job = self.gw.jobs.get(job_id)
             model = f", model {job.model_ref}" if job.model_ref else ""
-            self.log(f"job {job.id} ({job.kind}) {job.state}{model}"
+            self.log(f"job {job.id} ({shape_of(job).label(job.kind)}) {job.state}{model}"
                      + (f": {job.reason}" if job.reason else ""))
         for job_id, index in report.finished_tasks:
-            task = {t.task: t for t in self.gw.jobs.tasks(job_id)}[index]
+            job = self.gw.jobs.get(job_id)
+            task = shape_of(job).unit(self.gw, job, index)
             model = f", model {task.model_ref}" if task.model_ref else ""
             self.log(f"job {job_id} task {index} {task.state}{model}"
                      + (f": {task.reason}" if task.reason else ""))

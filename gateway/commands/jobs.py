@@ -201,11 +201,11 @@ def job_list(states: tuple[str, ...], limit: int | None, as_json: bool) -> None:
 def job_show(job_id: int, as_json: bool) -> None:
     """Show a job: state, Slurm id, node, times, exit code, resources, versions, files."""
     from hpc_gateway.gateway.jobs import get_job
-    from hpc_gateway.gateway.sweeps import sweep_summary
+    from hpc_gateway.gateway.shapes import shape_of
 
     gw = synced_gateway()
     shown = get_job(gw, job_id)
-    _print_job({**shown.as_dict(), **sweep_summary(gw, shown),
+    _print_job({**shown.as_dict(), **shape_of(shown).summary(gw, shown),
                 "usage": _accounted_usage(gw, shown)}, as_json)
 
 
@@ -250,7 +250,7 @@ def job_logs(job_id: int, follow: bool, task: int | None) -> None:
     from hpc_gateway.spool.sync import sync_state
 
     gw = synced_gateway()
-    path = log_path(get_job(gw, job_id), task)
+    path = log_path(gw, get_job(gw, job_id), task)
     ended_file = spool_file(gw.layout.spool, job_id)
     position = 0
     next_sync = time.monotonic() + 15
@@ -298,7 +298,8 @@ def job_outputs(job_id: int, output: Path) -> None:
     from hpc_gateway.gateway.display import human_size
     from hpc_gateway.gateway.jobs import get_job, write_outputs
 
-    size = write_outputs(get_job(synced_gateway(), job_id), output)
+    gw = synced_gateway()
+    size = write_outputs(gw, get_job(gw, job_id), output)
     click.echo(f"wrote {output} ({human_size(size)})")
 
 
@@ -315,8 +316,11 @@ def job_rerun(job_id: int, wait: bool, command: tuple[str, ...], as_json: bool,
     versions, the same image (by digest, even if its tag moved since), command, resources
     and environment. Options given here override it; a COMMAND after -- replaces the
     command. A sweep is run again as a whole. The new job records what it reran."""
+    from dataclasses import replace
+
     from hpc_gateway.gateway.jobs import get_job
     from hpc_gateway.gateway.recipes import exact_recipe, overlay
+    from hpc_gateway.gateway.shapes import shape_of
     from hpc_gateway.gateway.submit import submit_job
 
     gw = open_gateway()
@@ -325,20 +329,12 @@ def job_rerun(job_id: int, wait: bool, command: tuple[str, ...], as_json: bool,
     overrides = recipe_from_options(options)
     provenance = {"rerun_of": job_id,
                   "overrides": {**overrides, **({"command": list(command)} if command else {})}}
+    shape = shape_of(earlier)
+    shape_extra = shape.rerun_extra(earlier, command)
     request = build_request(gw, overlay(base, overrides), command or base_command,
                             origin="rerun", provenance=provenance)
-    if earlier.kind == "sweep":
-        from hpc_gateway.gateway.errors import InvalidInput
-        from hpc_gateway.gateway.sweeps import submit_sweep
-
-        if command:
-            raise InvalidInput("a sweep reruns with its own commands: no COMMAND after --")
-        extra = earlier.spec.extra
-        submitted = submit_sweep(gw, request, list(extra["tasks"]),
-                                 [tuple(c) for c in extra["commands"]],
-                                 extra.get("max_parallel"))
-    else:
-        submitted = submit_job(gw, request)
+    submitted = submit_job(gw, replace(request, shape=shape.reruns_as,
+                                       extra={**request.extra, **shape_extra}))
     finish_submission(gw, submitted, wait, as_json)
 
 
@@ -394,9 +390,9 @@ def job_top(job_id: int, follow: bool, task: int | None, as_json: bool) -> None:
 
     gw = synced_gateway()
     current = get_job(gw, job_id)
-    usage_file(current, task)  # a sweep's task that exists, a started job
+    usage_file(gw, current, task)  # a unit that exists, of a started job
     while True:
-        samples = read_samples(current, task)
+        samples = read_samples(gw, current, task)
         shown = {"id": current.id, "state": current.state, "task": task,
                  **summary(samples), "history": [s.as_dict() for s in samples]}
         if as_json:

@@ -154,11 +154,12 @@ def notebook_show(job_id: int, as_json: bool) -> None:
 def notebook_list(as_json: bool) -> None:
     """List notebooks, newest first."""
     from hpc_gateway.gateway.display import human_time, print_json, print_table
+    from hpc_gateway.gateway.kinds import get_kind
     from hpc_gateway.gateway.notebooks import describe
 
     gw = synced_gateway()
     rows = [describe(gw, gw.jobs.get(r["id"])) for r in gw.jobs.summaries()
-            if r["kind"] == "notebook"]
+            if get_kind(r["kind"]).serves]
     if as_json:
         print_json(rows)
     else:

@@ -1,21 +1,26 @@
-"""Job kinds: what differs between a training job, a notebook, a headless notebook.
+"""Job kinds: what runs (a training job, a notebook, a headless notebook).
 
 A kind brings its sbatch template (which extends templates/sbatch/base.sh.j2), lays out
-its job directory and names its mounts, and says what happens when a job ends. Submit,
-ingest and reconciliation call the kind; none of them tests which kind it is.
+its job directory and names its mounts, and says what happens when a unit of a job ends;
+the job's shape (gateway/shapes/) says how many units run and how. Submit, ingest and
+reconciliation call the kind; none of them tests which kind it is.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from hpc_gateway.gateway.errors import InvalidInput
 from hpc_gateway.gateway.kinds.base import JobKind
 from hpc_gateway.gateway.kinds.headless import HeadlessKind
 from hpc_gateway.gateway.kinds.notebook import NotebookKind
-from hpc_gateway.gateway.kinds.sweep import SweepKind
 from hpc_gateway.gateway.kinds.training import TrainingKind
 
+if TYPE_CHECKING:
+    from hpc_gateway.gateway.job_model import Job
+
 KINDS: dict[str, JobKind] = {kind.name: kind for kind in (TrainingKind(), NotebookKind(),
-                                                            HeadlessKind(), SweepKind())}
+                                                            HeadlessKind())}
 
 
 def get_kind(name: str) -> JobKind:
@@ -24,3 +29,8 @@ def get_kind(name: str) -> JobKind:
         return KINDS[name]
     except KeyError:
         raise InvalidInput(f"unknown job kind {name!r}; known: {', '.join(KINDS)}") from None
+
+
+def kind_of(job: Job) -> JobKind:
+    """The kind of a recorded job."""
+    return get_kind(job.kind)

@@ -6,10 +6,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from hpc_gateway.containers.runtime import Mount
+    from pathlib import Path
+
+    from hpc_gateway.containers.runtime import Mount, Shell
     from hpc_gateway.gateway.context import Gateway
     from hpc_gateway.gateway.images import ImageRecord
     from hpc_gateway.gateway.job_model import Job
+    from hpc_gateway.gateway.shapes.base import Unit
     from hpc_gateway.gateway.stores import VersionInfo
     from hpc_gateway.spool.format import SpoolRecord
 
@@ -48,21 +51,31 @@ class JobKind(Protocol):
     # Variables only the node knows, passed into the container: (NAME, shell variable the
     # template's prologue sets). Never secrets.
     node_env: tuple[tuple[str, str], ...]
+    arrays: bool        # may run as an array of tasks (a sweep)
+    renders: bool       # its script runs with no gw on the node (`gw job render`)
+    serves: bool        # a server people open (`gw notebook ...` acts on it)
 
     def prepare(self, ctx: SubmitContext) -> None:
         """Lay out the job directory (it exists, empty, private) before the script."""
         ...
 
-    def mounts(self, ctx: SubmitContext) -> list[Mount]:
-        """Host paths bound into the container (targets from containers/mounts.py)."""
+    def mounts(self, ctx: SubmitContext, unit_dir: Path | Shell) -> list[Mount]:
+        """Host paths bound into the container (targets from containers/mounts.py);
+        ``unit_dir`` is where the shape puts a unit's code/ and model/."""
         ...
 
     def template_values(self, ctx: SubmitContext) -> dict[str, Any]:
         """Values the kind's template needs beyond the base template's."""
         ...
 
-    def on_end(self, gw: Gateway, job: Job, end: JobEnd) -> str:
-        """What happens when the job ends (before its final state is recorded): harvest
-        /model, save code back, keep outputs. Must be safe to run again after a crash or
-        by a second ingester. Returns a note for the job's reason ("" for none)."""
+    def recipe(self, job: Job, options: dict[str, Any], command: tuple[str, ...]
+               ) -> tuple[dict[str, Any], tuple[str, ...]]:
+        """The options and command that ask for ``job`` again (gateway/recipes.py), given
+        those every kind shares."""
+        ...
+
+    def on_end(self, gw: Gateway, job: Job, unit: Unit, end: JobEnd) -> str:
+        """What happens when a unit of the job ends (before its final state is recorded):
+        harvest its /model, save code back, keep outputs. Must be safe to run again after a
+        crash or by a second ingester. Returns a note for the reason ("" for none)."""
         ...

@@ -23,9 +23,10 @@ from hpc_gateway.gateway.kinds.layout import lay_out_code_and_model, standard_mo
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from hpc_gateway.containers.runtime import Mount
+    from hpc_gateway.containers.runtime import Mount, Shell
     from hpc_gateway.gateway.context import Gateway
     from hpc_gateway.gateway.job_model import Job
+    from hpc_gateway.gateway.shapes.base import Unit
 
 EXECUTED_SUFFIX = ".executed.ipynb"
 # Cells papermill adds to the executed copy, which the person never wrote.
@@ -89,20 +90,28 @@ class HeadlessKind:
     name = "headless"
     template = "sbatch/headless.sh.j2"
     node_env: tuple[tuple[str, str], ...] = ()
+    arrays, renders, serves = False, False, False
 
     def prepare(self, ctx: SubmitContext) -> None:
         """As training: a private copy of the code (the executed notebook lands there)."""
         lay_out_code_and_model(ctx)
 
-    def mounts(self, ctx: SubmitContext) -> list[Mount]:
+    def mounts(self, ctx: SubmitContext, unit_dir: Path | Shell) -> list[Mount]:
         """As training."""
-        return standard_mounts(ctx)
+        return standard_mounts(ctx, unit_dir)
 
     def template_values(self, ctx: SubmitContext) -> dict[str, Any]:
         """Nothing beyond the base template's."""
         return {}
 
-    def on_end(self, gw: Gateway, job: Job, end: JobEnd) -> str:
+    def recipe(self, job: Job, options: dict[str, Any], command: tuple[str, ...]
+               ) -> tuple[dict[str, Any], tuple[str, ...]]:
+        """The notebook and its parameters; the command is made again from them."""
+        extra = job.spec.extra
+        return {**options, "notebook": extra.get("notebook"),
+                "param": [f"{k}={v}" for k, v in (extra.get("params") or {}).items()]}, ()
+
+    def on_end(self, gw: Gateway, job: Job, unit: Unit, end: JobEnd) -> str:
         """Name the failing cell, or harvest /model; say where the executed notebook is."""
         from hpc_gateway.spool.harvest import harvest_model
 
@@ -111,7 +120,7 @@ class HeadlessKind:
         kept = (f"executed notebook: code/{executed_name(notebook)}"
                 if executed is not None and executed.exists() else "")
         if end.succeeded and end.record is not None:
-            notes = [harvest_model(gw, job, end.record), kept]
+            notes = [harvest_model(gw, job, unit, end.record), kept]
         else:
             notes = [failing_cell(executed) if executed else "", kept,
                      "no model version made"]

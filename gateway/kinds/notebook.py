@@ -14,9 +14,12 @@ from hpc_gateway.gateway.kinds.base import JobEnd, SubmitContext
 from hpc_gateway.gateway.kinds.layout import lay_out_code_and_model, standard_mounts
 
 if TYPE_CHECKING:
-    from hpc_gateway.containers.runtime import Mount
+    from pathlib import Path
+
+    from hpc_gateway.containers.runtime import Mount, Shell
     from hpc_gateway.gateway.context import Gateway
     from hpc_gateway.gateway.job_model import Job
+    from hpc_gateway.gateway.shapes.base import Unit
 
 CONNECTION_FILE = "notebook.json"   # written by the job: node, ip, port, base URL
 END_FILE = "notebook.end"           # written by the job: why the server ended
@@ -46,14 +49,15 @@ class NotebookKind:
     node_env: tuple[tuple[str, str], ...] = (("GW_NOTEBOOK_IP", "gw_nb_ip"),
                                              ("GW_NOTEBOOK_PORT", "gw_nb_port"),
                                              ("GW_NOTEBOOK_BASE_URL", "gw_nb_base_url"))
+    arrays, renders, serves = False, False, True
 
     def prepare(self, ctx: SubmitContext) -> None:
         """``code/``: the draft (a writable copy of the version); ``model/``: empty."""
         lay_out_code_and_model(ctx)
 
-    def mounts(self, ctx: SubmitContext) -> list[Mount]:
+    def mounts(self, ctx: SubmitContext, unit_dir: Path | Shell) -> list[Mount]:
         """As training: /code the draft, /dataset read-only, /model."""
-        return standard_mounts(ctx)
+        return standard_mounts(ctx, unit_dir)
 
     def template_values(self, ctx: SubmitContext) -> dict[str, Any]:
         """Where the job writes its connection details, and when Slurm warns it."""
@@ -67,12 +71,17 @@ class NotebookKind:
                 "proxy_prefix": str(ctx.job.spec.extra.get("proxy_prefix") or ""),
                 "save_seconds": max(warn, 1)}
 
-    def on_end(self, gw: Gateway, job: Job, end: JobEnd) -> str:
+    def recipe(self, job: Job, options: dict[str, Any], command: tuple[str, ...]
+               ) -> tuple[dict[str, Any], tuple[str, ...]]:
+        """The shared options and the recorded command."""
+        return options, command
+
+    def on_end(self, gw: Gateway, job: Job, unit: Unit, end: JobEnd) -> str:
         """Save the draft as the next algorithm version (if it changed), then harvest."""
         from hpc_gateway.gateway.notebooks import save_draft_note
         from hpc_gateway.spool.harvest import harvest_model
 
         notes = [save_draft_note(gw, job)]
         if end.succeeded and end.record is not None:
-            notes.append(harvest_model(gw, job, end.record))
+            notes.append(harvest_model(gw, job, unit, end.record))
         return "; ".join(n for n in notes if n)

@@ -9,9 +9,12 @@ from hpc_gateway.gateway.kinds.base import JobEnd, SubmitContext
 from hpc_gateway.gateway.kinds.layout import lay_out_code_and_model, standard_mounts
 
 if TYPE_CHECKING:
-    from hpc_gateway.containers.runtime import Mount
+    from pathlib import Path
+
+    from hpc_gateway.containers.runtime import Mount, Shell
     from hpc_gateway.gateway.context import Gateway
     from hpc_gateway.gateway.job_model import Job
+    from hpc_gateway.gateway.shapes.base import Unit
 
 
 class TrainingKind:
@@ -21,23 +24,29 @@ class TrainingKind:
     template = "sbatch/training.sh.j2"
 
     node_env: tuple[tuple[str, str], ...] = ()
+    arrays, renders, serves = True, True, False
 
     def prepare(self, ctx: SubmitContext) -> None:
         """``code/``: a writable copy of the algorithm version; ``model/``: empty."""
         lay_out_code_and_model(ctx)
 
-    def mounts(self, ctx: SubmitContext) -> list[Mount]:
+    def mounts(self, ctx: SubmitContext, unit_dir: Path | Shell) -> list[Mount]:
         """/code and /model from the job directory, /dataset read-only from the store."""
-        return standard_mounts(ctx)
+        return standard_mounts(ctx, unit_dir)
 
     def template_values(self, ctx: SubmitContext) -> dict[str, Any]:
         """Nothing beyond the base template's."""
         return {}
 
-    def on_end(self, gw: Gateway, job: Job, end: JobEnd) -> str:
+    def recipe(self, job: Job, options: dict[str, Any], command: tuple[str, ...]
+               ) -> tuple[dict[str, Any], tuple[str, ...]]:
+        """The shared options and the recorded command."""
+        return options, command
+
+    def on_end(self, gw: Gateway, job: Job, unit: Unit, end: JobEnd) -> str:
         """Harvest /model into the model store when the command succeeded."""
         from hpc_gateway.spool.harvest import harvest_model
 
         if not end.succeeded or end.record is None:
             return "no model version made"
-        return harvest_model(gw, job, end.record)
+        return harvest_model(gw, job, unit, end.record)

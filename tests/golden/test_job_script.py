@@ -14,6 +14,7 @@ from hpc_gateway.gateway.images import ImageRecord
 from hpc_gateway.gateway.job_model import Job, JobSpec
 from hpc_gateway.gateway.kinds import get_kind
 from hpc_gateway.gateway.kinds.base import SubmitContext
+from hpc_gateway.gateway.shapes import get_shape
 from hpc_gateway.gateway.specs import Resources
 from hpc_gateway.gateway.stores import VersionInfo
 from hpc_gateway.gateway.submit import render_script
@@ -36,18 +37,21 @@ DATA = VersionInfo(2, "data", "coco", 1, Path("/shared/gw/datasets/coco/v1"), 1,
 HOME_ID = "0123456789abcdef"
 
 
-def render(job_id: int, name: str, runtime: str, data, command, env, resources) -> str:
+def render(job_id: int, name: str, runtime: str, data, command, env, resources,
+           kind: str = "training", shape: str = "single", extra=None) -> str:
     spec = JobSpec(command=command, env=env, runtime=runtime,
                    resources=resources.as_dict(), algo=ALGO.ref, image=IMAGE.name,
-                   image_digest=IMAGE.digest, dataset=data.ref if data else None)
-    job = Job(id=job_id, kind="training", origin="cli", name=name, state="SUBMITTING",
+                   image_digest=IMAGE.digest, dataset=data.ref if data else None,
+                   extra=dict(extra or {}))
+    job = Job(id=job_id, kind=kind, origin="cli", name=name, state="SUBMITTING",
               reason="", slurm_job_id=None, node="", exit_code=None, submitted=0,
               started=None, ended=None, updated=None,
-              job_dir=Path(f"/shared/gw/jobs/{job_id}"), model_name="detectron2", spec=spec)
+              job_dir=Path(f"/shared/gw/jobs/{job_id}"), model_name="detectron2", spec=spec,
+              shape=shape)
     gw = gateway()
     ctx = SubmitContext(gw=gw, job=job, image=IMAGE, algo=ALGO, data=data)
-    return render_script(get_kind("training"), ctx, home_id=HOME_ID, runtime=runtime,
-                         resources=resources)
+    return render_script(get_kind(kind), get_shape(shape), ctx, home_id=HOME_ID,
+                         runtime=runtime, resources=resources)
 
 
 def check(name: str, text: str) -> None:
@@ -87,6 +91,48 @@ def test_percent_in_home_reaches_slurm_escaped():
               ended=None, updated=None, job_dir=Path("/shared/g%jw/jobs/1"), model_name="m",
               spec=spec)
     ctx = SubmitContext(gw=Gateway(Config(values)), job=job, image=IMAGE, algo=None, data=None)
-    text = render_script(get_kind("training"), ctx, home_id=HOME_ID, runtime="bwrap",
+    text = render_script(get_kind("training"), get_shape("single"), ctx, home_id=HOME_ID,
+                         runtime="bwrap",
                          resources=Resources(1, 0, 100, 64, 60, "debug"))
     assert "#SBATCH --output=/shared/g%%jw/jobs/1/slurm-%j.out" in text
+
+
+def test_notebook_job():
+    from hpc_gateway.gateway.kinds.notebook import JUPYTER_COMMAND
+
+    text = render(9, "notebook", "bwrap", DATA, JUPYTER_COMMAND, {"JUPYTER_TOKEN": "secret"},
+                  Resources(2, 0, 4096, 64, 7200, "debug"), kind="notebook",
+                  extra={"base_url": "/", "proxy_prefix": ""})
+    check("job_notebook_bwrap.sbatch", text)
+    assert "secret" not in text  # the token travels in the 0600 env file only
+    assert "#SBATCH --signal=B:USR1@" in text
+
+
+def test_headless_job():
+    from hpc_gateway.gateway.kinds.headless import papermill_command
+
+    command = papermill_command("nb/main.ipynb", {"lr": "0.01"})
+    text = render(10, "main", "bwrap", DATA, command, {},
+                  Resources(2, 0, 4096, 64, 3600, "debug"), kind="headless",
+                  extra={"notebook": "nb/main.ipynb", "params": {"lr": "0.01"}})
+    check("job_headless_bwrap.sbatch", text)
+
+
+def test_sweep_job():
+    commands = [["python", "train.py", "--lr", lr] for lr in ("0.1", "0.01", "0.001")]
+    text = render(11, "sweep", "bwrap", DATA, ("python", "train.py", "--lr", "{{ lr }}"), {},
+                  Resources(2, 0, 4096, 64, 3600, "debug"), shape="array",
+                  extra={"tasks": [{"lr": c[-1]} for c in commands], "commands": commands,
+                         "max_parallel": 2})
+    check("job_sweep_bwrap.sbatch", text)
+    assert "#SBATCH --array=0-2%2" in text
+    assert "#SBATCH --output=/shared/gw/jobs/11/tasks/%a/slurm-%A_%a.out" in text
+    assert text.count("#SBATCH --output=") == 1   # the shape's output, not the job's too
+
+
+def test_rendered_script():
+    text = render(0, "rendered", "bwrap", DATA, ("python", "train.py"), {},
+                  Resources(2, 0, 4096, 64, 3600, "debug"), shape="rendered",
+                  extra={"render_id": 5})
+    check("job_rendered_bwrap.sbatch", text)
+    assert "GW_RENDER=5" in text and "GW_RUN_DIR=/shared/gw/jobs/sbatch-" in text

@@ -202,4 +202,4 @@ def test_watcher_harvests_each_task_of_a_sweep(home):
     assert db_job(home, job_id)[0] == "COMPLETED", log
     assert f"job {job_id} task 0 COMPLETED, model w@v" in log
     assert f"job {job_id} task 1 COMPLETED, model w@v" in log
-    assert f"job {job_id} (sweep) COMPLETED" in log
+    assert f"job {job_id} (training array) COMPLETED" in log

@@ -92,3 +92,34 @@ def test_a_failed_step_leaves_the_database_as_it_was(tmp_path, monkeypatch):
     assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
     names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
     assert "half_done" not in names and "meta" not in names
+
+
+def test_schema3_sweep_becomes_a_training_job_of_array_shape(tmp_path):
+    """Step 4: a sweep was a kind; it becomes a training job of array shape with its tasks
+    as they were, a rendered script's run gets the rendered shape, every other job stays."""
+    path = tmp_path / "gateway.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    for number, step in enumerate(db.MIGRATIONS[:3], 1):
+        step(conn)
+        conn.execute(f"PRAGMA user_version = {number}")
+    job = ("INSERT INTO jobs (id, kind, origin, name, state, submitted, model_name, spec_json, "
+           "job_dir) VALUES (?, ?, ?, ?, 'COMPLETED', 0, 'm', '{}', ?)")
+    for row in [(1, "sweep", "template", "s", "/h/jobs/1"), (2, "notebook", "cli", "n", "/h/jobs/2"),
+                (3, "headless", "cli", "b", "/h/jobs/3"),
+                (4, "training", "sbatch", "r", "/h/jobs/sbatch-9"),
+                (5, "training", "cli", "t", "/h/jobs/5")]:
+        conn.execute(job, row)
+    conn.execute("INSERT INTO job_tasks (job_id, task, params_json, state) VALUES "
+                 "(1, 0, '{\"lr\": \"1\"}', 'COMPLETED'), (1, 1, '{\"lr\": \"2\"}', 'FAILED')")
+    conn.execute("INSERT INTO renders (name, spec_json, model_name, created) "
+                 "VALUES ('r', '{}', 'm', 0)")
+    before_tasks = rows(conn, "job_tasks")
+    conn.close()
+    migrated = db.connect(path)
+    shapes = {r["id"]: (r["kind"], r["shape"]) for r in rows(migrated, "jobs")}
+    assert shapes == {1: ("training", "array"), 2: ("notebook", "single"),
+                      3: ("headless", "single"), 4: ("training", "rendered"),
+                      5: ("training", "single")}
+    assert rows(migrated, "job_tasks") == before_tasks
+    assert [r["kind"] for r in rows(migrated, "renders")] == ["training"]

@@ -237,10 +237,15 @@ def test_late_poll_never_reopens_a_finished_job(gw):
     gw.slurm = FakeScheduler()
     end(gw, a, 0)
     ingest_spool(gw)
-    from hpc_gateway.spool import reconcile as rec
+    from hpc_gateway.gateway.shapes import shape_of
+    from hpc_gateway.spool.end import decide_end
 
-    rec._follow(gw, stale, slurm_state("100", "PENDING"))
-    rec._settle(gw, stale, slurm_state("100", "FAILED", exit_code=1, end=time.time()))
+    shape = shape_of(stale)
+    unit = shape.units(gw, stale)[0]
+    shape.follow(gw, stale, unit, slurm_state("100", "PENDING"))
+    failed = slurm_state("100", "FAILED", exit_code=1, end=time.time())
+    shape.end_unit(gw, stale, unit, decide_end(None, failed, time.time()), None,
+                   {"exit_code": 1})
     assert gw.jobs.get(a).state == "COMPLETED"
 
 

@@ -16,7 +16,7 @@ def add_sweep(gw, params, slurm_id="200"):
     spec = JobSpec(command=("sh", "t.sh"), env={}, runtime="bwrap", resources={"cpus": 1},
                    algo="det@v1", image="img:v1", image_digest="sha256:abc", dataset=None,
                    extra={"tasks": params, "commands": [["sh", "t.sh"]] * len(params)})
-    job = gw.jobs.create(kind="sweep", origin="template", name="s", spec=spec,
+    job = gw.jobs.create(kind="training", shape="array", origin="template", name="s", spec=spec,
                          model_name="sw", jobs_root=gw.layout.jobs, algo_version_id=None,
                          data_version_id=None, image_id=None)
     assert gw.jobs.attach_slurm_id(job.id, slurm_id, "RUNNING")
