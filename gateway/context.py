@@ -12,7 +12,7 @@ from hpc_gateway.gateway.home import HomeLayout
 
 if TYPE_CHECKING:
     from hpc_gateway.gateway.job_repository import JobRepository
-    from hpc_gateway.gateway.slurm.commands import SlurmCommands
+    from hpc_gateway.gateway.slurm.scheduler import Scheduler
     from hpc_gateway.gateway.specs import VersionRef
     from hpc_gateway.gateway.stores import VersionedStore, VersionInfo
 
@@ -53,8 +53,8 @@ class Gateway:
         return JobRepository(self.conn)
 
     @cached_property
-    def slurm(self) -> SlurmCommands:
-        """The scheduler (the Slurm CLI on this host)."""
+    def slurm(self) -> Scheduler:
+        """The scheduler (the Slurm CLI on this host), held by its interface."""
         from hpc_gateway.gateway.slurm.commands import SlurmCommands
 
         timeout = float(self.config["slurm_timeout"])

@@ -12,4 +12,4 @@ trap 'rm -rf "$root"' EXIT
 ln -s "$REPO" "$root/hpc_gateway"
 (cd "$root" && MYPYPATH="$root" "$REPO/.venv/bin/mypy" --cache-dir "$REPO/.mypy_cache" \
     --config-file "$REPO/pyproject.toml" \
-    -p hpc_gateway.gateway -p hpc_gateway.containers -p hpc_gateway.spool -m hpc_gateway.cli)
+    -p hpc_gateway.gateway -p hpc_gateway.containers -p hpc_gateway.spool -m hpc_gateway.cli -m hpc_gateway.tests.support.fakes)

@@ -20,6 +20,7 @@ import os
 import time
 from typing import TYPE_CHECKING
 
+from hpc_gateway.gateway.backoff import SLURM_FIRST_SECONDS, SLURM_MAX_SECONDS, delay_after
 from hpc_gateway.gateway.context import Gateway
 from hpc_gateway.gateway.errors import SlurmUnavailable
 from hpc_gateway.gateway.identity import parse_identity_comment
@@ -40,10 +41,8 @@ if TYPE_CHECKING:
 SUBMITTING_GRACE_SECONDS = 180
 
 
-# While slurmctld does not answer, read commands answer from the database at once and
-# ask again after this long, doubling up to MAX_BACKOFF_SECONDS (GW_HOME/spool/OUTAGE_FILE).
-FIRST_BACKOFF_SECONDS = 10.0
-MAX_BACKOFF_SECONDS = 300.0
+# While slurmctld does not answer, read commands answer from the database at once and ask
+# again after a delay that doubles (gateway/backoff.py); GW_HOME/spool/OUTAGE_FILE keeps it.
 OUTAGE_FILE = ".slurm-unreachable.json"
 
 
@@ -61,7 +60,7 @@ def _note_outage(gw: Gateway, exc: SlurmUnavailable) -> None:
     now = time.time()
     seen = outage(gw) or {"first": now, "tries": 0}
     tries = int(seen.get("tries", 0)) + 1
-    wait = min(FIRST_BACKOFF_SECONDS * 2 ** (tries - 1), MAX_BACKOFF_SECONDS)
+    wait = delay_after(tries, SLURM_FIRST_SECONDS, SLURM_MAX_SECONDS)
     data = {"first": seen.get("first", now), "last": now, "tries": tries,
             "next": now + wait, "message": str(exc)[:300]}
     path = gw.layout.spool / OUTAGE_FILE

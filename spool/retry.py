@@ -1,7 +1,8 @@
 """When to read again a spool file that could not be ingested yet.
 
 A long-running reader (the watcher) keeps one :class:`RetryBook`: a file kept for a retry
-is read again after a delay that doubles each time it fails unchanged (2 s up to 60 s),
+is read again after a delay that doubles each time it fails unchanged (2 s up to 60 s:
+gateway/backoff.py),
 and at once when it changes (its size or modification time). Only its first failure is
 news: the watcher logs a kept file once, not on every pass. One-shot commands need no
 book: each reads a pending file once.
@@ -13,6 +14,8 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from hpc_gateway.gateway.backoff import doubled
 
 FIRST_DELAY_SECONDS = 2.0
 MAX_DELAY_SECONDS = 60.0
@@ -47,8 +50,8 @@ class RetryBook:
         signature = self._signature(path)
         entry = self.entries.get(path.name)
         news = entry is None or entry[0] != signature
-        delay = FIRST_DELAY_SECONDS if news or entry is None else min(entry[2] * 2,
-                                                                      MAX_DELAY_SECONDS)
+        delay = FIRST_DELAY_SECONDS if news or entry is None else doubled(entry[2],
+                                                                          MAX_DELAY_SECONDS)
         self.entries[path.name] = (signature, self.clock() + delay, delay)
         return news
 

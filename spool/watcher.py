@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hpc_gateway.gateway.backoff import SLURM_MAX_SECONDS, doubled
 from hpc_gateway.gateway.context import Gateway
 from hpc_gateway.gateway.errors import SlurmError
 from hpc_gateway.spool.retry import RetryBook
@@ -39,7 +40,6 @@ from hpc_gateway.spool.retry import RetryBook
 REGISTRATIONS = ".watchers"
 DEFAULT_POLL_SECONDS = 2.0
 RECONCILE_SECONDS = 30.0        # how often unfinished jobs are checked with Slurm
-MAX_BACKOFF_SECONDS = 300.0     # while slurmctld does not answer
 # watchdog's event types that mean a spool file may have been written or moved in.
 WAKING_EVENTS = frozenset({"created", "modified", "moved", "closed"})
 
@@ -204,11 +204,12 @@ class SpoolWatcher:
         if time.monotonic() < self.next_reconcile:
             return
         try:
-            if self.gw.jobs.has_active():
+            # a rendered script's run is adopted from the queue before any job is active
+            if self.gw.jobs.has_active() or self.gw.jobs.has_renders():
                 reconcile(self.gw)
             self.backoff = RECONCILE_SECONDS
         except SlurmError as exc:
-            self.backoff = min(self.backoff * 2, MAX_BACKOFF_SECONDS)
+            self.backoff = doubled(self.backoff, SLURM_MAX_SECONDS)
             self.log(f"Slurm did not answer ({exc}); next try in {self.backoff:.0f} s")
         except Exception as exc:  # noqa: BLE001 - a watcher logs and goes on
             self.log(f"reconcile failed, retrying: {exc}")

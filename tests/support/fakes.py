@@ -7,11 +7,16 @@ boundary so that state logic can be driven through exact situations.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from hpc_gateway.gateway.errors import SlurmError
 from hpc_gateway.gateway.job_model import JobSpec
-from hpc_gateway.gateway.slurm.adapter import PartitionLimits, SlurmJobState
+from hpc_gateway.gateway.slurm.adapter import NodeFree, PartitionLimits, SlurmJobState
+
+if TYPE_CHECKING:
+    from hpc_gateway.gateway.slurm.scheduler import Scheduler
 
 
 class FakeScheduler:
@@ -39,8 +44,8 @@ class FakeScheduler:
         self.calls.append("squeue")
         return dict(self.queue)
 
-    def query_finished(self, ids) -> dict[str, SlurmJobState]:
-        ids = sorted(set(ids))
+    def query_finished(self, slurm_job_ids: Iterable[str]) -> dict[str, SlurmJobState]:
+        ids = sorted(set(slurm_job_ids))
         self.calls.append(("sacct", tuple(ids)))
         return {i: s for i, s in self.accounting.items() if i in ids}
 
@@ -64,8 +69,23 @@ class FakeScheduler:
         self.calls.append(("sacct-usage", slurm_job_id))
         return {"max_rss_bytes": None, "cpu_seconds": None, "elapsed_seconds": None}
 
+    def test_only(self, script: Path) -> dict[str, str]:
+        self.calls.append("sbatch-test-only")
+        return {"start": "2026-01-01T00:00:00", "processors": "1", "nodes": "n1",
+                "partition": "debug"}
 
-def add_job(gw, *, model_files: dict[str, str] | None = None, slurm_id: str | None = "100",
+    def nodes_free(self) -> list[NodeFree]:
+        self.calls.append("sinfo-nodes")
+        return []
+
+
+if TYPE_CHECKING:
+    # mypy holds the fake to the interface: a method the gateway may call that the fake
+    # lacks, or one whose signature drifted, fails the lint (scripts/lint.sh).
+    _FAKE_IS_A_SCHEDULER: Scheduler = FakeScheduler()
+
+
+def add_job(gw: Any, *, model_files: dict[str, str] | None = None, slurm_id: str | None = "100",
             model_name: str = "det", state: str = "RUNNING") -> int:
     """Record a job as submission would, then put it in ``state`` with ``slurm_id``."""
     gw.layout.ensure()
