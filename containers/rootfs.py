@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import stat
 from pathlib import Path
 from typing import Any
 
 from hpc_gateway.containers.archive import ImageArchiveError, image_config_summary
 from hpc_gateway.containers.mounts import JOB_MOUNT_TARGETS
+from hpc_gateway.gateway.quoting import shell_line, shell_word
 
 MOUNT_POINTS = (*(t.lstrip("/") for t in JOB_MOUNT_TARGETS), "proc", "dev", "tmp", "sys", "etc",
                 ".singularity.d/env", ".singularity.d/libs", ".singularity.d/bin",
@@ -70,15 +70,15 @@ def _ensure_regular_file(root: Path, rel: str) -> None:
 
 def env_script(env: dict[str, str]) -> str:
     """Apptainer's ``10-docker2singularity.sh``: one ``export`` per image variable."""
-    exports = "".join(f"export {key}={shlex.quote(value)}\n" for key, value in env.items()
+    exports = "".join(f"export {key}={shell_word(value)}\n" for key, value in env.items()
                       if ENV_NAME.fullmatch(key))
     return "#!/bin/sh\n" + exports
 
 
 def runscript(entrypoint: list[str], cmd: list[str]) -> str:
     """Docker's semantics as a runscript: arguments replace Cmd, Entrypoint stays."""
-    entry = " ".join(shlex.quote(a) for a in entrypoint)
-    default = " ".join(shlex.quote(a) for a in entrypoint + cmd) or "/bin/sh"
+    entry = shell_line(entrypoint)
+    default = shell_line(entrypoint + cmd) or "/bin/sh"
     with_args = f'{entry} "$@"' if entry else '"$@"'
     return (f'#!/bin/sh\nif [ "$#" -gt 0 ]; then\n    exec {with_args}\nfi\n'
             f"exec {default}\n")

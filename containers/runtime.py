@@ -30,11 +30,11 @@ import contextlib
 import os
 import posixpath
 import re
-import shlex
 import shutil
 from dataclasses import dataclass
 
 from hpc_gateway.gateway.errors import InvalidInput
+from hpc_gateway.gateway.quoting import shell_assignments, shell_word
 
 RUNTIMES = ("apptainer", "bwrap")
 ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -183,11 +183,11 @@ def _check_path(path: str, what: str, runtime: str) -> None:
 
 
 def _q(value: object) -> str:
-    return value if isinstance(value, Shell) else shlex.quote(str(value))
+    return value if isinstance(value, Shell) else shell_word(value)
 
 
 def _in_scratch(rel: str) -> Shell:
-    return Shell(f"{SCRATCH}/{shlex.quote(rel)}")
+    return Shell(f"{SCRATCH}/{shell_word(rel)}")
 
 
 def _line(words: list[str]) -> str:
@@ -204,7 +204,7 @@ def env_file_content(spec: ContainerSpec, runtime: str) -> bytes:
         return b"".join(w.encode() + b"\0" for w in words)
     env = container_env(spec)
     env.pop("HOME")  # Apptainer refuses to set HOME this way; --containall makes one
-    return "".join(f"{key}={shlex.quote(value)}\n" for key, value in env.items()).encode()
+    return shell_assignments(env).encode()
 
 
 def write_env_file(spec: ContainerSpec, runtime: str) -> None:
@@ -357,7 +357,7 @@ def _apptainer(spec: ContainerSpec) -> ContainerScript:
     for mount in spec.mounts:
         suffix = ":ro" if mount.read_only else ""
         if isinstance(mount.source, Shell):
-            words += ["--bind", Shell(f"{mount.source}:{shlex.quote(mount.target + suffix)}")]
+            words += ["--bind", Shell(f"{mount.source}:{shell_word(mount.target + suffix)}")]
         else:
             words += ["--bind", f"{mount.source}:{mount.target}{suffix}"]
     if spec.gpus:

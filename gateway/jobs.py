@@ -6,7 +6,6 @@ Submission is gateway/submit.py; state changes after submission come from the sp
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,23 +65,18 @@ def write_outputs(gw: Gateway, job: Job, out: Path) -> int:
     """Pack what the job left in /code and its logs into ``out`` (.tar.gz); returns bytes."""
     import tarfile
 
-    from hpc_gateway.gateway.models import check_output_file
+    from hpc_gateway.gateway.atomic import check_output_path, replacing
     from hpc_gateway.gateway.shapes import shape_of
 
-    check_output_file(out)
+    check_output_path(out, ".tar.gz file")
     if not job.layout.code.exists():
         raise NotFound(f"job {job.id} has no outputs (its directory {job.job_dir} is gone)")
     if job.state not in TERMINAL:
         raise InvalidInput(f"job {job.id} is {job.state}; outputs are ready when it ends")
-    tmp = out.with_name(f".{out.name}.partial")
-    try:
-        with tarfile.open(tmp, "w:gz") as tar:
-            for path, name in shape_of(job).outputs(gw, job):
-                tar.add(path, arcname=name)
-            for log in job.layout.logs():
-                tar.add(log, arcname=f"logs/{log.name}")
-            tar.add(job.layout.script, arcname=f"logs/{job.layout.script.name}")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with replacing(out) as tmp, tarfile.open(tmp, "w:gz") as tar:
+        for path, name in shape_of(job).outputs(gw, job):
+            tar.add(path, arcname=name)
+        for log in job.layout.logs():
+            tar.add(log, arcname=f"logs/{log.name}")
+        tar.add(job.layout.script, arcname=f"logs/{job.layout.script.name}")
     return out.stat().st_size

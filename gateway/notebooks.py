@@ -206,11 +206,8 @@ def notebook_state(job: Job) -> str:
 
 def saved_versions(gw: Gateway, job: Job) -> list[str]:
     """The algorithm versions this notebook saved, oldest first."""
-    rows = gw.conn.execute(
-        """SELECT c.name, v.number FROM versions v JOIN collections c ON c.id = v.collection_id
-           WHERE c.kind = 'algo' AND json_extract(v.meta_json, '$.notebook_job') = ?
-           ORDER BY v.number""", (job.id,)).fetchall()
-    return [f"{r['name']}@v{r['number']}" for r in rows]
+    return [f"{name}@v{number}"
+            for name, number in gw.store("algo").rows.saved_by_notebook(job.id)]
 
 
 def describe(gw: Gateway, job: Job) -> dict[str, Any]:

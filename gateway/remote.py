@@ -16,18 +16,17 @@ unknown host key is one line and exit 1.
 from __future__ import annotations
 
 import json
-import os
-import shlex
 import sys
 import tarfile
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hpc_gateway.gateway.atomic import check_output_path
 from hpc_gateway.gateway.errors import InvalidInput, RemoteError
+from hpc_gateway.gateway.quoting import shell_line, shell_word
 
 if TYPE_CHECKING:
     from fabric import Connection
@@ -118,7 +117,7 @@ def run_remote(host: str, args: list[str], config: Config) -> int:
     command = _command_path(args)
     target = _find_target(command, args)
     if target is not None and target.direction == "down":
-        _check_local_output(target.local)
+        check_output_path(target.local)
     if target is not None and target.direction == "up" and not target.local.exists():
         raise InvalidInput(f"{target.local}: no such file or directory")
     conn = connect(host, config)
@@ -140,7 +139,7 @@ def run_remote(host: str, args: list[str], config: Config) -> int:
                 _download(conn, remote_path, target.local)
             return code
         finally:
-            conn.run(f"rm -rf {shlex.quote(scratch)}", hide=True, warn=True, in_stream=False)
+            conn.run(f"rm -rf {shell_word(scratch)}", hide=True, warn=True, in_stream=False)
     finally:
         conn.close()
 
@@ -187,18 +186,9 @@ def _find_target(command: str, args: list[str]) -> Target | None:
     return None
 
 
-def _check_local_output(path: Path) -> None:
-    if path.is_dir():
-        raise InvalidInput(f"{path} is a directory: name the file to write")
-    if not path.parent.is_dir():
-        raise InvalidInput(f"{path.parent} does not exist: create it first")
-    if not os.access(path.parent, os.W_OK):
-        raise InvalidInput(f"cannot write in {path.parent}: permission denied")
-
-
 def _run(conn: Connection, argv: list[str], *, capture: bool = False) -> Any:
     """Run ``argv`` there, output streamed here (or captured); the result or exit status."""
-    result = conn.run(shlex.join(argv), hide=capture, warn=True, in_stream=False, pty=False)
+    result = conn.run(shell_line(argv), hide=capture, warn=True, in_stream=False, pty=False)
     if result.exited == 127 and "command not found" in (result.stderr or "") + "\n":
         raise RemoteError(f"{conn.host} has no `{argv[0]}` (remote_gw): install gw there, or "
                           "set remote_gw to its path")
@@ -233,9 +223,9 @@ def _upload(conn: Connection, local: Path, scratch: str) -> str:
                 sftp.put(str(packed), f"{scratch}/upload.tar",
                          callback=lambda done, _total: progress("send", done, size))
             unpacked = f"{scratch}/unpacked"
-            code = conn.run(f"mkdir {shlex.quote(unpacked)} && tar -xf "
-                            f"{shlex.quote(scratch + '/upload.tar')} -C {shlex.quote(unpacked)}"
-                            f" && rm {shlex.quote(scratch + '/upload.tar')}", hide=True,
+            code = conn.run(f"mkdir {shell_word(unpacked)} && tar -xf "
+                            f"{shell_word(scratch + '/upload.tar')} -C {shell_word(unpacked)}"
+                            f" && rm {shell_word(scratch + '/upload.tar')}", hide=True,
                             warn=True, in_stream=False)
             if code.exited != 0:
                 raise RemoteError(f"unpacking the upload on {conn.host} failed: "
@@ -249,18 +239,14 @@ def _upload(conn: Connection, local: Path, scratch: str) -> str:
 
 def _download(conn: Connection, remote: str, local: Path) -> None:
     """Fetch ``remote`` to ``local`` (atomically: a partial file never has its name)."""
+    from hpc_gateway.gateway.atomic import replacing
     from hpc_gateway.gateway.progress import StepProgress
 
     sftp = conn.sftp()
     size = sftp.stat(remote).st_size or 0
-    partial = local.with_name(f".{local.name}.{uuid.uuid4().hex[:8]}.partial")
-    try:
-        with StepProgress(f"download {local.name}") as progress:
-            sftp.get(remote, str(partial),
-                     callback=lambda done, _total: progress("receive", done, size))
-        os.replace(partial, local)
-    finally:
-        partial.unlink(missing_ok=True)
+    with replacing(local) as partial, StepProgress(f"download {local.name}") as progress:
+        sftp.get(remote, str(partial),
+                 callback=lambda done, _total: progress("receive", done, size))
 
 
 def _notebook_with_tunnel(conn: Connection, remote_gw: str, args: list[str]) -> int:

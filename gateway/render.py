@@ -7,14 +7,16 @@ through the ``shquote`` filter or :func:`sbatch_flag`: shell is code.
 from __future__ import annotations
 
 import re
-import shlex
 from functools import lru_cache
 from pathlib import Path
 
 import jinja2
 
 from hpc_gateway import templates
-from hpc_gateway.gateway.errors import InvalidInput
+from hpc_gateway.gateway.quoting import ruby_quote, sbatch_flag, shell_word
+
+__all__ = ["environment", "render", "render_text", "ruby_quote", "sbatch_flag",
+           "slurm_job_name"]
 
 TEMPLATE_DIR = Path(templates.__file__).parent
 
@@ -25,16 +27,9 @@ def environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
                              undefined=jinja2.StrictUndefined, autoescape=False,
                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
-    env.filters["shquote"] = lambda value: shlex.quote(str(value))
+    env.filters["shquote"] = shell_word
     env.filters["rubyquote"] = ruby_quote
     return env
-
-
-def ruby_quote(value: object) -> str:
-    """A Ruby single-quoted string literal (no interpolation) holding ``value``: the OnDemand
-    apps' ERB (templates/ood/)."""
-    text = str(value)
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def render(template: str, **context: object) -> str:
@@ -45,20 +40,6 @@ def render(template: str, **context: object) -> str:
 def render_text(text: str, **context: object) -> str:
     """Render a template given as text (a site's or user's, extending ours)."""
     return environment().from_string(text).render(**context)
-
-
-def sbatch_flag(name: str, value: object) -> str:
-    """One ``--name=value`` for an ``#SBATCH`` line.
-
-    sbatch reads these lines itself (no shell): values may not hold newlines or double
-    quotes, and a value with spaces is wrapped in double quotes, which sbatch understands.
-    """
-    text = str(value)
-    if "\n" in text or "\r" in text or '"' in text:
-        raise InvalidInput(f"#SBATCH --{name}: value {text!r} may not contain newlines or '\"'")
-    if re.search(r"\s", text):
-        text = f'"{text}"'
-    return f"--{name}={text}"
 
 
 def slurm_job_name(name: str) -> str:

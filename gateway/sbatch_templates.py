@@ -13,7 +13,6 @@ does not run the container exactly once, resets or replaces the trap (``trap ...
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 from pathlib import Path
@@ -87,12 +86,9 @@ def import_template(gw: Gateway, source: Path, name: str, replace: bool = False)
     target = directory / f"{name}{SUFFIX}"
     if target.exists() and not replace:
         raise AlreadyExists(f"an sbatch template named {name!r} exists: give --replace")
-    tmp = directory / f".{name}.{os.getpid()}.partial"
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    from hpc_gateway.gateway.atomic import write_atomic
+
+    write_atomic(target, text)
     return target
 
 

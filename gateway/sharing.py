@@ -126,14 +126,11 @@ def _read_index(publication: Path) -> dict[str, Any]:
 
 
 def _write_index(publication: Path, data: dict[str, Any], gid: int) -> None:
-    tmp = publication / f".{INDEX}.{uuid.uuid4().hex}"
-    try:
+    from hpc_gateway.gateway.atomic import replacing
+
+    with replacing(publication / INDEX, mode=0o444) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
         os.chown(tmp, -1, gid)
-        os.chmod(tmp, 0o444)
-        os.replace(tmp, publication / INDEX)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _link_tree(source: Path, dest: Path, gid: int) -> None:

@@ -21,11 +21,11 @@ import os
 import shutil
 import stat
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hpc_gateway.gateway.atomic import replacing, write_atomic
 from hpc_gateway.gateway.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
@@ -136,14 +136,8 @@ def _locked_update(root: Path, change: Callable[[dict[str, dict[str, Any]]], Any
         fcntl.flock(lock, fcntl.LOCK_EX)
         images = _read(root)
         result = change(images)
-        tmp = root / f".{INDEX}.{uuid.uuid4().hex}"
-        try:
-            tmp.write_text(json.dumps({"format": FORMAT, "images": images}, indent=2,
-                                      sort_keys=True) + "\n")
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, root / INDEX)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_atomic(root / INDEX, json.dumps({"format": FORMAT, "images": images}, indent=2,
+                                              sort_keys=True) + "\n", mode=0o644)
         return result
 
 
@@ -162,13 +156,8 @@ def publish(gw: Gateway, name: str, as_name: str | None = None,
         raise InvalidInput("a site image is published under NAME:TAG, without a digest")
     sif = root / f"{image.digest.replace(':', '-')}.sif"
     if not sif.exists():
-        tmp = root / f".{sif.name}.{uuid.uuid4().hex}"
-        try:
+        with replacing(sif, mode=0o444) as tmp:
             _copy(image.sif_path, tmp, progress)
-            os.chmod(tmp, 0o444)
-            os.replace(tmp, sif)
-        finally:
-            tmp.unlink(missing_ok=True)
     entry = {"digest": image.digest, "sif": sif.name,
              "partition_offset": image.partition_offset, "bytes": image.size_bytes,
              "config": image.config, "source": image.source, "published": time.time(),

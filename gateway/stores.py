@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from hpc_gateway.gateway.objects import ObjectStore
 from hpc_gateway.gateway.sources import UploadLimits, open_source
 from hpc_gateway.gateway.specs import VersionRef, check_name
 from hpc_gateway.gateway.trees import make_read_only, remove_tree, tree_size
+from hpc_gateway.gateway.version_repository import VersionRepository
 
 KIND_LABEL = {"algo": "algorithm", "data": "dataset", "model": "model"}
 
@@ -73,10 +73,6 @@ def version_from_row(row: sqlite3.Row, kind: str) -> VersionInfo:
                        tree_digest=row["tree_digest"])
 
 
-_VERSION_SELECT = """SELECT v.*, c.name AS name FROM versions v
-                     JOIN collections c ON c.id = v.collection_id WHERE c.kind = ?"""
-
-
 class VersionedStore:
     """The algorithm, dataset or model store (``kind`` "algo", "data" or "model")."""
 
@@ -89,6 +85,7 @@ class VersionedStore:
         self.label = KIND_LABEL[kind]
         self.limits = limits or UploadLimits()
         self.on_change = on_change  # told the name after a version is made or removed
+        self.rows = VersionRepository(conn, kind)
 
     def changed(self, name: str) -> None:
         """Tell whoever follows this store (a share of ``name``) that its versions changed."""
@@ -98,19 +95,12 @@ class VersionedStore:
     # ---- reading -------------------------------------------------------------------
     def collections(self) -> list[dict[str, Any]]:
         """Every name with its number of versions and latest version."""
-        rows = self.conn.execute(
-            """SELECT c.name, COUNT(v.id) AS versions, MAX(v.number) AS latest,
-                      MAX(v.created) AS updated
-               FROM collections c LEFT JOIN versions v ON v.collection_id = c.id
-               WHERE c.kind = ? GROUP BY c.id HAVING COUNT(v.id) > 0 ORDER BY c.name""",
-            (self.kind,)).fetchall()
-        return [dict(row) for row in rows]
+        return self.rows.collections()
 
     def versions(self, name: str) -> list[VersionInfo]:
         """All versions of ``name``, oldest first."""
         check_name(name, self.label)
-        rows = self.conn.execute(_VERSION_SELECT + " AND c.name = ? ORDER BY v.number",
-                                 (self.kind, name)).fetchall()
+        rows = self.rows.rows_of(name)
         if not rows:
             raise NotFound(f"no {self.label} named {name!r} (see `gw {self.kind} list`)")
         return [version_from_row(r, self.kind) for r in rows]
@@ -119,8 +109,7 @@ class VersionedStore:
         """The named version, or the latest when ``ref.number`` is None."""
         if ref.number is None:
             return self.versions(ref.name)[-1]
-        row = self.conn.execute(_VERSION_SELECT + " AND c.name = ? AND v.number = ?",
-                                (self.kind, ref.name, ref.number)).fetchone()
+        row = self.rows.row(ref.name, ref.number)
         if row is None:
             known = ", ".join(f"v{v.number}" for v in self.versions(ref.name))
             raise NotFound(f"{self.label} {ref.name!r} has no version v{ref.number} "
@@ -131,8 +120,7 @@ class VersionedStore:
         """The version with database id ``version_id`` (None when removed or not given)."""
         if version_id is None:
             return None
-        row = self.conn.execute(_VERSION_SELECT + " AND v.id = ?",
-                                (self.kind, version_id)).fetchone()
+        row = self.rows.row_by_id(version_id)
         return None if row is None else version_from_row(row, self.kind)
 
     # ---- writing -------------------------------------------------------------------
@@ -217,9 +205,7 @@ class VersionedStore:
         os.chmod(staging, 0o700)
         with db.transaction(self.conn):
             collection_id = self.ensure_collection(name)
-            latest = self.conn.execute(
-                "SELECT * FROM versions WHERE collection_id = ? ORDER BY number DESC LIMIT 1",
-                (collection_id,)).fetchone()
+            latest = self.rows.latest(collection_id)
             if latest is not None and latest["tree_digest"] == tree_digest:
                 remove_tree(staging)
                 return self.resolve(VersionRef(name, latest["number"])), False
@@ -229,11 +215,9 @@ class VersionedStore:
             os.rename(staging, final)
             try:
                 os.chmod(final, 0o500)
-                self.conn.execute(
-                    """INSERT INTO versions (collection_id, number, path, file_count, size_bytes,
-                       tree_digest, meta_json, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
-                    (collection_id, number, str(final), file_count, size, tree_digest,
-                     db.dumps(meta), time.time()))
+                self.rows.insert(collection_id=collection_id, number=number,
+                                 path=str(final), file_count=file_count, size_bytes=size,
+                                 meta=meta, tree_digest=tree_digest)
             except BaseException:
                 remove_tree(final)
                 raise
@@ -242,20 +226,11 @@ class VersionedStore:
 
     def ensure_collection(self, name: str) -> int:
         """Id of the collection ``name`` (created inside the caller's transaction)."""
-        row = self.conn.execute("SELECT id FROM collections WHERE kind = ? AND name = ?",
-                                (self.kind, name)).fetchone()
-        if row is not None:
-            return row["id"]
-        cursor = self.conn.execute(
-            "INSERT INTO collections (kind, name, created) VALUES (?, ?, ?)",
-            (self.kind, name, time.time()))
-        return int(cursor.lastrowid or 0)
+        return self.rows.ensure_collection(name)
 
     def next_number(self, collection_id: int, name: str) -> int:
         """The next version number: past every recorded version and every directory."""
-        row = self.conn.execute("SELECT MAX(number) FROM versions WHERE collection_id = ?",
-                                (collection_id,)).fetchone()
-        number = (row[0] or 0) + 1
+        number = self.rows.highest_number(collection_id) + 1
         while self.layout.version_dir(self.kind, name, number).exists():
             number += 1
         return number
@@ -277,7 +252,7 @@ class VersionedStore:
                 raise InvalidInput(f"{version.ref} is used by active job(s) "
                                    f"{', '.join(map(str, active))}; cancel them first")
             jobs.forget_version(version.id)
-            self.conn.execute("DELETE FROM versions WHERE id = ?", (version.id,))
+            self.rows.delete(version.id)
         remove_tree(version.path)
         self.changed(version.name)
         ObjectStore(self.layout.objects, self.layout.tmp).collect_garbage()

@@ -12,7 +12,6 @@ model may not hold (FIFOs, devices, links leading outside it) are dropped and na
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -81,13 +80,10 @@ def harvest_tree(gw: Gateway, job: Job, record: SpoolRecord, *, source: Path, in
         collection_id = store.ensure_collection(job.model_name)
         number = store.next_number(collection_id, job.model_name)
         final = gw.layout.version_dir("model", job.model_name, number)
-        cursor = gw.conn.execute(
-            """INSERT INTO versions (collection_id, number, path, file_count, size_bytes,
-               meta_json, job_id, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
-            (collection_id, number, str(final), file_count, size,
-             db.dumps({**lineage(job, record), **(lineage_extra or {})}), job.id,
-             time.time()))
-        version_id = int(cursor.lastrowid or 0)
+        version_id = store.rows.insert(
+            collection_id=collection_id, number=number, path=str(final),
+            file_count=file_count, size_bytes=size,
+            meta={**lineage(job, record), **(lineage_extra or {})}, job_id=job.id)
         link(version_id)
     _finish(gw, version_id, incoming)
     store.changed(job.model_name)  # a shared model publishes its new version
@@ -95,9 +91,9 @@ def harvest_tree(gw: Gateway, job: Job, record: SpoolRecord, *, source: Path, in
 
 
 def _finish(gw: Gateway, version_id: int, incoming: Path) -> None:
-    row = gw.conn.execute("SELECT path FROM versions WHERE id = ?", (version_id,)).fetchone()
-    if row is None or not incoming.is_dir():
+    path = gw.store("model").rows.path_of(version_id)
+    if path is None or not incoming.is_dir():
         return
-    final = Path(row["path"])
+    final = Path(path)
     if not final.exists():
         os.rename(incoming, final)

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import time
 from typing import TYPE_CHECKING
 
+from hpc_gateway.gateway.atomic import write_atomic
 from hpc_gateway.gateway.backoff import SLURM_FIRST_SECONDS, SLURM_MAX_SECONDS, delay_after
 from hpc_gateway.gateway.context import Gateway
 from hpc_gateway.gateway.errors import SlurmUnavailable
@@ -63,11 +63,8 @@ def _note_outage(gw: Gateway, exc: SlurmUnavailable) -> None:
     wait = delay_after(tries, SLURM_FIRST_SECONDS, SLURM_MAX_SECONDS)
     data = {"first": seen.get("first", now), "last": now, "tries": tries,
             "next": now + wait, "message": str(exc)[:300]}
-    path = gw.layout.spool / OUTAGE_FILE
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
     with contextlib.suppress(OSError):
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, path)
+        write_atomic(gw.layout.spool / OUTAGE_FILE, json.dumps(data))
 
 
 def _end_outage(gw: Gateway) -> None:

@@ -7,7 +7,8 @@ nothing. Cheap to import: everything is loaded inside the functions.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -17,9 +18,12 @@ if TYPE_CHECKING:
     from click.shell_completion import CompletionItem
 
 SHELLS = ("bash", "zsh", "fish")
+T = TypeVar("T")
 
 
-def _rows(sql: str, *params: Any) -> list[sqlite3.Row]:
+def _read(query: Callable[[sqlite3.Connection], T]) -> T | None:
+    """``query`` over a read-only connection to the database (None when there is none or
+    anything fails: a completion never fails loudly)."""
     import sqlite3
 
     from hpc_gateway.gateway.config import load_config
@@ -27,15 +31,19 @@ def _rows(sql: str, *params: Any) -> list[sqlite3.Row]:
     try:
         database = load_config().database
         if not database.exists():
-            return []
+            return None
         conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=0.5)
         try:
             conn.row_factory = sqlite3.Row
-            return conn.execute(sql, params).fetchall()
+            return query(conn)
         finally:
             conn.close()
     except Exception:  # noqa: BLE001 - a completion never fails loudly
-        return []
+        return None
+
+
+def _rows(sql: str, *params: Any) -> list[sqlite3.Row]:
+    return _read(lambda conn: conn.execute(sql, params).fetchall()) or []
 
 
 def _items(values: list[tuple[str, str | None]], incomplete: str) -> list[CompletionItem]:
@@ -64,14 +72,14 @@ def store_completer(kind: str):
     """Names of ``kind`` ("algo", "data", "model"); after ``NAME@``, its versions."""
     def complete(_ctx: click.Context, _param: click.Parameter,
                  incomplete: str) -> list[CompletionItem]:
+        from hpc_gateway.gateway.version_repository import VersionRepository
+
         if "@" in incomplete:
             name = incomplete.partition("@")[0]
-            rows = _rows("""SELECT v.number FROM versions v JOIN collections c
-                            ON c.id = v.collection_id WHERE c.kind = ? AND c.name = ?
-                            ORDER BY v.number""", kind, name)
-            return _items([(f"{name}@v{r['number']}", None) for r in rows], incomplete)
-        rows = _rows("SELECT name FROM collections WHERE kind = ? ORDER BY name", kind)
-        return _items([(r["name"], None) for r in rows], incomplete)
+            numbers = _read(lambda conn: VersionRepository(conn, kind).numbers(name))
+            return _items([(f"{name}@v{n}", None) for n in numbers or []], incomplete)
+        names = _read(lambda conn: VersionRepository(conn, kind).names())
+        return _items([(n, None) for n in names or []], incomplete)
     return complete
 
 

@@ -353,21 +353,21 @@ def job_render(output: Path | None, command: tuple[str, ...], **options) -> None
     or at its end; its /model is harvested like any job's. Edit around the container
     lines, not inside them: the #SBATCH lines, modules and set-up are yours.
     """
-    from hpc_gateway.gateway.errors import InvalidInput
     from hpc_gateway.gateway.renders import render_job
 
     gw = open_gateway()
-    if output is not None and (output.is_dir() or not output.parent.is_dir()):
-        raise InvalidInput(f"cannot write {output}: name a file in a directory that exists")
+    if output is not None:
+        from hpc_gateway.gateway.atomic import check_output_path
+
+        check_output_path(output, "script file")
     request = build_request(gw, recipe_from_options(options), command, origin="sbatch")
     render_id, text = render_job(gw, request)
     if output is None:
         click.echo(text, nl=False)
         return
-    tmp = output.with_name(f".{output.name}.partial")
-    tmp.write_text(text)
-    tmp.chmod(0o700)
-    tmp.replace(output)
+    from hpc_gateway.gateway.atomic import write_atomic
+
+    write_atomic(output, text, mode=0o700)
     click.echo(f"wrote {output} (render {render_id}): run it with sbatch {output}", err=True)
 
 
