@@ -2,9 +2,10 @@
 
 The baseline (the ratio's denominator) types the same tools with the same options gw
 uses: skopeo copy, umoci raw unpack, mksquashfs (gzip at the level gw uses), siftool new
-+ add, then removes its intermediate files as gw does; so the ratio is gw's own overhead: the layer safety scan with digest checks, the
-mount points, the database record (goal: at most 1.2x). For reference it also times the
-tools with their default options (umoci unpack, mksquashfs's default gzip level 9).
++ add, then removes its intermediate files as gw does; so the ratio is gw's own overhead:
+the layer safety scan with digest checks, the mount points, the database record (goal: at
+most 1.2x). For reference it also times the tools with their default options (umoci
+unpack, mksquashfs's default gzip level 9).
 Run it with `scripts/bench.sh`.
 """
 

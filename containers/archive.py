@@ -47,27 +47,32 @@ class ImageArchive:
     @property
     def env(self) -> dict[str, str]:
         """The image's ``Env`` as a dict (order kept)."""
-        return image_config_summary(self.config)["env"]
+        value: dict[str, str] = image_config_summary(self.config)["env"]
+        return value
 
     @property
     def workdir(self) -> str:
         """The image's ``WorkingDir`` (``/`` when unset)."""
-        return image_config_summary(self.config)["workdir"]
+        value: str = image_config_summary(self.config)["workdir"]
+        return value
 
     @property
     def cmd(self) -> list[str]:
         """The image's ``Cmd``."""
-        return image_config_summary(self.config)["cmd"]
+        value: list[str] = image_config_summary(self.config)["cmd"]
+        return value
 
     @property
     def entrypoint(self) -> list[str]:
         """The image's ``Entrypoint``."""
-        return image_config_summary(self.config)["entrypoint"]
+        value: list[str] = image_config_summary(self.config)["entrypoint"]
+        return value
 
     @property
     def architecture(self) -> str:
         """``amd64``, ``arm64``, ..."""
-        return image_config_summary(self.config)["architecture"]
+        value: str = image_config_summary(self.config)["architecture"]
+        return value
 
     @property
     def diff_ids(self) -> tuple[str, ...]:
@@ -315,7 +320,7 @@ def check_layers(archive: ImageArchive,
         infos = [members.get(name, "layer") for name in archive.layer_members]
         meter = LayerProgress(sum(info.size for info in infos), progress)
         diff_ids = archive.diff_ids
-        for index, (name, info) in enumerate(zip(archive.layer_members, infos)):
+        for index, (name, info) in enumerate(zip(archive.layer_members, infos, strict=False)):
             handle = tar.extractfile(info)
             assert handle is not None
             blob_hex = name[len("blobs/sha256/"):] if name.startswith("blobs/sha256/") else None

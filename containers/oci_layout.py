@@ -40,7 +40,9 @@ def _manifest_for(layout: Path, ref: str) -> dict[str, Any]:
     for descriptor in index.get("manifests") or []:
         names = (descriptor.get("annotations") or {}).get("org.opencontainers.image.ref.name")
         if names == ref:
-            return json.loads(_blob_bytes(layout, descriptor["digest"], "manifest"))
+            manifest: dict[str, Any] = json.loads(_blob_bytes(layout, descriptor["digest"],
+                                                              "manifest"))
+            return manifest
     raise ImageArchiveError(f"{layout}: no image {ref!r} in index.json")
 
 
@@ -67,7 +69,7 @@ def check_oci_layers(image: OciImage,
     """Stream every layer blob: the checks of :func:`containers.archive.check_layers`."""
     guard = LayerGuard(limits or ImageLimits())
     meter = LayerProgress(sum(p.stat().st_size for p in image.layers), progress)
-    for path, diff_id in zip(image.layers, image.diff_ids):
+    for path, diff_id in zip(image.layers, image.diff_ids, strict=False):
         with path.open("rb") as handle:
             scan_layer(handle, f"layer {path.name}", meter, diff_id=diff_id,
                        blob_digest=f"sha256:{path.name}", error_type=ImageArchiveError,

@@ -14,7 +14,7 @@ SLURM_MAX_SECONDS = 300.0
 def delay_after(failures: int, first: float, cap: float) -> float:
     """The delay after ``failures`` failures in a row (1: ``first``), doubling, at most
     ``cap``."""
-    return min(first * 2 ** max(failures - 1, 0), cap)
+    return min(first * 2.0 ** max(failures - 1, 0), cap)
 
 
 def doubled(delay: float, cap: float) -> float:

@@ -43,7 +43,7 @@ class Gateway:
     def home_id(self) -> str:
         """This home's identity (it goes into every job's Slurm comment and spool file)."""
         self.conn  # noqa: B018 - opening the database binds and sets the home id
-        return self.__dict__["home_id"]
+        return str(self.__dict__["home_id"])
 
     @cached_property
     def jobs(self) -> JobRepository:

@@ -30,12 +30,12 @@ def print_table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
     cells = [tuple(["-" if v is None else str(v) for v in row]) for row in rows]
     if any("\n" in text for row in cells for text in row):
         cells = [tuple(text.replace("\n", "\\n") for text in row) for row in cells]
-    widths = [max(map(len, column)) for column in zip(headers, *cells)]
+    widths = [max(map(len, column)) for column in zip(headers, *cells, strict=False)]
     if sys.stdout.isatty():
         import shutil
 
         fitted = fit_widths(widths, shutil.get_terminal_size().columns)
-        cut = [i for i, (was, now) in enumerate(zip(widths, fitted)) if now < was]
+        cut = [i for i, (was, now) in enumerate(zip(widths, fitted, strict=False)) if now < was]
         if cut:
             cells = [tuple(_clip(text, fitted[i]) if i in cut else text
                            for i, text in enumerate(row)) for row in cells]

@@ -20,6 +20,9 @@ from hpc_gateway.gateway.specs import check_image_name
 from hpc_gateway.gateway.trees import remove_tree
 
 if TYPE_CHECKING:
+    import sqlite3
+
+    from hpc_gateway.containers.build import SifImage
     from hpc_gateway.containers.layers import ImageLimits
 
 Progress = Callable[[str, int, int], None]
@@ -57,7 +60,7 @@ class ImageRecord:
 _SELECT = """SELECT t.name AS name, i.* FROM image_tags t JOIN images i ON i.id = t.image_id"""
 
 
-def _record(row) -> ImageRecord:
+def _record(row: sqlite3.Row | dict[str, Any]) -> ImageRecord:
     return ImageRecord(row["id"], row["name"], row["digest"], Path(row["sif_path"]),
                        row["partition_offset"], row["size_bytes"],
                        db.loads(row["config_json"]), row["source"], row["created"])
@@ -101,8 +104,10 @@ def _own_image(gw: Gateway, name: str) -> ImageRecord | None:
     return None if row is None else _record(row)
 
 
-def _existing_by_digest(gw: Gateway, digest: str):
-    return gw.conn.execute("SELECT * FROM images WHERE digest = ?", (digest,)).fetchone()
+def _existing_by_digest(gw: Gateway, digest: str) -> sqlite3.Row | None:
+    row: sqlite3.Row | None = gw.conn.execute("SELECT * FROM images WHERE digest = ?",
+                                              (digest,)).fetchone()
+    return row
 
 
 def _tag(gw: Gateway, name: str, image_id: int) -> None:
@@ -150,6 +155,7 @@ def _store(gw: Gateway, name: str, digest: str, config: dict[str, Any], source: 
 
 def image_limits(gw: Gateway) -> ImageLimits:
     """How large an image may unpack, and how far a layer may expand (from the config)."""
+
     from hpc_gateway.containers.layers import ImageLimits
 
     return ImageLimits(int(gw.config["max_image_bytes"]), float(gw.config["max_zip_ratio"]))
@@ -172,7 +178,7 @@ def import_archive(gw: Gateway, tarball: Path, name: str,
         raise InvalidInput(f"{tarball}: no such file")
     archive = read_archive(tarball)
 
-    def build(dest: Path, work: Path):
+    def build(dest: Path, work: Path) -> SifImage:
         from concurrent.futures import ThreadPoolExecutor
 
         # The layer check (a read of every layer) overlaps skopeo's copy; nothing is
@@ -202,7 +208,7 @@ def pull_image(gw: Gateway, reference: str, name: str, *, tls_verify: bool = Tru
     name = check_image_name(name)
     digest, config = inspect_registry_image(reference, tls_verify=tls_verify)
 
-    def build(dest: Path, work: Path):
+    def build(dest: Path, work: Path) -> SifImage:
         _digest, _config, sif = build_sif_from_registry(
             reference, dest, work, tls_verify=tls_verify, expected_digest=digest,
             progress=(lambda step: progress(step, 0, 0)) if progress else None,

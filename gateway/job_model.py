@@ -127,7 +127,8 @@ class Job:
         """The stable dictionary ``gw job show --json`` prints. ``--env`` values are
         secrets: only their names are shown."""
         return {
-            "id": self.id, "kind": self.kind, "shape": self.shape, "origin": self.origin, "name": self.name,
+            "id": self.id, "kind": self.kind, "shape": self.shape, "origin": self.origin,
+            "name": self.name,
             "state": self.state, "reason": self.reason, "slurm_job_id": self.slurm_job_id,
             "exit_code": self.exit_code, "node": self.node, "submitted": self.submitted,
             "started": self.started, "ended": self.ended, "updated": self.updated,

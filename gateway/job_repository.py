@@ -137,7 +137,7 @@ class JobRepository:
     def summaries(self, states: Iterable[str] = (), limit: int | None = None
                   ) -> list[dict[str, Any]]:
         """Light rows for listings, newest first."""
-        return [dict(zip(_SUMMARY_COLUMNS, row))
+        return [dict(zip(_SUMMARY_COLUMNS, row, strict=False))
                 for row in self.summary_rows(states, limit, _SUMMARY_COLUMNS)]
 
     def summary_rows(self, states: Iterable[str] = (), limit: int | None = None,
@@ -348,8 +348,9 @@ class JobRepository:
                    submitted, updated, algo_version_id, data_version_id, image_id,
                    model_name, spec_json, job_dir) VALUES (?, 'rendered', 'sbatch', ?, ?, ?,
                    ?, ?, ?, ?, ?, ?, ?, ?)""",
-                (render["kind"], render["name"], state, slurm_job_id, now, now, render["algo_version_id"],
-                 render["data_version_id"], render["image_id"], render["model_name"],
-                 render["spec_json"], str(jobs_root / f"sbatch-{slurm_job_id}")))
+                (render["kind"], render["name"], state, slurm_job_id, now, now,
+                 render["algo_version_id"], render["data_version_id"], render["image_id"],
+                 render["model_name"], render["spec_json"],
+                 str(jobs_root / f"sbatch-{slurm_job_id}")))
             job_id = int(cursor.lastrowid or 0)
         return self.get(job_id)

@@ -18,7 +18,7 @@ import os
 import shutil
 import stat
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -88,7 +88,8 @@ class ObjectStore:
             tmp.unlink(missing_ok=True)
         return target, digest.hexdigest(), size
 
-    def _install(self, target: Path, write, executable: bool) -> None:
+    def _install(self, target: Path, write: Callable[[Path], object],
+                 executable: bool) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
         try:

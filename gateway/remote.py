@@ -126,7 +126,7 @@ def run_remote(host: str, args: list[str], config: Config) -> int:
         if command == "notebook start" and "--for-portal" not in args:
             return _notebook_with_tunnel(conn, remote_gw, args)
         if target is None:
-            return _run(conn, [remote_gw, *args])
+            return int(_run(conn, [remote_gw, *args]))
         scratch = _remote_scratch(conn)
         try:
             remote_path = f"{scratch}/{target.local.name or 'upload'}"
@@ -137,7 +137,7 @@ def run_remote(host: str, args: list[str], config: Config) -> int:
             code = _run(conn, [remote_gw, *argv])
             if code == 0 and target.direction == "down":
                 _download(conn, remote_path, target.local)
-            return code
+            return int(code)
         finally:
             conn.run(f"rm -rf {shell_word(scratch)}", hide=True, warn=True, in_stream=False)
     finally:
@@ -205,7 +205,7 @@ def _remote_scratch(conn: Connection) -> str:
     if result.exited != 0:
         raise RemoteError(f"cannot make a temporary directory on {conn.host}: "
                           f"{result.stderr.strip()}")
-    return result.stdout.strip()
+    return str(result.stdout.strip())
 
 
 def _upload(conn: Connection, local: Path, scratch: str) -> str:

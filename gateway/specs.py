@@ -7,7 +7,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hpc_gateway.gateway.errors import InvalidInput
 
@@ -171,7 +171,8 @@ def parse_time_seconds(text: str) -> int:
         match = form.fullmatch(str(text).strip())
         if match:
             parts = {k: int(v) for k, v in match.groupdict().items() if v is not None}
-            if parts.get("s", 0) > 59 or (("h" in parts or "d" in parts) and parts.get("m", 0) > 59) \
+            minutes_capped = "h" in parts or "d" in parts
+            if parts.get("s", 0) > 59 or (minutes_capped and parts.get("m", 0) > 59) \
                     or ("d" in parts and parts.get("h", 0) > 23):
                 break
             seconds = (parts.get("d", 0) * 86400 + parts.get("h", 0) * 3600
@@ -296,12 +297,13 @@ def _slurm_word(value: str | None, flag: str) -> str:
 
 
 def parse_resources(*, cpus: int | None, gpus: str | int | None, mem: str | None,
-                    shm: str | None, time: str | None, partition: str | None, defaults,
+                    shm: str | None, time: str | None, partition: str | None,
+                    defaults: Any,
                     account: str | None = None, qos: str | None = None,
                     constraint: str | None = None, exclusive: bool | None = None,
                     flavor: Flavor | None = None) -> Resources:
     """Resources from the command line, then the flavor's, then the configured defaults."""
-    def pick(given, key):
+    def pick(given: Any, key: str) -> Any:
         if given is not None:
             return given
         if flavor is not None and getattr(flavor, key) is not None:
@@ -365,4 +367,4 @@ def check_against_partitions(resources: Resources, partitions: dict) -> str:
         raise InvalidInput(f"--time asks for {format_time(resources.time_seconds)} but "
                            f"partition {target.name!r} allows at most "
                            f"{format_time(target.max_time_seconds)}")
-    return target.name
+    return str(target.name)

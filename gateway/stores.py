@@ -182,7 +182,7 @@ class VersionedStore:
         return self._commit_version(name, staging, digest.hexdigest(), meta)
 
     @staticmethod
-    def _store_file(objects: ObjectStore, reader, entry) -> tuple[Path, str, int]:
+    def _store_file(objects: ObjectStore, reader: Any, entry: Any) -> tuple[Path, str, int]:
         if reader.archive is None:
             try:
                 return objects.add_file(Path(entry.origin))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 def make_read_only(root: Path) -> None:
     """Drop write permission on every file and directory below ``root`` (links untouched)."""
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, _dirnames, filenames in os.walk(root):
         for name in filenames:
             path = os.path.join(dirpath, name)
             mode = os.lstat(path).st_mode

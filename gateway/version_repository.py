@@ -49,19 +49,22 @@ class VersionRepository:
 
     def row(self, name: str, number: int) -> sqlite3.Row | None:
         """Version ``number`` of ``name``."""
-        return self.conn.execute(_SELECT + " AND c.name = ? AND v.number = ?",
-                                 (self.kind, name, number)).fetchone()
+        row: sqlite3.Row | None = self.conn.execute(
+            _SELECT + " AND c.name = ? AND v.number = ?", (self.kind, name, number)).fetchone()
+        return row
 
     def row_by_id(self, version_id: int) -> sqlite3.Row | None:
         """The version with database id ``version_id``."""
-        return self.conn.execute(_SELECT + " AND v.id = ?",
-                                 (self.kind, version_id)).fetchone()
+        row: sqlite3.Row | None = self.conn.execute(
+            _SELECT + " AND v.id = ?", (self.kind, version_id)).fetchone()
+        return row
 
     def latest(self, collection_id: int) -> sqlite3.Row | None:
         """The newest version of a collection."""
-        return self.conn.execute(
+        row: sqlite3.Row | None = self.conn.execute(
             "SELECT * FROM versions WHERE collection_id = ? ORDER BY number DESC LIMIT 1",
             (collection_id,)).fetchone()
+        return row
 
     def path_of(self, version_id: int) -> str | None:
         """Where version ``version_id`` lives (any kind)."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from hpc_gateway.gateway.atomic import write_atomic
@@ -200,7 +201,7 @@ def _adopt(gw: Gateway, submitting: list[Job], queue: dict[str, SlurmJobState]) 
                                       "job (Slurm has no job with its identity)")
 
 
-def _by_identity(gw: Gateway, states) -> dict[int, SlurmJobState]:
+def _by_identity(gw: Gateway, states: Iterable[SlurmJobState]) -> dict[int, SlurmJobState]:
     found = {}
     for state in states:
         job_id = parse_identity_comment(state.comment, gw.home_id)

@@ -150,7 +150,7 @@ class SpoolWatcher:
             waits.append(retry)
         return max(0.5, min(waits))
 
-    def _start_observer(self, spool: Path):  # -> watchdog BaseObserver
+    def _start_observer(self, spool: Path) -> Any:  # watchdog's BaseObserver
         from watchdog.events import FileSystemEvent, FileSystemEventHandler
         from watchdog.observers import Observer
 
@@ -177,7 +177,7 @@ class SpoolWatcher:
 
         try:
             report = ingest_spool(self.gw, book=self.retries)
-        except Exception as exc:  # noqa: BLE001 - a watcher logs and goes on
+        except Exception as exc:
             self.log(f"ingest failed, retrying: {exc}")
             return
         from hpc_gateway.gateway.shapes import shape_of
@@ -211,7 +211,7 @@ class SpoolWatcher:
         except SlurmError as exc:
             self.backoff = doubled(self.backoff, SLURM_MAX_SECONDS)
             self.log(f"Slurm did not answer ({exc}); next try in {self.backoff:.0f} s")
-        except Exception as exc:  # noqa: BLE001 - a watcher logs and goes on
+        except Exception as exc:
             self.log(f"reconcile failed, retrying: {exc}")
         self.next_reconcile = time.monotonic() + self.backoff
 

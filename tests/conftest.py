@@ -43,8 +43,8 @@ def run_gw(*args: str, check: bool = True, input_text: str | None = None,
            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run the real `gw` console script in a subprocess."""
     full_env = dict(os.environ, **(env or {}))
-    proc = subprocess.run([gw_executable(), *args], capture_output=True, text=True, input=input_text, check=False,
-                          env=full_env, timeout=600)
+    proc = subprocess.run([gw_executable(), *args], capture_output=True, text=True,
+                          input=input_text, check=False, env=full_env, timeout=600)
     if check and proc.returncode != 0:
         raise AssertionError(f"gw {' '.join(args)} exited {proc.returncode}:\n"
                              f"{proc.stdout}\n{proc.stderr}")

@@ -6,20 +6,25 @@ Everything heavy is imported inside the command that needs it: `gw --help` stays
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hpc_gateway.gateway.context import Gateway
+
 import click
 
 json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print JSON for scripts instead of a table.")
 
 
-def open_gateway():
+def open_gateway() -> Gateway:
     """The Gateway for this command (configuration, home, database, Slurm)."""
     from hpc_gateway.gateway.context import Gateway
 
     return Gateway()
 
 
-def synced_gateway():
+def synced_gateway() -> Gateway:
     """A Gateway whose job states are brought up to date first (spool files, Slurm)."""
     from hpc_gateway.spool.sync import sync_state
 

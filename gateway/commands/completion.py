@@ -38,7 +38,7 @@ def _read(query: Callable[[sqlite3.Connection], T]) -> T | None:
             return query(conn)
         finally:
             conn.close()
-    except Exception:  # noqa: BLE001 - a completion never fails loudly
+    except Exception:
         return None
 
 
@@ -68,7 +68,8 @@ def complete_images(_ctx: click.Context, _param: click.Parameter,
     return _items(values, incomplete)
 
 
-def store_completer(kind: str):
+def store_completer(kind: str) -> Callable[[click.Context, click.Parameter, str],
+                                           list[CompletionItem]]:
     """Names of ``kind`` ("algo", "data", "model"); after ``NAME@``, its versions."""
     def complete(_ctx: click.Context, _param: click.Parameter,
                  incomplete: str) -> list[CompletionItem]:
@@ -97,7 +98,7 @@ def complete_flavors(_ctx: click.Context, _param: click.Parameter,
         from hpc_gateway.gateway.config import load_config
 
         names = sorted(load_config()["flavors"])
-    except Exception:  # noqa: BLE001
+    except Exception:
         return []
     return _items([(n, None) for n in names], incomplete)
 

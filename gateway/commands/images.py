@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hpc_gateway.gateway.images import ImageRecord
+
 from pathlib import Path
 
 import click
@@ -15,7 +20,7 @@ def image() -> None:
     """Container images: `docker save` tarballs or registry images, converted to SIF once."""
 
 
-def _image_rows(images):
+def _image_rows(images: list[ImageRecord]) -> list[tuple[Any, ...]]:
     from hpc_gateway.gateway.display import human_size
 
     return [(i.name, "site" if i.site else "yours", i.digest[:19], human_size(i.size_bytes),

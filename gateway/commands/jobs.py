@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hpc_gateway.gateway.context import Gateway
+    from hpc_gateway.gateway.job_model import Job
+    from hpc_gateway.gateway.submit import JobRequest
+    from hpc_gateway.gateway.usage import Sample
+
 import sys
 from pathlib import Path
 
@@ -38,7 +46,7 @@ def job() -> None:
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @json_option
 def job_submit(wait: bool, test_only: bool, for_portal: bool, command: tuple[str, ...],
-               as_json: bool, **options) -> None:
+               as_json: bool, **options: Any) -> None:
     """Submit COMMAND (after --), or --notebook NB.ipynb, as a Slurm job in the image.
 
     --algo and --image are required. In the container: /code is a private writable copy
@@ -77,7 +85,7 @@ def job_submit(wait: bool, test_only: bool, for_portal: bool, command: tuple[str
     finish_submission(gw, submit_job(gw, request), wait, as_json)
 
 
-def print_portal_submission(gw, request, wait: bool) -> None:
+def print_portal_submission(gw: Gateway, request: JobRequest, wait: bool) -> None:
     """Record and lay out the job for a portal to submit; print what it needs (JSON)."""
     from hpc_gateway.gateway.display import print_json
     from hpc_gateway.gateway.errors import InvalidInput
@@ -90,7 +98,7 @@ def print_portal_submission(gw, request, wait: bool) -> None:
     print_json(portal_session(job))
 
 
-def finish_submission(gw, submitted, wait: bool, as_json: bool) -> None:
+def finish_submission(gw: Gateway, submitted: Job, wait: bool, as_json: bool) -> None:
     """Print a submitted job, or with ``wait`` its end (exit 1 unless it completed)."""
     if not wait:
         _print_job(submitted.as_dict(), as_json, short=True)
@@ -101,7 +109,7 @@ def finish_submission(gw, submitted, wait: bool, as_json: bool) -> None:
         sys.exit(1)
 
 
-def _wait_for(gw, job_id: int, poll: float = 1.0):
+def _wait_for(gw: Gateway, job_id: int, poll: float = 1.0) -> Job:
     import time
 
     from hpc_gateway.spool.sync import sync_state
@@ -116,7 +124,7 @@ def _wait_for(gw, job_id: int, poll: float = 1.0):
         delay = min(delay * 1.5, 10.0)
 
 
-def _print_job(job_info, as_json: bool, short: bool = False) -> None:
+def _print_job(job_info: dict[str, Any], as_json: bool, short: bool = False) -> None:
     from hpc_gateway.gateway.display import human_time, print_fields, print_json
 
     if as_json:
@@ -209,7 +217,7 @@ def job_show(job_id: int, as_json: bool) -> None:
                 "usage": _accounted_usage(gw, shown)}, as_json)
 
 
-def _accounted_usage(gw, shown) -> dict | None:
+def _accounted_usage(gw: Gateway, shown: Job) -> dict[str, Any] | None:
     """What Slurm's accounting says the job used (None before it started, or when Slurm
     does not answer: then one warning line)."""
     from hpc_gateway.gateway.errors import SlurmError
@@ -217,7 +225,7 @@ def _accounted_usage(gw, shown) -> dict | None:
     if shown.slurm_job_id is None or shown.state in ("SUBMITTING", "PENDING"):
         return None
     try:
-        return gw.slurm.usage(shown.slurm_job_id)
+        return dict(gw.slurm.usage(shown.slurm_job_id))
     except SlurmError as exc:
         click.echo(f"gw: warning: no usage from Slurm's accounting ({exc})", err=True)
         return None
@@ -311,7 +319,7 @@ def job_outputs(job_id: int, output: Path) -> None:
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @json_option
 def job_rerun(job_id: int, wait: bool, command: tuple[str, ...], as_json: bool,
-              **options) -> None:
+              **options: Any) -> None:
     """Submit the exact recipe of job JOB_ID again: the same algorithm and dataset
     versions, the same image (by digest, even if its tag moved since), command, resources
     and environment. Options given here override it; a COMMAND after -- replaces the
@@ -343,7 +351,7 @@ def job_rerun(job_id: int, wait: bool, command: tuple[str, ...], as_json: bool,
 @click.option("-o", "--output", "output", type=click.Path(path_type=Path), default=None,
               help="Write the script to this file (default: print it).")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-def job_render(output: Path | None, command: tuple[str, ...], **options) -> None:
+def job_render(output: Path | None, command: tuple[str, ...], **options: Any) -> None:
     """Print a self-contained sbatch script for COMMAND, to keep, edit around and run with
     plain `sbatch` as often as you like.
 
@@ -409,7 +417,7 @@ def job_top(job_id: int, follow: bool, task: int | None, as_json: bool) -> None:
         current = get_job(gw, job_id)
 
 
-def _print_top(shown: dict, samples) -> None:
+def _print_top(shown: dict[str, Any], samples: list[Sample]) -> None:
     from hpc_gateway.gateway.display import human_size
     from hpc_gateway.gateway.usage import sparkline
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hpc_gateway.gateway.context import Gateway
+
 import sys
 
 import click
@@ -89,14 +94,11 @@ def notebook_start(image_name: str, algo: str, data: str | None, name: str | Non
 
         print_json(portal_session(job, token=job.spec.env.get(TOKEN_VARIABLE, "")))
         return
-    if wait:
-        info = _wait_until_answering(gw, job.id, wait_timeout)
-    else:
-        info = describe(gw, job)
+    info = _wait_until_answering(gw, job.id, wait_timeout) if wait else describe(gw, job)
     _print_notebook(info, as_json)
 
 
-def _wait_until_answering(gw, job_id: int, timeout: int) -> dict:
+def _wait_until_answering(gw: Gateway, job_id: int, timeout: int) -> dict[str, Any]:
     import time
 
     from hpc_gateway.gateway.errors import GatewayError

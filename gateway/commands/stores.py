@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hpc_gateway.gateway.context import Gateway
+    from hpc_gateway.gateway.stores import VersionInfo
+
 from pathlib import Path
 
 import click
@@ -10,7 +16,7 @@ from hpc_gateway.gateway.commands import json_option, open_gateway
 from hpc_gateway.gateway.commands.completion import store_completer
 
 
-def store_group(kind: str, label: str, extra_fields: bool):
+def store_group(kind: str, label: str, extra_fields: bool) -> click.Group:
     @click.group(name=kind, help=f"{label.capitalize()}s: immutable numbered versions "
                  f"(v1, v2, ...); unchanged files are stored once.")
     def group() -> None:
@@ -145,7 +151,8 @@ def name_example(kind: str) -> str:
     return {"algo": "detectron2", "data": "imagenet", "model": "resnet"}[kind]
 
 
-def print_collections(gw, kind: str, rows, as_json: bool) -> None:
+def print_collections(gw: Gateway, kind: str, rows: list[dict[str, Any]],
+                      as_json: bool) -> None:
     """Your names, with the group each is shared with."""
     from hpc_gateway.gateway.display import human_time, print_json, print_table
     from hpc_gateway.gateway.sharing import my_shares
@@ -161,7 +168,7 @@ def print_collections(gw, kind: str, rows, as_json: bool) -> None:
                  + ((r["shared_with"] or "",) if shares else ()) for r in rows], columns)
 
 
-def print_shared_with_me(gw, kind: str, as_json: bool) -> None:
+def print_shared_with_me(gw: Gateway, kind: str, as_json: bool) -> None:
     """What other users share with you."""
     from hpc_gateway.gateway.display import human_time, print_json, print_table
     from hpc_gateway.gateway.sharing import shared_with_me
@@ -175,7 +182,7 @@ def print_shared_with_me(gw, kind: str, as_json: bool) -> None:
                 ["NAME", "GROUP", "VERSIONS", "LATEST", "UPDATED"])
 
 
-def print_versions(versions, as_json: bool) -> None:
+def print_versions(versions: list[VersionInfo], as_json: bool) -> None:
     from hpc_gateway.gateway.display import human_size, human_time, print_json, print_table
 
     if as_json:
@@ -186,7 +193,7 @@ def print_versions(versions, as_json: bool) -> None:
                  for v in versions], ["VERSION", "FILES", "SIZE", "CREATED", "NOTE"])
 
 
-def print_version(version, as_json: bool) -> None:
+def print_version(version: VersionInfo, as_json: bool) -> None:
     from hpc_gateway.gateway.display import human_size, human_time, print_fields, print_json
 
     if as_json:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -36,7 +37,7 @@ def template() -> None:
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @json_option
 def template_save(template_name: str, from_job: int | None, replace: bool, command: tuple[str, ...],
-                  as_json: bool, **options) -> None:
+                  as_json: bool, **options: Any) -> None:
     """Keep a job recipe under NAME: the submit options given and the COMMAND after --.
 
     The COMMAND may hold {{ placeholders }} that `gw template run --set KEY=VALUE` (or
@@ -140,7 +141,7 @@ def template_rm(name: str) -> None:
 @json_option
 def template_run(template_name: str, sets: tuple[str, ...], sweeps: tuple[str, ...],
                  max_parallel: int | None, wait: bool, for_portal: bool,
-                 command: tuple[str, ...], as_json: bool, **options) -> None:
+                 command: tuple[str, ...], as_json: bool, **options: Any) -> None:
     """Submit a job from template NAME; options given here override the template's, and
     a COMMAND after -- replaces its command. The job records the template and what was
     overridden (`gw job show`)."""

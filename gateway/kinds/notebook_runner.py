@@ -134,7 +134,7 @@ def main(argv: list[str]) -> int:
         print("usage: NOTEBOOK EXECUTED CWD [KEY VALUE]...", file=sys.stderr)
         return 2
     notebook, executed, cwd, *rest = argv
-    params = list(zip(rest[0::2], rest[1::2]))
+    params = list(zip(rest[0::2], rest[1::2], strict=False))
     try:
         import nbclient  # noqa: F401
     except ImportError:

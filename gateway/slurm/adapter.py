@@ -4,6 +4,7 @@ made here: gateway/job_model.py maps Slurm's state words (one place)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -256,7 +257,7 @@ def array_task_indexes(array_task: str) -> list[int]:
     return indexes
 
 
-def array_tasks(states) -> dict[str, SlurmJobState]:
+def array_tasks(states: Iterable[SlurmJobState]) -> dict[str, SlurmJobState]:
     """Array task records keyed ``ARRAY_TASK`` (``12_3``), one per task: a pending
     remainder (``12_[1-2%1]``, how accounting keeps tasks that never started) stands for
     each of its tasks, and a task's own record wins over it."""
@@ -276,7 +277,7 @@ def parse_cpu_time(text: str) -> float | None:
     days, _sep, rest = text.rpartition("-")
     parts = rest.split(":")
     try:
-        seconds = sum(float(p) * 60 ** i for i, p in enumerate(reversed(parts)))
+        seconds = sum(float(p) * 60.0 ** i for i, p in enumerate(reversed(parts)))
         return seconds + (int(days) * 86400 if days else 0)
     except ValueError:
         return None

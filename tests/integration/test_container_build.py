@@ -161,7 +161,8 @@ ls /opt/dir > $out/opt_dir
 if [ -e /etc/removed.txt ]; then echo present; else echo absent; fi > $out/removed
 cat /etc/kept.txt > $out/kept
 df -k /dev/shm | tail -1 > $out/shm_df
-if dd if=/dev/zero of=/dev/shm/fill bs=1M count=100 2>/dev/null; then echo fits; else echo full; fi > $out/shm_fill
+if dd if=/dev/zero of=/dev/shm/fill bs=1M count=100 2>/dev/null; then echo fits
+else echo full; fi > $out/shm_fill
 id -un > $out/user
 ls /proc | grep -c '^[0-9]' > $out/pids
 sh /code/main.sh > $out/main

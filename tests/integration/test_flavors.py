@@ -78,7 +78,8 @@ def test_flavors_list_what_the_cluster_can_give_now(home):
 
 def test_flavor_used_and_overridden_reaches_the_script(home):
     run = json.loads(gw_ok(home, "job", "submit", "--json", "--algo", "fl", "--image",
-                           "bb:v1", "--flavor", "small", "--mem", "96M", "--account", "root", "--", "sh", "t.sh", "flavored"))
+                           "bb:v1", "--flavor", "small", "--mem", "96M", "--account", "root",
+                           "--", "sh", "t.sh", "flavored"))
     script = gw_ok(home, "job", "script", str(run["id"]))
     for line in ("#SBATCH --partition=short", "#SBATCH --time=0-00:10:00",
                  "#SBATCH --mem=160M", "#SBATCH --qos=normal", "#SBATCH --account=root",

@@ -216,8 +216,8 @@ def test_the_second_user_sees_and_changes_nothing_of_the_first(site, alice):
     # The files themselves, and Slurm, refuse him too.
     model_file = alice_home / "models" / "secretalgo" / "v1" / "out.txt"
     assert model_file.is_file()
-    for argv in (("cat", str(model_file)), ("ls", str(alice_home)),
-                 ("cat", str(alice_home / "jobs" / "1" / f"slurm-{alice['done']['slurm_job_id']}.out")),
+    alice_log = alice_home / "jobs" / "1" / f"slurm-{alice['done']['slurm_job_id']}.out"
+    for argv in (("cat", str(model_file)), ("ls", str(alice_home)), ("cat", str(alice_log)),
                  ("scancel", str(running["slurm_job_id"]))):
         assert site.run(b, *argv, check=False).returncode != 0, argv
     time.sleep(1)

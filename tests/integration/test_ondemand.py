@@ -245,5 +245,6 @@ body { font-family: sans-serif; margin: 16px; background: #f4f4f4; }
   border-radius: 4px; text-decoration: none; }
 code { background: #f0f0f0; padding: 1px 3px; }
 </style></head><body><div class="card">
-<div class="card-header"><b>Gateway JupyterLab</b> (stand-in frame) <span class="badge">Running</span></div>
+<div class="card-header"><b>Gateway JupyterLab</b> (stand-in frame)
+<span class="badge">Running</span></div>
 <div class="card-body">{{ view }}</div></div></body></html>"""

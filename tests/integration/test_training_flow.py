@@ -19,7 +19,8 @@ env | sort > /model/env
 for a in "$@"; do printf '%s|END|' "$a"; done > /model/args
 printf '%s' "$GW_JOB_NAME" > /model/job_name
 printf '%s' "$MSG" > /model/msg
-if touch /dataset/newfile 2>/dev/null; then echo writable; else echo readonly; fi > /model/dataset_ro
+if touch /dataset/newfile 2>/dev/null; then echo writable
+else echo readonly; fi > /model/dataset_ro
 cat /dataset/data.txt > /model/data_copy
 if [ -e /etc/removed.txt ]; then echo present; else echo absent; fi > /model/whiteout
 ls /opt/dir > /model/opaque
@@ -191,7 +192,7 @@ def test_requests_no_partition_can_hold_are_refused_before_sbatch(flow):
                            (["--image", "nope:v1"], "no image named 'nope:v1'"),
                            (["--data", "nope"], "no dataset named 'nope'")):
         base = {"--algo": "probe", "--image": "busybox:v1"}
-        base.update(dict(zip(flags[::2], flags[1::2])))
+        base.update(dict(zip(flags[::2], flags[1::2], strict=False)))
         args = [x for kv in base.items() for x in kv]
         proc = submit(env, *args, "--", "true", check=False)
         assert proc.returncode == 2 and message in proc.stderr, proc.stderr

@@ -104,7 +104,7 @@ def add_job(gw: Any, *, model_files: dict[str, str] | None = None, slurm_id: str
         path = job.job_dir / "model" / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(content)
-    return job.id
+    return int(job.id)
 
 
 def slurm_state(slurm_id: str, words: str, node: str = "n1", exit_code: int | None = 0,

@@ -18,7 +18,7 @@ SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 if str(SCRIPTS) not in sys.path:
     sys.path.insert(0, str(SCRIPTS))
 
-from docker_archive import Entry, Layer, write_docker_archive
+from docker_archive import Entry, Layer, write_docker_archive  # noqa: E402 - after sys.path
 
 BUSYBOX = "/bin/busybox"
 

@@ -8,6 +8,7 @@ run is one command: `GW_FUZZ_EXAMPLES=20000 .venv/bin/pytest tests/unit/test_fuz
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -92,10 +93,8 @@ def test_resource_parser(given_values):
 def test_spool_record_parser(content):
     from hpc_gateway.spool.format import SpoolFormatError, parse_record
 
-    try:
+    with contextlib.suppress(SpoolFormatError):
         parse_record(content.decode("utf-8", "replace"))
-    except SpoolFormatError:
-        pass
 
 
 MEMBER = st.tuples(

@@ -54,7 +54,8 @@ def test_hostile_layer_entries(tmp_path, entries, message):
 
 
 def test_a_symlink_in_one_layer_and_a_file_through_it_in_the_next(tmp_path):
-    with pytest.raises(ImageArchiveError, match="'etc/cron/evil' is written through the symlink 'etc/cron'"):
+    with pytest.raises(ImageArchiveError,
+                       match="'etc/cron/evil' is written through the symlink 'etc/cron'"):
         check(tmp_path, [entry("etc", tarfile.DIRTYPE), entry("etc/cron", tarfile.SYMTYPE,
                                                               "/host")],
               [entry("etc/cron/evil")])
@@ -110,10 +111,10 @@ def test_archive_with_a_member_twice_or_a_layer_named_twice(tmp_path):
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
-    with pytest.raises(ImageArchiveError, match="member 'manifest.json' appears twice"):
+    with pytest.raises(ImageArchiveError, match=r"member 'manifest.json' appears twice"):
         read_archive(doubled)
     layer = tar_bytes([entry("a")])
-    with pytest.raises(ImageArchiveError, match="names the layer 'l0/layer.tar' twice"):
+    with pytest.raises(ImageArchiveError, match=r"names the layer 'l0/layer.tar' twice"):
         read_archive(_manifest_naming_twice(tmp_path, layer))
 
 
@@ -132,7 +133,7 @@ def _manifest_naming_twice(tmp_path: Path, layer: bytes) -> Path:
 
 def test_manifest_that_is_not_json(tmp_path):
     path = write_outer(tmp_path / "x.tar", {"manifest.json": b"[{not json"})
-    with pytest.raises(ImageArchiveError, match="manifest 'manifest.json' is not valid JSON"):
+    with pytest.raises(ImageArchiveError, match=r"manifest 'manifest.json' is not valid JSON"):
         read_archive(path)
 
 
@@ -174,7 +175,7 @@ def test_zip_with_a_member_twice(gw, tmp_path):
         zf.writestr("train.py", "good")
         with pytest.warns(UserWarning, match="Duplicate name"):
             zf.writestr("train.py", "evil")
-    with pytest.raises(InvalidInput, match="'train.py' appears twice"):
+    with pytest.raises(InvalidInput, match=r"'train.py' appears twice"):
         gw.store("algo").push(path, "x", {})
 
 

@@ -105,7 +105,8 @@ def test_schema3_sweep_becomes_a_training_job_of_array_shape(tmp_path):
         conn.execute(f"PRAGMA user_version = {number}")
     job = ("INSERT INTO jobs (id, kind, origin, name, state, submitted, model_name, spec_json, "
            "job_dir) VALUES (?, ?, ?, ?, 'COMPLETED', 0, 'm', '{}', ?)")
-    for row in [(1, "sweep", "template", "s", "/h/jobs/1"), (2, "notebook", "cli", "n", "/h/jobs/2"),
+    for row in [(1, "sweep", "template", "s", "/h/jobs/1"),
+                (2, "notebook", "cli", "n", "/h/jobs/2"),
                 (3, "headless", "cli", "b", "/h/jobs/3"),
                 (4, "training", "sbatch", "r", "/h/jobs/sbatch-9"),
                 (5, "training", "cli", "t", "/h/jobs/5")]:

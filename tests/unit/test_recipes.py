@@ -23,7 +23,7 @@ def test_fill_is_literal_and_keeps_arguments_whole():
 def test_missing_and_unused_values_are_refused():
     with pytest.raises(InvalidInput, match=r"\{\{ note \}\}"):
         fill(("{{ lr }}", "{{ note }}"), {"lr": "1"})
-    with pytest.raises(InvalidInput, match="no {{ typo }}"):
+    with pytest.raises(InvalidInput, match=r"no {{ typo }}"):
         check_values_used(("{{ lr }}",), ["lr", "typo"], "--set")
 
 

@@ -32,7 +32,7 @@ def spec(**changes) -> ContainerSpec:
             "scratch_parent": "/tmp", "env_file": ENV_FILE,
             "mounts": (Mount("/jobs/42/code", "/code"), Mount("/data/coco v1", "/dataset", True),
                        Mount("/jobs/42/model", "/model")),
-            "workdir": "/code", "env": IMAGE_ENV + (("MSG", HOSTILE), ("EMPTY", "")),
+            "workdir": "/code", "env": (*IMAGE_ENV, ("MSG", HOSTILE), ("EMPTY", "")),
             "command": ("python", "-c", HOSTILE, "--lr=0.1")}
     base.update(changes)
     return ContainerSpec(**base)
@@ -121,7 +121,7 @@ def test_bwrap_gpu_setup_collects_devices_and_64bit_driver_libraries(tmp_path):
     (fake_bin / "nvidia-smi").write_text("#!/bin/sh\n")
     for tool in ("ldconfig", "nvidia-smi"):
         os.chmod(fake_bin / tool, 0o755)
-    script = container_script(spec(gpus=2, env=IMAGE_ENV + (("LD_LIBRARY_PATH", "/opt/x"),)),
+    script = container_script(spec(gpus=2, env=(*IMAGE_ENV, ("LD_LIBRARY_PATH", "/opt/x"))),
                               "bwrap")
     gpu_part = script.setup[script.setup.index("# GPU"):]
     env = f"export PATH={shlex.quote(str(fake_bin))}:$PATH CUDA_VISIBLE_DEVICES=1,3\n"
@@ -134,11 +134,11 @@ def test_bwrap_gpu_setup_collects_devices_and_64bit_driver_libraries(tmp_path):
                      (f"{libs}/libnvidia-ml.so.1", "/.singularity.d/libs/libnvidia-ml.so.1"),
                      (f"{fake_bin}/nvidia-smi", "/.singularity.d/bin/nvidia-smi")]
     assert ("--setenv", "CUDA_VISIBLE_DEVICES", "1,3") in zip(gpu_args, gpu_args[1:],
-                                                              gpu_args[2:])
+                                                              gpu_args[2:], strict=False)
     for device in Path("/dev").glob("nvidia*"):
         assert str(device) in gpu_args
     env_pairs = bwrap_env(runtime.env_file_content(
-        spec(gpus=2, env=IMAGE_ENV + (("LD_LIBRARY_PATH", "/opt/x"),)), "bwrap"))
+        spec(gpus=2, env=(*IMAGE_ENV, ("LD_LIBRARY_PATH", "/opt/x"))), "bwrap"))
     assert ("LD_LIBRARY_PATH", "/.singularity.d/libs:/opt/x") in env_pairs
     assert ("PATH", "/usr/bin:/bin:/.singularity.d/bin") in env_pairs
 

@@ -136,9 +136,9 @@ def res(**kw):
 def test_partition_limits_named():
     assert check_against_partitions(res(), PARTS) == "debug"
     assert check_against_partitions(res(gpus=8, partition="gpu"), PARTS) == "gpu"
-    with pytest.raises(InvalidInput, match="--gpus asks for 1 .* partition 'debug' has 0"):
+    with pytest.raises(InvalidInput, match=r"--gpus asks for 1 .* partition 'debug' has 0"):
         check_against_partitions(res(gpus=1), PARTS)
-    with pytest.raises(InvalidInput, match="--cpus asks for 3 .* has 2"):
+    with pytest.raises(InvalidInput, match=r"--cpus asks for 3 .* has 2"):
         check_against_partitions(res(cpus=3), PARTS)
     with pytest.raises(InvalidInput, match="--mem \\+ --shm asks for"):
         check_against_partitions(res(mem_mib=19990, shm_mib=64), PARTS)
@@ -182,7 +182,7 @@ def test_gpu_types_and_features_are_checked_against_the_partition():
     assert parse_gpus("a100:2") == (2, "a100") and parse_gpus(3) == (3, "")
     ok = Resources(8, 2, 1024, 64, 3600, "gpu", gpu_type="a100", constraint="a100&ib")
     assert check_against_partitions(ok, {"gpu": gpu}) == "gpu"
-    with pytest.raises(InvalidInput, match="GPUs of type 'h100' .types: a100"):
+    with pytest.raises(InvalidInput, match=r"GPUs of type 'h100' .types: a100"):
         check_against_partitions(Resources(8, 2, 1024, 64, 3600, "gpu", gpu_type="h100"),
                                  {"gpu": gpu})
     with pytest.raises(InvalidInput, match="feature 'v100'"):

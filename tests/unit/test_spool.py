@@ -128,7 +128,7 @@ def test_ingest_twice_and_concurrently_is_idempotent(gw, gw_env):
             other = Gateway()
             other.slurm = FakeScheduler()
             ingest_spool(other)
-        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+        except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=worker) for _ in range(3)]

@@ -123,12 +123,12 @@ def test_bad_names_and_missing(gw, tmp_path):
     with pytest.raises(InvalidInput, match="no such file"):
         gw.store("algo").push(tmp_path / "missing", "x", {})
     (tmp_path / "plain.txt").write_text("x")
-    with pytest.raises(InvalidInput, match="directory or a .zip"):
+    with pytest.raises(InvalidInput, match=r"directory or a .zip"):
         gw.store("algo").push(tmp_path / "plain.txt", "x", {})
     with pytest.raises(NotFound):
         gw.store("algo").resolve(VersionRef("nothere", None))
     gw.store("algo").push(src, "real", {})
-    with pytest.raises(NotFound, match="has no version v7 .it has v1"):
+    with pytest.raises(NotFound, match=r"has no version v7 .it has v1"):
         gw.store("algo").resolve(VersionRef("real", 7))
 
 
@@ -139,8 +139,9 @@ def test_remove_collects_unshared_objects(gw, tmp_path):
     (src / "only1").unlink()
     (src / "only2").write_text("two")
     v2, _ = store.push(src, "x", {})
-    objects = lambda: sorted(p.name for p in gw.layout.objects.rglob("*")
-                             if p.is_file() and not p.name.startswith("."))
+    def objects():
+        return sorted(p.name for p in gw.layout.objects.rglob("*")
+                      if p.is_file() and not p.name.startswith("."))
     assert len(objects()) == 3
     store.remove(VersionRef("x", 1))
     assert not v1.path.exists() and len(objects()) == 2
