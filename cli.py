@@ -2,7 +2,7 @@
 
 Thin on purpose: parse, call a service in gateway/, print a table or ``--json``. The click
 app (gateway/commands/root.py) loads each command group only when it is used, and `gw job
-list`, typed all day, is answered without click at all (gateway/quick_list.py).
+list`, typed all day, is answered without click at all (gateway/jobs/quick_list.py).
 Exit status: 0 success, 2 bad usage or invalid input, 1 when Slurm or a tool failed.
 """
 
@@ -23,33 +23,33 @@ def main() -> None:
     if "_GW_COMPLETE" not in os.environ:
         _maybe_remote(args)
     if args[:2] == ["job", "list"] and "_GW_COMPLETE" not in os.environ:
-        from hpc_gateway.gateway.quick_list import run as quick_job_list
+        from gateway.jobs.quick_list import run as quick_job_list
 
         code = quick_job_list(args[2:])
         if code is not None:
             sys.exit(code)
-    from hpc_gateway.gateway.commands.root import run
+    from gateway.commands.root import run
 
     run()
 
 
 def _maybe_remote(args: list[str]) -> None:
     """With ``--host HOST`` first, or ``submit_host`` configured, run the command on that
-    login node over SSH (gateway/remote.py) and exit with its status."""
-    from hpc_gateway.gateway.errors import GatewayError
+    login node over SSH (gateway/access/remote.py) and exit with its status."""
+    from gateway.common.errors import GatewayError
 
     try:
-        from hpc_gateway.gateway.config import load_config
+        from gateway.home.config import load_config
 
         config = load_config()
         host = str(config["submit_host"] or "") or None
         if args[:1] and args[0].startswith("--host"):
-            from hpc_gateway.gateway.remote import take_host
+            from gateway.access.remote import take_host
 
             host, args = take_host(args)
         if host is None:
             return
-        from hpc_gateway.gateway.remote import run_remote, wants_remote
+        from gateway.access.remote import run_remote, wants_remote
 
         if not wants_remote(args):
             sys.argv[1:] = args  # --help, --version, completion: answered here
@@ -64,9 +64,9 @@ def _maybe_remote(args: list[str]) -> None:
 
 
 def __getattr__(name: str) -> object:
-    """``hpc_gateway.cli.cli``: the click app, loaded on first use."""
+    """``cli.cli``: the click app, loaded on first use."""
     if name == "cli":
-        from hpc_gateway.gateway.commands.root import cli
+        from gateway.commands.root import cli
 
         return cli
     raise AttributeError(name)

@@ -48,7 +48,7 @@ def bench_submit(env: dict[str, str], repeat: int) -> dict[str, object]:
 
 
 def _spec():
-    from hpc_gateway.gateway.job_model import JobSpec
+    from gateway.jobs.model import JobSpec
 
     return JobSpec(command=("python", "train.py"), env={}, runtime="bwrap", resources={},
                    algo="bench@v1", image="bench:v1", image_digest="sha256:0", dataset=None)
@@ -57,8 +57,8 @@ def _spec():
 def fill_jobs(env: dict[str, str], count: int) -> None:
     """Record ``count`` finished jobs through the job repository, in one transaction."""
     os.environ.update(env)
-    from hpc_gateway.gateway import db
-    from hpc_gateway.gateway.context import Gateway
+    from gateway.context import Gateway
+    from gateway.home import database as db
 
     gw = Gateway()
     spec = _spec()
@@ -111,9 +111,9 @@ def bench_help(repeat: int) -> dict[str, object]:
 def bench_harvest(env: dict[str, str], size_mb: int) -> dict[str, object]:
     """Ingest of one spool file whose job left ``size_mb`` MB in /model, vs cp -r."""
     os.environ.update(env)
-    from hpc_gateway.gateway.context import Gateway
-    from hpc_gateway.spool.format import FORMAT, SpoolRecord, write_record
-    from hpc_gateway.spool.ingest import ingest_spool
+    from gateway.context import Gateway
+    from spool.format import FORMAT, SpoolRecord, write_record
+    from spool.ingest import ingest_spool
 
     gw = Gateway()
     job = gw.jobs.create(kind="training", origin="cli", name="harvest", spec=_spec(),

@@ -28,7 +28,7 @@ from bench.timing import gw_exe, report, run
 
 def raw_pipeline(archive: Path, work: Path, same_options: bool) -> float:
     """The conversion by hand; returns seconds."""
-    from hpc_gateway.containers.build import GZIP_LEVEL
+    from containers.build import GZIP_LEVEL
 
     start = time.perf_counter()
     run(["skopeo", "copy", "--quiet", f"docker-archive:{archive}", f"oci:{work}/oci:img"])

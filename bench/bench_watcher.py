@@ -30,7 +30,7 @@ from bench.timing import gw_exe, report
 
 
 def new_job(gw, slurm_id: str) -> int:
-    from hpc_gateway.gateway.job_model import JobSpec
+    from gateway.jobs.model import JobSpec
 
     spec = JobSpec(command=("x",), env={}, runtime="bwrap", resources={}, algo="bench@v1",
                    image="bench:v1", image_digest="sha256:0", dataset=None)
@@ -46,14 +46,14 @@ def new_job(gw, slurm_id: str) -> int:
 def latency(env: dict[str, str], extra: list[str], runs: int) -> float:
     """Median seconds from a spool file's rename into place to its version's row."""
     os.environ.update(env)
-    from hpc_gateway.gateway.context import Gateway
-    from hpc_gateway.spool.format import FORMAT, SpoolRecord, write_record
+    from gateway.context import Gateway
+    from spool.format import FORMAT, SpoolRecord, write_record
 
     gw = Gateway()
     gw.conn  # noqa: B018 - bind the home before the watcher starts
     watcher = subprocess.Popen([gw_exe(), "spool", "watch", *extra],
                                env={**os.environ, **env}, stderr=subprocess.DEVNULL)
-    from hpc_gateway.spool.watcher import registration_path
+    from spool.watcher import registration_path
 
     registration = registration_path(gw.layout.spool, pid=watcher.pid)
     while not registration.exists():

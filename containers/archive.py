@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hpc_gateway.containers.layers import ImageLimits, LayerGuard, LayerProgress, scan_layer
-from hpc_gateway.gateway.errors import InvalidInput
+from containers.layers import ImageLimits, LayerGuard, LayerProgress, scan_layer
+from gateway.common.errors import InvalidInput
 
 # `uname -m` -> the architecture names image configs use.
 HOST_ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64", "ppc64le": "ppc64le",

@@ -22,14 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hpc_gateway.containers.archive import ImageArchive, ImageArchiveError, image_config_summary
-from hpc_gateway.containers.layers import ImageLimits
-from hpc_gateway.containers.oci_layout import check_oci_layers, read_oci_image
-from hpc_gateway.containers.rootfs import drop_setid_bits, prepare_rootfs
-from hpc_gateway.containers.sif import sif_partition, write_sif
-from hpc_gateway.gateway.errors import ContainerToolError, InvalidInput
-from hpc_gateway.gateway.process import run_command
-from hpc_gateway.gateway.trees import remove_tree
+from containers.archive import ImageArchive, ImageArchiveError, image_config_summary
+from containers.layers import ImageLimits
+from containers.oci_layout import check_oci_layers, read_oci_image
+from containers.rootfs import drop_setid_bits, prepare_rootfs
+from containers.sif import sif_partition, write_sif
+from gateway.common.errors import ContainerToolError, InvalidInput
+from gateway.common.process import run_command
+from gateway.common.trees import remove_tree
 
 TOOL_TIMEOUT = 3600
 OCI_REF = "img"

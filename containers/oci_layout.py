@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hpc_gateway.containers.archive import ImageArchiveError, blob_path
-from hpc_gateway.containers.layers import ImageLimits, LayerGuard, LayerProgress, scan_layer
+from containers.archive import ImageArchiveError, blob_path
+from containers.layers import ImageLimits, LayerGuard, LayerProgress, scan_layer
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,9 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from hpc_gateway.containers.archive import ImageArchiveError, image_config_summary
-from hpc_gateway.containers.mounts import JOB_MOUNT_TARGETS
-from hpc_gateway.gateway.quoting import shell_line, shell_word
+from containers.archive import ImageArchiveError, image_config_summary
+from containers.mounts import JOB_MOUNT_TARGETS
+from gateway.common.quoting import shell_line, shell_word
 
 MOUNT_POINTS = (*(t.lstrip("/") for t in JOB_MOUNT_TARGETS), "proc", "dev", "tmp", "sys", "etc",
                 ".singularity.d/env", ".singularity.d/libs", ".singularity.d/bin",

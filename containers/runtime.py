@@ -33,8 +33,8 @@ import re
 import shutil
 from dataclasses import dataclass
 
-from hpc_gateway.gateway.errors import InvalidInput
-from hpc_gateway.gateway.quoting import shell_assignments, shell_word
+from gateway.common.errors import InvalidInput
+from gateway.common.quoting import shell_assignments, shell_word
 
 RUNTIMES = ("apptainer", "bwrap")
 ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

@@ -11,8 +11,8 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from hpc_gateway.gateway.errors import ContainerToolError, GatewayError
-from hpc_gateway.gateway.process import run_command
+from gateway.common.errors import ContainerToolError, GatewayError
+from gateway.common.process import run_command
 
 # Little-endian and packed, as Go's encoding/binary writes the sif v2 structs.
 HEADER = struct.Struct("<32s10s3s3s16s8q")    # launch, magic, version, arch, uuid, 8 int64

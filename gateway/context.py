@@ -7,14 +7,14 @@ import sys
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from hpc_gateway.gateway.config import Config, load_config
-from hpc_gateway.gateway.home import HomeLayout
+from gateway.home.config import Config, load_config
+from gateway.home.layout import HomeLayout
 
 if TYPE_CHECKING:
-    from hpc_gateway.gateway.job_repository import JobRepository
-    from hpc_gateway.gateway.slurm.scheduler import Scheduler
-    from hpc_gateway.gateway.specs import VersionRef
-    from hpc_gateway.gateway.stores import VersionedStore, VersionInfo
+    from gateway.common.specs import VersionRef
+    from gateway.jobs.repository import JobRepository
+    from gateway.slurm.scheduler import Scheduler
+    from gateway.stores.versioned import VersionedStore, VersionInfo
 
 
 class Gateway:
@@ -27,8 +27,8 @@ class Gateway:
     @cached_property
     def conn(self) -> sqlite3.Connection:
         """The database connection, migrated, and checked to belong to this home."""
-        from hpc_gateway.gateway import db
-        from hpc_gateway.gateway.home_identity import bind_home
+        from gateway.home import database as db
+        from gateway.home.identity import bind_home
 
         self.layout.ensure()
         conn = db.connect(self.config.database)
@@ -48,28 +48,28 @@ class Gateway:
     @cached_property
     def jobs(self) -> JobRepository:
         """The job repository (all SQL on jobs)."""
-        from hpc_gateway.gateway.job_repository import JobRepository
+        from gateway.jobs.repository import JobRepository
 
         return JobRepository(self.conn)
 
     @cached_property
     def slurm(self) -> Scheduler:
         """The scheduler (the Slurm CLI on this host), held by its interface."""
-        from hpc_gateway.gateway.slurm.commands import SlurmCommands
+        from gateway.slurm.commands import SlurmCommands
 
         timeout = float(self.config["slurm_timeout"])
         return SlurmCommands(timeout=timeout, read_timeout=min(timeout, READ_TIMEOUT))
 
     def store(self, kind: str) -> VersionedStore:
         """The versioned store for "algo", "data" or "model"."""
-        from hpc_gateway.gateway.sources import UploadLimits
-        from hpc_gateway.gateway.stores import VersionedStore
+        from gateway.stores.sources import UploadLimits
+        from gateway.stores.versioned import VersionedStore
 
         limits = UploadLimits(int(self.config["max_upload_bytes"]),
                               float(self.config["max_zip_ratio"]))
         on_change = None
         if self.config["share_root"]:
-            from hpc_gateway.gateway.sharing import refresh
+            from gateway.stores.sharing import refresh
 
             def on_change(name: str) -> None:
                 refresh(self, kind, name, warn=_warn)
@@ -78,7 +78,7 @@ class Gateway:
     def version(self, kind: str, ref: VersionRef) -> VersionInfo:
         """The version ``ref`` names: in this home, or shared by ``ref.owner``."""
         if ref.owner is not None:
-            from hpc_gateway.gateway.sharing import resolve_shared, user_name
+            from gateway.stores.sharing import resolve_shared, user_name
 
             if ref.owner != user_name():
                 return resolve_shared(self.config, kind, ref)
@@ -91,8 +91,8 @@ class Gateway:
         """Every version of ``name`` (``OWNER:NAME`` for one another user shares)."""
         owner, colon, bare = name.rpartition(":")
         if colon:
-            from hpc_gateway.gateway.sharing import shared_versions, user_name
-            from hpc_gateway.gateway.specs import check_user_name
+            from gateway.common.specs import check_user_name
+            from gateway.stores.sharing import shared_versions, user_name
 
             if check_user_name(owner) != user_name():
                 return shared_versions(self.config, kind, owner, bare)

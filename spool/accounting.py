@@ -10,8 +10,8 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from hpc_gateway.gateway.context import Gateway
-    from hpc_gateway.gateway.slurm.adapter import SlurmJobState
+    from gateway.context import Gateway
+    from gateway.slurm.adapter import SlurmJobState
 
 
 def final_records(gw: Gateway, slurm_ids: Iterable[str]) -> dict[str, SlurmJobState]:

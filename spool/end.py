@@ -1,7 +1,7 @@
 """The one end decision: from what is known of a unit (its spool record, Slurm's word,
 the time) to its final state, or "ask again later".
 
-A unit is a whole job of one task or one task of an array (gateway/shapes/); ingest
+A unit is a whole job of one task or one task of an array (gateway/jobs/shapes/); ingest
 (spool files) and reconciliation (Slurm) decide every unit's end here, with one set of
 grace periods. The function is pure: it reads no file and asks no one.
 """
@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, NamedTuple
 
-from hpc_gateway.gateway.job_states import ACTIVE
+from gateway.jobs.states import ACTIVE
 
 if TYPE_CHECKING:
-    from hpc_gateway.gateway.slurm.adapter import SlurmJobState
-    from hpc_gateway.spool.format import SpoolRecord
+    from gateway.slurm.adapter import SlurmJobState
+    from spool.format import SpoolRecord
 
 # A unit Slurm calls COMPLETED gets this long for its spool file to show up (NFS delays).
 SPOOL_GRACE_SECONDS = 60
@@ -70,7 +70,7 @@ def decide_end(record: SpoolRecord | None, said: SlurmJobState | None, now: floa
 
 
 def _slurm_state(said: SlurmJobState | None) -> str:
-    from hpc_gateway.gateway.job_model import state_from_slurm
+    from gateway.jobs.model import state_from_slurm
 
     return state_from_slurm(said.slurm_state) if said else "UNKNOWN"
 

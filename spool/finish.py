@@ -1,6 +1,6 @@
 """Finishing a one-unit job: its kind's end handler, then its final state, compare-and-set.
 
-The shapes finish jobs here (gateway/shapes/). The end handler runs first and must be
+The shapes finish jobs here (gateway/jobs/shapes/). The end handler runs first and must be
 repeatable (harvest is), so a crash between the two, or a second ingester, ends with
 exactly one result; the state change is a compare-and-set from the unfinished states, so
 the first to finish a job wins and nothing overwrites it.
@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from hpc_gateway.gateway.context import Gateway
-from hpc_gateway.gateway.job_model import ACTIVE, Job
-from hpc_gateway.gateway.kinds import kind_of
-from hpc_gateway.gateway.kinds.base import JobEnd
-from hpc_gateway.spool.end import failure_reason
-from hpc_gateway.spool.format import SpoolRecord
+from gateway.context import Gateway
+from gateway.jobs.kinds import kind_of
+from gateway.jobs.kinds.base import JobEnd
+from gateway.jobs.model import ACTIVE, Job
+from spool.end import failure_reason
+from spool.format import SpoolRecord
 
 if TYPE_CHECKING:
-    from hpc_gateway.gateway.shapes.base import Unit
+    from gateway.jobs.shapes.base import Unit
 
 __all__ = ["failure_reason", "finish_job"]
 

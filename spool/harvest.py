@@ -16,14 +16,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hpc_gateway.gateway import db
-from hpc_gateway.gateway.context import Gateway
-from hpc_gateway.gateway.job_model import Job
-from hpc_gateway.gateway.trees import make_read_only, remove_unsafe_entries, tree_size
-from hpc_gateway.spool.format import SpoolRecord
+from gateway.common.trees import make_read_only, remove_unsafe_entries, tree_size
+from gateway.context import Gateway
+from gateway.home import database as db
+from gateway.jobs.model import Job
+from spool.format import SpoolRecord
 
 if TYPE_CHECKING:
-    from hpc_gateway.gateway.shapes.base import Unit
+    from gateway.jobs.shapes.base import Unit
 
 
 def incoming_dir(gw: Gateway, model_name: str, job_id: int, unit: int | None = None) -> Path:

@@ -19,24 +19,24 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hpc_gateway.gateway.context import Gateway
-from hpc_gateway.gateway.errors import SlurmError
-from hpc_gateway.gateway.job_model import Job
-from hpc_gateway.gateway.shapes import shape_of
-from hpc_gateway.spool.accounting import base_slurm_id, final_records
-from hpc_gateway.spool.end import EndDecision, decide_end
-from hpc_gateway.spool.format import (
+from gateway.common.errors import SlurmError
+from gateway.context import Gateway
+from gateway.jobs.model import Job
+from gateway.jobs.shapes import shape_of
+from spool.accounting import base_slurm_id, final_records
+from spool.end import EndDecision, decide_end
+from spool.format import (
     SpoolFileRefused,
     SpoolFormatError,
     SpoolRecord,
     read_record,
 )
-from hpc_gateway.spool.layout import pending_spool_files, set_aside, spool_lock
-from hpc_gateway.spool.report import IngestReport
+from spool.layout import pending_spool_files, set_aside, spool_lock
+from spool.report import IngestReport
 
 if TYPE_CHECKING:
-    from hpc_gateway.gateway.shapes.base import Unit
-    from hpc_gateway.spool.retry import RetryBook
+    from gateway.jobs.shapes.base import Unit
+    from spool.retry import RetryBook
 
 # How long after its last write a spool file may stay unreadable (another host's write not
 # visible in full yet: NFS caches attributes for up to a minute) before it is put aside.

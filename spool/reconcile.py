@@ -20,22 +20,22 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from hpc_gateway.gateway.atomic import write_atomic
-from hpc_gateway.gateway.backoff import SLURM_FIRST_SECONDS, SLURM_MAX_SECONDS, delay_after
-from hpc_gateway.gateway.context import Gateway
-from hpc_gateway.gateway.errors import SlurmUnavailable
-from hpc_gateway.gateway.identity import parse_identity_comment
-from hpc_gateway.gateway.job_model import ACTIVE, Job, state_from_slurm
-from hpc_gateway.gateway.shapes import shape_of
-from hpc_gateway.gateway.slurm.adapter import SlurmJobState, array_tasks
-from hpc_gateway.spool.accounting import final_records
-from hpc_gateway.spool.end import decide_end
-from hpc_gateway.spool.layout import pending_spool_files
+from gateway.common.atomic import write_atomic
+from gateway.common.backoff import SLURM_FIRST_SECONDS, SLURM_MAX_SECONDS, delay_after
+from gateway.common.errors import SlurmUnavailable
+from gateway.context import Gateway
+from gateway.jobs.identity import parse_identity_comment
+from gateway.jobs.model import ACTIVE, Job, state_from_slurm
+from gateway.jobs.shapes import shape_of
+from gateway.slurm.adapter import SlurmJobState, array_tasks
+from spool.accounting import final_records
+from spool.end import decide_end
+from spool.layout import pending_spool_files
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from hpc_gateway.gateway.shapes.base import Unit
+    from gateway.jobs.shapes.base import Unit
 
 # A job still SUBMITTING this long after its record was made, and unknown to Slurm by its
 # identity, never reached Slurm: sbatch's own timeout plus a margin.
@@ -43,7 +43,7 @@ SUBMITTING_GRACE_SECONDS = 180
 
 
 # While slurmctld does not answer, read commands answer from the database at once and ask
-# again after a delay that doubles (gateway/backoff.py); GW_HOME/spool/OUTAGE_FILE keeps it.
+# again after a delay that doubles (gateway/common/backoff.py); GW_HOME/spool/OUTAGE_FILE keeps it.
 OUTAGE_FILE = ".slurm-unreachable.json"
 
 
@@ -136,7 +136,7 @@ def _follow_units(gw: Gateway, jobs: list[Job], queue: dict[str, SlurmJobState])
 def _record_runs(gw: Gateway, queue: dict[str, SlurmJobState]) -> bool:
     """Record the runs of rendered scripts (plain sbatch) that the queue shows for the
     first time; returns whether there were any."""
-    from hpc_gateway.gateway.identity import parse_render_comment
+    from gateway.jobs.identity import parse_render_comment
 
     recorded = False
     for said in queue.values():

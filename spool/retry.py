@@ -2,7 +2,7 @@
 
 A long-running reader (the watcher) keeps one :class:`RetryBook`: a file kept for a retry
 is read again after a delay that doubles each time it fails unchanged (2 s up to 60 s:
-gateway/backoff.py),
+gateway/common/backoff.py),
 and at once when it changes (its size or modification time). Only its first failure is
 news: the watcher logs a kept file once, not on every pass. One-shot commands need no
 book: each reads a pending file once.
@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from hpc_gateway.gateway.backoff import doubled
+from gateway.common.backoff import doubled
 
 FIRST_DELAY_SECONDS = 2.0
 MAX_DELAY_SECONDS = 60.0

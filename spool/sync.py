@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from hpc_gateway.gateway.context import Gateway
-from hpc_gateway.spool.layout import pending_spool_files
-from hpc_gateway.spool.report import IngestReport
+from gateway.context import Gateway
+from spool.layout import pending_spool_files
+from spool.report import IngestReport
 
 
 def sync_state(gw: Gateway, *, quiet: bool = False) -> IngestReport:
@@ -19,14 +19,14 @@ def sync_state(gw: Gateway, *, quiet: bool = False) -> IngestReport:
     report = IngestReport()
     gw.conn  # noqa: B018 - the home and database are checked before anything is read
     if pending_spool_files(gw.layout.spool):
-        from hpc_gateway.spool.ingest import ingest_spool
+        from spool.ingest import ingest_spool
 
         # Never wait for a harvest another process is doing: answer from the database.
         report = ingest_spool(gw, wait=False)
     if gw.jobs.has_active() or gw.jobs.has_renders():
-        from hpc_gateway.gateway.errors import SlurmError
-        from hpc_gateway.spool.ingest import warn
-        from hpc_gateway.spool.reconcile import outage, reconcile
+        from gateway.common.errors import SlurmError
+        from spool.ingest import warn
+        from spool.reconcile import outage, reconcile
 
         down = outage(gw)
         if down is not None and time.time() < float(down["next"]):

@@ -32,10 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hpc_gateway.gateway.backoff import SLURM_MAX_SECONDS, doubled
-from hpc_gateway.gateway.context import Gateway
-from hpc_gateway.gateway.errors import SlurmError
-from hpc_gateway.spool.retry import RetryBook
+from gateway.common.backoff import SLURM_MAX_SECONDS, doubled
+from gateway.common.errors import SlurmError
+from gateway.context import Gateway
+from spool.retry import RetryBook
 
 REGISTRATIONS = ".watchers"
 DEFAULT_POLL_SECONDS = 2.0
@@ -55,7 +55,7 @@ class WatchMode:
 
 def choose_mode(spool_dir: Path, poll: float | None) -> WatchMode:
     """Polling when asked or when the spool lies on a network filesystem; else inotify."""
-    from hpc_gateway.gateway.home import filesystem_type, is_network_filesystem
+    from gateway.home.layout import filesystem_type, is_network_filesystem
 
     if poll is not None:
         return WatchMode(True, poll, "--poll")
@@ -173,14 +173,14 @@ class SpoolWatcher:
         return observer
 
     def _ingest(self) -> None:
-        from hpc_gateway.spool.ingest import ingest_spool
+        from spool.ingest import ingest_spool
 
         try:
             report = ingest_spool(self.gw, book=self.retries)
         except Exception as exc:
             self.log(f"ingest failed, retrying: {exc}")
             return
-        from hpc_gateway.gateway.shapes import shape_of
+        from gateway.jobs.shapes import shape_of
 
         for job_id in report.finished:
             job = self.gw.jobs.get(job_id)
@@ -199,7 +199,7 @@ class SpoolWatcher:
             self.log(f"spool: kept for a retry: {problem}")
 
     def _reconcile_when_due(self) -> None:
-        from hpc_gateway.spool.reconcile import reconcile
+        from spool.reconcile import reconcile
 
         if time.monotonic() < self.next_reconcile:
             return

@@ -29,7 +29,7 @@ def gw_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture()
 def gw(gw_env: Path):
     """A Gateway on the private GW_HOME."""
-    from hpc_gateway.gateway.context import Gateway
+    from gateway.context import Gateway
 
     return Gateway()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from hpc_gateway.gateway.context import Gateway
+    from gateway.context import Gateway
 
 import click
 
@@ -19,14 +19,14 @@ json_option = click.option("--json", "as_json", is_flag=True,
 
 def open_gateway() -> Gateway:
     """The Gateway for this command (configuration, home, database, Slurm)."""
-    from hpc_gateway.gateway.context import Gateway
+    from gateway.context import Gateway
 
     return Gateway()
 
 
 def synced_gateway() -> Gateway:
     """A Gateway whose job states are brought up to date first (spool files, Slurm)."""
-    from hpc_gateway.spool.sync import sync_state
+    from spool.sync import sync_state
 
     gw = open_gateway()
     sync_state(gw)

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from hpc_gateway.gateway.commands import json_option, open_gateway
+from gateway.commands import json_option, open_gateway
 
 
 @click.group()
@@ -18,8 +18,8 @@ def spool() -> None:
 @json_option
 def spool_sync(as_json: bool) -> None:
     """Ingest spool files (harvesting models) and reconcile active jobs with Slurm."""
-    from hpc_gateway.gateway.display import print_json
-    from hpc_gateway.spool.sync import sync_state
+    from gateway.common.display import print_json
+    from spool.sync import sync_state
 
     report = sync_state(open_gateway())
     if as_json:
@@ -42,7 +42,7 @@ def spool_watch(poll: float | None) -> None:
     checks unfinished jobs with Slurm every 30 s (backing off while slurmctld is away).
     Keep it running with a systemd user unit or a crontab @reboot line (docs/watcher.md).
     """
-    from hpc_gateway.spool.watcher import watch
+    from spool.watcher import watch
 
     watch(open_gateway(), poll)
 
@@ -51,8 +51,8 @@ def spool_watch(poll: float | None) -> None:
 @json_option
 def doctor(as_json: bool) -> None:
     """Check Slurm, the container runtime, FUSE and paths; say what to fix."""
-    from hpc_gateway.gateway.display import print_json
-    from hpc_gateway.gateway.doctor import run_checks
+    from gateway.common.display import print_json
+    from gateway.home.doctor import run_checks
 
     checks = run_checks(open_gateway())
     if as_json:
@@ -71,8 +71,8 @@ def doctor(as_json: bool) -> None:
 @json_option
 def config_cmd(as_json: bool) -> None:
     """Print the resolved configuration and where each value came from."""
-    from hpc_gateway.gateway.config import KEYS, load_config
-    from hpc_gateway.gateway.display import print_json, print_table
+    from gateway.common.display import print_json, print_table
+    from gateway.home.config import KEYS, load_config
 
     config = load_config()
     if as_json:

@@ -26,7 +26,7 @@ def _read(query: Callable[[sqlite3.Connection], T]) -> T | None:
     anything fails: a completion never fails loudly)."""
     import sqlite3
 
-    from hpc_gateway.gateway.config import load_config
+    from gateway.home.config import load_config
 
     try:
         database = load_config().database
@@ -61,8 +61,8 @@ def complete_images(_ctx: click.Context, _param: click.Parameter,
     from contextlib import suppress
 
     with suppress(Exception):  # an unsafe site store completes nothing of its own
-        from hpc_gateway.gateway.config import load_config
-        from hpc_gateway.gateway.site_images import list_site_images
+        from gateway.home.config import load_config
+        from gateway.stores.site_images import list_site_images
 
         values += [(i.name, "site image") for i in list_site_images(load_config())]
     return _items(values, incomplete)
@@ -73,7 +73,7 @@ def store_completer(kind: str) -> Callable[[click.Context, click.Parameter, str]
     """Names of ``kind`` ("algo", "data", "model"); after ``NAME@``, its versions."""
     def complete(_ctx: click.Context, _param: click.Parameter,
                  incomplete: str) -> list[CompletionItem]:
-        from hpc_gateway.gateway.version_repository import VersionRepository
+        from gateway.stores.version_repository import VersionRepository
 
         if "@" in incomplete:
             name = incomplete.partition("@")[0]
@@ -95,7 +95,7 @@ def complete_flavors(_ctx: click.Context, _param: click.Parameter,
                      incomplete: str) -> list[CompletionItem]:
     """The flavors of the site and the user."""
     try:
-        from hpc_gateway.gateway.config import load_config
+        from gateway.home.config import load_config
 
         names = sorted(load_config()["flavors"])
     except Exception:
@@ -132,7 +132,7 @@ def completion_cmd(shell: str) -> None:
     """
     from click.shell_completion import get_completion_class
 
-    from hpc_gateway.gateway.commands.root import cli
+    from gateway.commands.root import cli
 
     completer = get_completion_class(shell)
     assert completer is not None

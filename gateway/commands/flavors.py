@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from hpc_gateway.gateway.commands import json_option, open_gateway
+from gateway.commands import json_option, open_gateway
 
 
 @click.command("flavors")
@@ -13,8 +13,8 @@ def flavors_cmd(as_json: bool) -> None:
     """List the resource flavors (--flavor NAME) with what the cluster can give now:
     how many jobs of each shape the idle CPUs, memory and GPUs of its partition's nodes
     would take at once."""
-    from hpc_gateway.gateway.display import print_json, print_table
-    from hpc_gateway.gateway.flavors import available_now
+    from gateway.common.display import print_json, print_table
+    from gateway.home.flavors import available_now
 
     shown = available_now(open_gateway())
     if as_json:

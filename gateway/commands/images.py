@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from hpc_gateway.gateway.images import ImageRecord
+    from gateway.stores.images import ImageRecord
 
 from pathlib import Path
 
 import click
 
-from hpc_gateway.gateway.commands import json_option, open_gateway
-from hpc_gateway.gateway.commands.completion import complete_images
+from gateway.commands import json_option, open_gateway
+from gateway.commands.completion import complete_images
 
 
 @click.group()
@@ -21,7 +21,7 @@ def image() -> None:
 
 
 def _image_rows(images: list[ImageRecord]) -> list[tuple[Any, ...]]:
-    from hpc_gateway.gateway.display import human_size
+    from gateway.common.display import human_size
 
     return [(i.name, "site" if i.site else "yours", i.digest[:19], human_size(i.size_bytes),
              i.source) for i in images]
@@ -39,9 +39,9 @@ def image_import(tarball: Path, name: str, quiet: bool, as_json: bool) -> None:
     whiteouts, and the result becomes a SIF image. The same content imported again, under
     any name, is converted and stored once.
     """
-    from hpc_gateway.gateway.display import print_json
-    from hpc_gateway.gateway.images import import_archive
-    from hpc_gateway.gateway.progress import StepProgress
+    from gateway.common.display import print_json
+    from gateway.common.progress import StepProgress
+    from gateway.stores.images import import_archive
 
     with StepProgress(f"import {name}", enabled=not quiet) as progress:
         record, converted = import_archive(open_gateway(), tarball, name, progress)
@@ -60,9 +60,9 @@ def image_import(tarball: Path, name: str, quiet: bool, as_json: bool) -> None:
 @json_option
 def image_pull(reference: str, name: str, insecure: bool, quiet: bool, as_json: bool) -> None:
     """Take REFERENCE (e.g. registry.example.org/team/img:1.0) from a registry as NAME:TAG."""
-    from hpc_gateway.gateway.display import print_json
-    from hpc_gateway.gateway.images import pull_image
-    from hpc_gateway.gateway.progress import StepProgress
+    from gateway.common.display import print_json
+    from gateway.common.progress import StepProgress
+    from gateway.stores.images import pull_image
 
     with StepProgress(f"pull {name}", enabled=not quiet) as progress:
         record, converted = pull_image(open_gateway(), reference, name, tls_verify=not insecure,
@@ -79,9 +79,9 @@ def image_pull(reference: str, name: str, insecure: bool, quiet: bool, as_json: 
 def image_list(as_json: bool) -> None:
     """List image names: yours, then the site's (WHOSE says which; yours come first when
     a name is both)."""
-    from hpc_gateway.gateway.display import print_json, print_table
-    from hpc_gateway.gateway.errors import InvalidInput
-    from hpc_gateway.gateway.images import list_images
+    from gateway.common.display import print_json, print_table
+    from gateway.common.errors import InvalidInput
+    from gateway.stores.images import list_images
 
     gw = open_gateway()
     try:
@@ -100,8 +100,8 @@ def image_list(as_json: bool) -> None:
 @json_option
 def image_show(name: str, as_json: bool) -> None:
     """Show an image: digest, SIF, size, and its config (env, workdir, cmd)."""
-    from hpc_gateway.gateway.display import human_size, human_time, print_fields, print_json
-    from hpc_gateway.gateway.images import get_image
+    from gateway.common.display import human_size, human_time, print_fields, print_json
+    from gateway.stores.images import get_image
 
     record = get_image(open_gateway(), name)
     if as_json:
@@ -124,8 +124,8 @@ def image_show(name: str, as_json: bool) -> None:
 @json_option
 def image_rm(name: str, as_json: bool) -> None:
     """Remove an image name; its SIF goes when no other name uses it."""
-    from hpc_gateway.gateway.display import print_json
-    from hpc_gateway.gateway.images import remove_image
+    from gateway.common.display import print_json
+    from gateway.stores.images import remove_image
 
     record, deleted = remove_image(open_gateway(), name)
     if as_json:
@@ -148,9 +148,9 @@ def image_publish(name: str, as_name: str | None, quiet: bool, as_json: bool) ->
 
     Example: gw image import pytorch.tar --name pytorch:2.1 && gw image publish pytorch:2.1
     """
-    from hpc_gateway.gateway.display import print_json
-    from hpc_gateway.gateway.progress import StepProgress
-    from hpc_gateway.gateway.site_images import publish
+    from gateway.common.display import print_json
+    from gateway.common.progress import StepProgress
+    from gateway.stores.site_images import publish
 
     with StepProgress(f"publish {name}", enabled=not quiet) as progress:
         record = publish(open_gateway(), name, as_name,
@@ -165,7 +165,7 @@ def image_publish(name: str, as_name: str | None, quiet: bool, as_json: bool) ->
 @click.argument("name", shell_complete=complete_images)
 def image_unpublish(name: str) -> None:
     """Withdraw a site image (administrators); running jobs keep theirs mounted."""
-    from hpc_gateway.gateway.site_images import unpublish
+    from gateway.stores.site_images import unpublish
 
     record = unpublish(open_gateway(), name)
     click.echo(f"withdrew the site image {record.name}")

@@ -5,26 +5,26 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from hpc_gateway.gateway.context import Gateway
-    from hpc_gateway.gateway.job_model import Job
-    from hpc_gateway.gateway.submit import JobRequest
-    from hpc_gateway.gateway.usage import Sample
+    from gateway.context import Gateway
+    from gateway.jobs.model import Job
+    from gateway.jobs.submit import JobRequest
+    from gateway.jobs.usage import Sample
 
 import sys
 from pathlib import Path
 
 import click
 
-from hpc_gateway.gateway.commands import json_option, open_gateway, synced_gateway
-from hpc_gateway.gateway.commands.completion import JOB_ID
-from hpc_gateway.gateway.commands.submit_options import (
+from gateway.commands import json_option, open_gateway, synced_gateway
+from gateway.commands.completion import JOB_ID
+from gateway.commands.submit_options import (
     build_request,
     recipe_from_options,
     recipe_options,
 )
 
 # Job ids as SQLite stores them; a larger number is an error, not a traceback.
-from hpc_gateway.gateway.quick_list import STATE_NAMES
+from gateway.jobs.quick_list import STATE_NAMES
 
 
 @click.group()
@@ -60,13 +60,13 @@ def job_submit(wait: bool, test_only: bool, for_portal: bool, command: tuple[str
         -- python /code/detectron2/tools/train_net.py --num-gpus 1
     gw job submit --algo project --image jupyter:v1 --notebook main.ipynb --param lr=0.01
     """
-    from hpc_gateway.gateway.submit import submit_job, test_submission
+    from gateway.jobs.submit import submit_job, test_submission
 
     gw = open_gateway()
     request = build_request(gw, recipe_from_options(options), command)
     if test_only:
-        from hpc_gateway.gateway.display import print_json
-        from hpc_gateway.gateway.errors import InvalidInput
+        from gateway.common.display import print_json
+        from gateway.common.errors import InvalidInput
 
         if wait:
             raise InvalidInput("--test-only submits nothing: there is nothing to --wait for")
@@ -87,10 +87,10 @@ def job_submit(wait: bool, test_only: bool, for_portal: bool, command: tuple[str
 
 def print_portal_submission(gw: Gateway, request: JobRequest, wait: bool) -> None:
     """Record and lay out the job for a portal to submit; print what it needs (JSON)."""
-    from hpc_gateway.gateway.display import print_json
-    from hpc_gateway.gateway.errors import InvalidInput
-    from hpc_gateway.gateway.portal import portal_session
-    from hpc_gateway.gateway.submit import prepare_job
+    from gateway.access.portal import portal_session
+    from gateway.common.display import print_json
+    from gateway.common.errors import InvalidInput
+    from gateway.jobs.submit import prepare_job
 
     if wait:
         raise InvalidInput("--for-portal submits nothing: the portal does; no --wait")
@@ -112,7 +112,7 @@ def finish_submission(gw: Gateway, submitted: Job, wait: bool, as_json: bool) ->
 def _wait_for(gw: Gateway, job_id: int, poll: float = 1.0) -> Job:
     import time
 
-    from hpc_gateway.spool.sync import sync_state
+    from spool.sync import sync_state
 
     delay = poll
     while True:
@@ -125,7 +125,7 @@ def _wait_for(gw: Gateway, job_id: int, poll: float = 1.0) -> Job:
 
 
 def _print_job(job_info: dict[str, Any], as_json: bool, short: bool = False) -> None:
-    from hpc_gateway.gateway.display import human_time, print_fields, print_json
+    from gateway.common.display import human_time, print_fields, print_json
 
     if as_json:
         print_json(job_info)
@@ -149,7 +149,7 @@ def _print_job(job_info: dict[str, Any], as_json: bool, short: bool = False) -> 
                                 if v not in (None, "", False, 0) or k == "gpus")),
         ("runtime", job_info["runtime"]),
         ("model", job_info["model"] or f"(none yet; becomes {job_info['model_name']})"),
-        ("template", job_info.get("template")), ("rerun of", job_info.get("rerun_of")),
+        ("recipe", job_info.get("recipe")), ("rerun of", job_info.get("rerun_of")),
         ("overrides", ", ".join(f"{k}={v}" for k, v in job_info["overrides"].items())
          if job_info.get("overrides") else None),
         ("set", ", ".join(f"{k}={v}" for k, v in job_info["set"].items())
@@ -159,7 +159,7 @@ def _print_job(job_info: dict[str, Any], as_json: bool, short: bool = False) -> 
         ("log", job_info["log"]),
     ])
     if job_info.get("tasks"):
-        from hpc_gateway.gateway.display import print_table
+        from gateway.common.display import print_table
 
         states = ", ".join(f"{n} {s}" for s, n in sorted(job_info["task_states"].items()))
         click.echo(f"\nsweep of {job_info['task_count']} tasks ({states}):")
@@ -170,7 +170,7 @@ def _print_job(job_info: dict[str, Any], as_json: bool, short: bool = False) -> 
 
 
 def _usage_text(usage: dict | None) -> str | None:
-    from hpc_gateway.gateway.display import human_size
+    from gateway.common.display import human_size
 
     if not usage or all(v is None for v in usage.values()):
         return None
@@ -198,7 +198,7 @@ def job_list(states: tuple[str, ...], limit: int | None, as_json: bool) -> None:
     gw job list --state RUNNING --limit 20
     gw job list --json | jq '.[] | select(.state == "FAILED") | .id'
     """
-    from hpc_gateway.gateway.quick_list import print_job_list
+    from gateway.jobs.quick_list import print_job_list
 
     print_job_list(synced_gateway(), tuple(states), limit, as_json)
 
@@ -208,8 +208,8 @@ def job_list(states: tuple[str, ...], limit: int | None, as_json: bool) -> None:
 @json_option
 def job_show(job_id: int, as_json: bool) -> None:
     """Show a job: state, Slurm id, node, times, exit code, resources, versions, files."""
-    from hpc_gateway.gateway.jobs import get_job
-    from hpc_gateway.gateway.shapes import shape_of
+    from gateway.jobs.actions import get_job
+    from gateway.jobs.shapes import shape_of
 
     gw = synced_gateway()
     shown = get_job(gw, job_id)
@@ -220,7 +220,7 @@ def job_show(job_id: int, as_json: bool) -> None:
 def _accounted_usage(gw: Gateway, shown: Job) -> dict[str, Any] | None:
     """What Slurm's accounting says the job used (None before it started, or when Slurm
     does not answer: then one warning line)."""
-    from hpc_gateway.gateway.errors import SlurmError
+    from gateway.common.errors import SlurmError
 
     if shown.slurm_job_id is None or shown.state in ("SUBMITTING", "PENDING"):
         return None
@@ -235,7 +235,7 @@ def _accounted_usage(gw: Gateway, shown: Job) -> dict[str, Any] | None:
 @click.argument("job_id", type=JOB_ID)
 def job_script(job_id: int) -> None:
     """Print the exact sbatch script that was submitted."""
-    from hpc_gateway.gateway.jobs import get_job
+    from gateway.jobs.actions import get_job
 
     click.echo(get_job(open_gateway(), job_id).script_path.read_text(), nl=False)
 
@@ -253,9 +253,9 @@ def job_logs(job_id: int, follow: bool, task: int | None) -> None:
     """
     import time
 
-    from hpc_gateway.gateway.jobs import get_job, log_path
-    from hpc_gateway.spool.layout import spool_file
-    from hpc_gateway.spool.sync import sync_state
+    from gateway.jobs.actions import get_job, log_path
+    from spool.layout import spool_file
+    from spool.sync import sync_state
 
     gw = synced_gateway()
     path = log_path(gw, get_job(gw, job_id), task)
@@ -287,8 +287,8 @@ def job_logs(job_id: int, follow: bool, task: int | None) -> None:
 @json_option
 def job_cancel(job_id: int, as_json: bool) -> None:
     """Cancel a pending or running job (scancel)."""
-    from hpc_gateway.gateway.display import print_json
-    from hpc_gateway.gateway.jobs import cancel_job
+    from gateway.common.display import print_json
+    from gateway.jobs.actions import cancel_job
 
     job_info = cancel_job(synced_gateway(), job_id)
     if as_json:
@@ -303,8 +303,8 @@ def job_cancel(job_id: int, as_json: bool) -> None:
               help="The .tar.gz to write.")
 def job_outputs(job_id: int, output: Path) -> None:
     """Pack what the job left in /code, its log and its script into a .tar.gz."""
-    from hpc_gateway.gateway.display import human_size
-    from hpc_gateway.gateway.jobs import get_job, write_outputs
+    from gateway.common.display import human_size
+    from gateway.jobs.actions import get_job, write_outputs
 
     gw = synced_gateway()
     size = write_outputs(gw, get_job(gw, job_id), output)
@@ -326,10 +326,10 @@ def job_rerun(job_id: int, wait: bool, command: tuple[str, ...], as_json: bool,
     command. A sweep is run again as a whole. The new job records what it reran."""
     from dataclasses import replace
 
-    from hpc_gateway.gateway.jobs import get_job
-    from hpc_gateway.gateway.recipes import exact_recipe, overlay
-    from hpc_gateway.gateway.shapes import shape_of
-    from hpc_gateway.gateway.submit import submit_job
+    from gateway.jobs.actions import get_job
+    from gateway.jobs.recipes import exact_recipe, overlay
+    from gateway.jobs.shapes import shape_of
+    from gateway.jobs.submit import submit_job
 
     gw = open_gateway()
     earlier = get_job(gw, job_id)
@@ -361,11 +361,11 @@ def job_render(output: Path | None, command: tuple[str, ...], **options: Any) ->
     or at its end; its /model is harvested like any job's. Edit around the container
     lines, not inside them: the #SBATCH lines, modules and set-up are yours.
     """
-    from hpc_gateway.gateway.renders import render_job
+    from gateway.jobs.rendered_scripts import render_job
 
     gw = open_gateway()
     if output is not None:
-        from hpc_gateway.gateway.atomic import check_output_path
+        from gateway.common.atomic import check_output_path
 
         check_output_path(output, "script file")
     request = build_request(gw, recipe_from_options(options), command, origin="sbatch")
@@ -373,7 +373,7 @@ def job_render(output: Path | None, command: tuple[str, ...], **options: Any) ->
     if output is None:
         click.echo(text, nl=False)
         return
-    from hpc_gateway.gateway.atomic import write_atomic
+    from gateway.common.atomic import write_atomic
 
     write_atomic(output, text, mode=0o700)
     click.echo(f"wrote {output} (render {render_id}): run it with sbatch {output}", err=True)
@@ -392,9 +392,9 @@ def job_top(job_id: int, follow: bool, task: int | None, as_json: bool) -> None:
     with a small plot."""
     import time
 
-    from hpc_gateway.gateway.jobs import get_job
-    from hpc_gateway.gateway.usage import read_samples, summary, usage_file
-    from hpc_gateway.spool.sync import sync_state
+    from gateway.jobs.actions import get_job
+    from gateway.jobs.usage import read_samples, summary, usage_file
+    from spool.sync import sync_state
 
     gw = synced_gateway()
     current = get_job(gw, job_id)
@@ -404,7 +404,7 @@ def job_top(job_id: int, follow: bool, task: int | None, as_json: bool) -> None:
         shown = {"id": current.id, "state": current.state, "task": task,
                  **summary(samples), "history": [s.as_dict() for s in samples]}
         if as_json:
-            from hpc_gateway.gateway.display import print_json
+            from gateway.common.display import print_json
 
             if not follow or not current.active:
                 print_json(shown)
@@ -418,8 +418,8 @@ def job_top(job_id: int, follow: bool, task: int | None, as_json: bool) -> None:
 
 
 def _print_top(shown: dict[str, Any], samples: list[Sample]) -> None:
-    from hpc_gateway.gateway.display import human_size
-    from hpc_gateway.gateway.usage import sparkline
+    from gateway.common.display import human_size
+    from gateway.jobs.usage import sparkline
 
     head = f"job {shown['id']}" + (f" task {shown['task']}" if shown["task"] is not None
                                    else "") + f" ({shown['state']})"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from hpc_gateway.gateway.commands import json_option, synced_gateway
-from hpc_gateway.gateway.commands.completion import store_completer
-from hpc_gateway.gateway.commands.stores import (
+from gateway.commands import json_option, synced_gateway
+from gateway.commands.completion import store_completer
+from gateway.commands.stores import (
     add_sharing_commands,
     print_collections,
     print_shared_with_me,
@@ -50,7 +50,7 @@ def model_versions(name: str, as_json: bool) -> None:
 @json_option
 def model_show(ref: str, as_json: bool) -> None:
     """Show a model version and its lineage: NAME (latest) or NAME@vN."""
-    from hpc_gateway.gateway.specs import parse_version_ref
+    from gateway.common.specs import parse_version_ref
 
     print_version(synced_gateway().version("model", parse_version_ref(ref, "model")), as_json)
 
@@ -60,9 +60,9 @@ def model_show(ref: str, as_json: bool) -> None:
 @json_option
 def model_files(ref: str, as_json: bool) -> None:
     """List the files of a model version."""
-    from hpc_gateway.gateway.display import human_size, print_json, print_table
-    from hpc_gateway.gateway.specs import parse_version_ref
-    from hpc_gateway.gateway.trees import list_files
+    from gateway.common.display import human_size, print_json, print_table
+    from gateway.common.specs import parse_version_ref
+    from gateway.common.trees import list_files
 
     version = synced_gateway().version("model", parse_version_ref(ref, "model"))
     files = list_files(version.path)
@@ -77,7 +77,7 @@ def model_files(ref: str, as_json: bool) -> None:
 @click.argument("path")
 def model_cat(ref: str, path: str) -> None:
     """Print one file of a model version."""
-    from hpc_gateway.gateway.models import open_model_file
+    from gateway.stores.model_downloads import open_model_file
 
     with open_model_file(synced_gateway(), ref, path) as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -91,9 +91,9 @@ def model_cat(ref: str, path: str) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 def model_download(ref: str, output: Path, quiet: bool) -> None:
     """Write a model version as a .tar.gz (progress with sizes and rate on a terminal)."""
-    from hpc_gateway.gateway.display import human_size
-    from hpc_gateway.gateway.models import download_model
-    from hpc_gateway.gateway.progress import StepProgress
+    from gateway.common.display import human_size
+    from gateway.common.progress import StepProgress
+    from gateway.stores.model_downloads import download_model
 
     with StepProgress(f"download {ref}", enabled=not quiet) as progress:
         size = download_model(synced_gateway(), ref, output,

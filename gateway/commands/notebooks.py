@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from hpc_gateway.gateway.context import Gateway
+    from gateway.context import Gateway
 
 import sys
 
 import click
 
-from hpc_gateway.gateway.commands import json_option, open_gateway, synced_gateway
-from hpc_gateway.gateway.commands.completion import JOB_ID, complete_flavors
+from gateway.commands import json_option, open_gateway, synced_gateway
+from gateway.commands.completion import JOB_ID, complete_flavors
 
 
 @click.group()
@@ -65,15 +65,15 @@ def notebook_start(image_name: str, algo: str, data: str | None, name: str | Non
     time limit, scancel) the draft becomes the next version of the algorithm if it
     changed; `gw notebook save` does it at any time.
     """
-    from hpc_gateway.gateway.notebooks import describe, start_notebook
-    from hpc_gateway.gateway.specs import check_image_name, parse_resources, parse_version_ref
+    from gateway.common.specs import check_image_name, parse_resources, parse_version_ref
+    from gateway.jobs.notebooks import describe, start_notebook
 
     gw = open_gateway()
     if for_portal and wait:
         raise click.UsageError("--wait does not go with --for-portal: the portal submits")
     shape = None
     if flavor:
-        from hpc_gateway.gateway.flavors import get_flavor
+        from gateway.home.flavors import get_flavor
 
         shape = get_flavor(gw.config, flavor)
     resources = parse_resources(cpus=cpus, gpus=gpus, mem=mem, shm=shm,
@@ -88,9 +88,9 @@ def notebook_start(image_name: str, algo: str, data: str | None, name: str | Non
                                        else str(gw.config["notebook_proxy_prefix"])),
                          submit=not for_portal)
     if for_portal:
-        from hpc_gateway.gateway.display import print_json
-        from hpc_gateway.gateway.notebooks import TOKEN_VARIABLE
-        from hpc_gateway.gateway.portal import portal_session
+        from gateway.access.portal import portal_session
+        from gateway.common.display import print_json
+        from gateway.jobs.notebooks import TOKEN_VARIABLE
 
         print_json(portal_session(job, token=job.spec.env.get(TOKEN_VARIABLE, "")))
         return
@@ -101,9 +101,9 @@ def notebook_start(image_name: str, algo: str, data: str | None, name: str | Non
 def _wait_until_answering(gw: Gateway, job_id: int, timeout: int) -> dict[str, Any]:
     import time
 
-    from hpc_gateway.gateway.errors import GatewayError
-    from hpc_gateway.gateway.notebooks import answers, describe
-    from hpc_gateway.spool.sync import sync_state
+    from gateway.common.errors import GatewayError
+    from gateway.jobs.notebooks import answers, describe
+    from spool.sync import sync_state
 
     deadline = time.monotonic() + timeout
     while True:
@@ -123,7 +123,7 @@ def _wait_until_answering(gw: Gateway, job_id: int, timeout: int) -> dict[str, A
 
 
 def _print_notebook(info: dict, as_json: bool) -> None:
-    from hpc_gateway.gateway.display import human_time, print_fields, print_json
+    from gateway.common.display import human_time, print_fields, print_json
 
     if as_json:
         print_json(info)
@@ -145,7 +145,7 @@ def _print_notebook(info: dict, as_json: bool) -> None:
 @json_option
 def notebook_show(job_id: int, as_json: bool) -> None:
     """Show a notebook: state, URL with token, tunnel command, time left, saved versions."""
-    from hpc_gateway.gateway.notebooks import describe, get_notebook
+    from gateway.jobs.notebooks import describe, get_notebook
 
     gw = synced_gateway()
     _print_notebook(describe(gw, get_notebook(gw, job_id)), as_json)
@@ -155,9 +155,9 @@ def notebook_show(job_id: int, as_json: bool) -> None:
 @json_option
 def notebook_list(as_json: bool) -> None:
     """List notebooks, newest first."""
-    from hpc_gateway.gateway.display import human_time, print_json, print_table
-    from hpc_gateway.gateway.kinds import get_kind
-    from hpc_gateway.gateway.notebooks import describe
+    from gateway.common.display import human_time, print_json, print_table
+    from gateway.jobs.kinds import get_kind
+    from gateway.jobs.notebooks import describe
 
     gw = synced_gateway()
     rows = [describe(gw, gw.jobs.get(r["id"])) for r in gw.jobs.summaries()
@@ -176,8 +176,8 @@ def notebook_list(as_json: bool) -> None:
 @json_option
 def notebook_save(job_id: int, as_json: bool) -> None:
     """Save the draft now as the next algorithm version (the notebook keeps running)."""
-    from hpc_gateway.gateway.display import print_json
-    from hpc_gateway.gateway.notebooks import get_notebook, save_draft
+    from gateway.common.display import print_json
+    from gateway.jobs.notebooks import get_notebook, save_draft
 
     gw = open_gateway()
     version = save_draft(gw, get_notebook(gw, job_id))
@@ -195,9 +195,9 @@ def notebook_stop(job_id: int, wait: bool, as_json: bool) -> None:
     """Stop a notebook; its draft becomes the next algorithm version if it changed."""
     import time
 
-    from hpc_gateway.gateway.jobs import cancel_job
-    from hpc_gateway.gateway.notebooks import describe, get_notebook
-    from hpc_gateway.spool.sync import sync_state
+    from gateway.jobs.actions import cancel_job
+    from gateway.jobs.notebooks import describe, get_notebook
+    from spool.sync import sync_state
 
     gw = synced_gateway()
     cancel_job(gw, get_notebook(gw, job_id).id)

@@ -43,7 +43,7 @@ def ood_install(dest: Path, cluster: str, gw_path: str | None, hours: int, max_h
     sudo gw ood install /var/www/ood/apps/sys --cluster mycluster
     gw ood install ~/ondemand/dev --cluster mycluster      # a sandbox, to try it first
     """
-    from hpc_gateway.gateway.ood import install_apps
+    from gateway.access.ondemand import install_apps
 
     for app in install_apps(dest, cluster=cluster, gw=gw_path or _this_gw(), hours=hours,
                             max_hours=max_hours, force=force):

@@ -8,9 +8,9 @@ import sys
 
 import click
 
-from hpc_gateway.gateway.errors import GatewayError
+from gateway.common.errors import GatewayError
 
-# name -> (module under hpc_gateway.gateway.commands, attribute, the line `gw --help` shows).
+# name -> (module under gateway.commands, attribute, the line `gw --help` shows).
 # tests/unit/test_cli_root.py checks each line against the command's own help.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "algo": ("stores", "algo", "Algorithms: immutable numbered versions (v1, v2, ...)."),
@@ -29,7 +29,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                  "algorithm."),
     "ood": ("ood", "ood", "Open OnDemand apps for notebooks and training jobs."),
     "spool": ("admin", "spool", "The spool: job end states written on compute nodes."),
-    "template": ("templates", "template", "Job templates: a job's recipe under a name."),
+    "recipe": ("recipes", "recipe", "Saved job recipes: options and command under a name."),
+    "sbatch-template": ("sbatch_templates", "sbatch_template", "Your site's or your own "
+                        "script around a job."),
+    "template": ("recipes", "template", "Old name of `recipe` and `sbatch-template`."),
 }
 
 
@@ -43,7 +46,7 @@ class LazyGroup(click.Group):
         if cmd_name not in COMMANDS:
             return None
         module, attribute, _help = COMMANDS[cmd_name]
-        loaded = importlib.import_module(f"hpc_gateway.gateway.commands.{module}")
+        loaded = importlib.import_module(f"gateway.commands.{module}")
         command: click.Command = getattr(loaded, attribute)
         _add_examples(command, cmd_name)
         return command
@@ -56,7 +59,7 @@ class LazyGroup(click.Group):
 
 def _add_examples(command: click.Command, path: str) -> None:
     """Give ``command`` (and a group's subcommands) their examples as the help's epilog."""
-    from hpc_gateway.gateway.commands.examples import epilog
+    from gateway.commands.examples import epilog
 
     if command.epilog is None:
         command.epilog = epilog(path)
@@ -77,7 +80,7 @@ def cli() -> None:
     Train:      gw job submit --algo detectron2 --image detectron2:v1 --data coco
                     --gpus 1 -- python /code/detectron2/tools/train_net.py
     Results:    gw job show 1; gw job logs 1 -f; gw model versions detectron2
-    Again:      gw job rerun 1; gw template save t --from-job 1; gw template run t
+    Again:      gw job rerun 1; gw recipe save t --from-job 1; gw recipe run t
     Notebook:   gw notebook start --image jupyter:v1 --algo detectron2 --wait
     Share:      gw data share coco --group vision   (others: --data alice:coco@v2)
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from hpc_gateway.gateway.context import Gateway
-    from hpc_gateway.gateway.stores import VersionInfo
+    from gateway.context import Gateway
+    from gateway.stores.versioned import VersionInfo
 
 from pathlib import Path
 
 import click
 
-from hpc_gateway.gateway.commands import json_option, open_gateway
-from hpc_gateway.gateway.commands.completion import store_completer
+from gateway.commands import json_option, open_gateway
+from gateway.commands.completion import store_completer
 
 
 def store_group(kind: str, label: str, extra_fields: bool) -> click.Group:
@@ -30,8 +30,8 @@ def store_group(kind: str, label: str, extra_fields: bool) -> click.Group:
     @json_option
     def push(path: Path, name: str, description: str, quiet: bool, as_json: bool,
              **fields: str) -> None:
-        from hpc_gateway.gateway.display import human_size, print_json
-        from hpc_gateway.gateway.progress import StepProgress
+        from gateway.common.display import human_size, print_json
+        from gateway.common.progress import StepProgress
 
         meta = {"description": description, **{k: v for k, v in fields.items() if v}}
         with StepProgress(f"push {name}", enabled=not quiet) as progress:
@@ -81,7 +81,7 @@ def store_group(kind: str, label: str, extra_fields: bool) -> click.Group:
     @click.argument("ref", shell_complete=store_completer(kind))
     @json_option
     def show(ref: str, as_json: bool) -> None:
-        from hpc_gateway.gateway.specs import parse_version_ref
+        from gateway.common.specs import parse_version_ref
 
         print_version(open_gateway().version(kind, parse_version_ref(ref, label)), as_json)
     show.help = (f"Show a {label} version: NAME (latest) or NAME@vN, or OWNER:NAME@vN "
@@ -91,8 +91,8 @@ def store_group(kind: str, label: str, extra_fields: bool) -> click.Group:
     @click.argument("ref", shell_complete=store_completer(kind))
     @json_option
     def rm(ref: str, as_json: bool) -> None:
-        from hpc_gateway.gateway.display import print_json
-        from hpc_gateway.gateway.specs import parse_version_ref
+        from gateway.common.display import print_json
+        from gateway.common.specs import parse_version_ref
 
         version = open_gateway().store(kind).remove(parse_version_ref(ref, label))
         if as_json:
@@ -116,9 +116,9 @@ def add_sharing_commands(group: click.Group, kind: str, label: str) -> None:
                   help="The Unix group that may use it (one you are in).")
     @json_option
     def share(name: str, unix_group: str, as_json: bool) -> None:
-        from hpc_gateway.gateway.display import print_json
-        from hpc_gateway.gateway.sharing import share as share_versions
-        from hpc_gateway.gateway.sharing import user_name
+        from gateway.common.display import print_json
+        from gateway.stores.sharing import share as share_versions
+        from gateway.stores.sharing import user_name
 
         index = share_versions(open_gateway(), kind, name, unix_group)
         if as_json:
@@ -139,7 +139,7 @@ def add_sharing_commands(group: click.Group, kind: str, label: str) -> None:
     @group.command("unshare")
     @click.argument("name", shell_complete=store_completer(kind))
     def unshare(name: str) -> None:
-        from hpc_gateway.gateway.sharing import unshare as withdraw
+        from gateway.stores.sharing import unshare as withdraw
 
         index = withdraw(open_gateway(), kind, name)
         click.echo(f"{name} is no longer shared with group {index.get('group')}")
@@ -154,8 +154,8 @@ def name_example(kind: str) -> str:
 def print_collections(gw: Gateway, kind: str, rows: list[dict[str, Any]],
                       as_json: bool) -> None:
     """Your names, with the group each is shared with."""
-    from hpc_gateway.gateway.display import human_time, print_json, print_table
-    from hpc_gateway.gateway.sharing import my_shares
+    from gateway.common.display import human_time, print_json, print_table
+    from gateway.stores.sharing import my_shares
 
     shares = my_shares(gw, kind)
     for row in rows:
@@ -170,8 +170,8 @@ def print_collections(gw: Gateway, kind: str, rows: list[dict[str, Any]],
 
 def print_shared_with_me(gw: Gateway, kind: str, as_json: bool) -> None:
     """What other users share with you."""
-    from hpc_gateway.gateway.display import human_time, print_json, print_table
-    from hpc_gateway.gateway.sharing import shared_with_me
+    from gateway.common.display import human_time, print_json, print_table
+    from gateway.stores.sharing import shared_with_me
 
     rows = shared_with_me(gw.config, kind)
     if as_json:
@@ -183,7 +183,7 @@ def print_shared_with_me(gw: Gateway, kind: str, as_json: bool) -> None:
 
 
 def print_versions(versions: list[VersionInfo], as_json: bool) -> None:
-    from hpc_gateway.gateway.display import human_size, human_time, print_json, print_table
+    from gateway.common.display import human_size, human_time, print_json, print_table
 
     if as_json:
         print_json([v.as_dict() for v in versions])
@@ -194,7 +194,7 @@ def print_versions(versions: list[VersionInfo], as_json: bool) -> None:
 
 
 def print_version(version: VersionInfo, as_json: bool) -> None:
-    from hpc_gateway.gateway.display import human_size, human_time, print_fields, print_json
+    from gateway.common.display import human_size, human_time, print_fields, print_json
 
     if as_json:
         print_json(version.as_dict())

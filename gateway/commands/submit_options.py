@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
-    from hpc_gateway.gateway.context import Gateway
-    from hpc_gateway.gateway.submit import JobRequest
+    from gateway.context import Gateway
+    from gateway.jobs.submit import JobRequest
 
 # (option, parameter name, multiple, type, help); the order is the order --help shows.
 RECIPE_OPTIONS: tuple[tuple[str, str, bool, Any, str], ...] = (
@@ -50,15 +50,15 @@ RECIPE_OPTIONS: tuple[tuple[str, str, bool, Any, str], ...] = (
      "executed copy is kept."),
     ("--param", "param", True, str,
      "KEY=VALUE for the notebook's `parameters` cell (repeatable)."),
-    ("--template", "template", False, str,
+    ("--sbatch-template --template", "sbatch_template", False, str,
      "Render the job's script with this sbatch template of the site's or yours (`gw "
-     "template scripts`; `gw template import FILE.j2 --name NAME`)."),
+     "sbatch-template list`; `gw sbatch-template import FILE.j2 --name NAME`)."),
 )
 RECIPE_KEYS = tuple(key for _opt, key, _multiple, _type, _help in RECIPE_OPTIONS)
 
 
 def _completers() -> dict[str, Any]:
-    from hpc_gateway.gateway.commands.completion import (
+    from gateway.commands.completion import (
         complete_flavors,
         complete_images,
         store_completer,
@@ -73,10 +73,11 @@ def recipe_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Add every recipe option to a click command (none required: the caller checks)."""
     completers = _completers()
     for option, key, multiple, kind, help_text in reversed(RECIPE_OPTIONS):
+        names = option.split()   # the name, then older names that keep working
         if kind is bool:
-            func = click.option(option, key, default=None, help=help_text)(func)
+            func = click.option(*names, key, default=None, help=help_text)(func)
         else:
-            func = click.option(option, key, multiple=multiple, type=kind, default=None,
+            func = click.option(*names, key, multiple=multiple, type=kind, default=None,
                                 help=help_text, shell_complete=completers.get(key))(func)
     return func
 
@@ -95,13 +96,13 @@ def recipe_from_options(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_recipe_names(recipe: dict[str, Any]) -> None:
-    """Every name in a recipe by the one rule for names (gateway/specs.py)."""
-    from hpc_gateway.gateway.specs import check_image_name, check_job_name, check_name
+    """Every name in a recipe by the one rule for names (gateway/common/specs.py)."""
+    from gateway.common.specs import check_image_name, check_job_name, check_name
 
     if recipe.get("name") is not None:
         check_job_name(recipe["name"])
     for key, what in (("model_name", "model"), ("flavor", "flavor"),
-                      ("template", "sbatch template")):
+                      ("sbatch_template", "sbatch template")):
         if recipe.get(key):
             check_name(recipe[key], what)
     if recipe.get("image"):
@@ -114,15 +115,15 @@ def build_request(gw: Gateway, recipe: dict[str, Any], command: tuple[str, ...],
     """Validate a recipe and its command into a request (nothing is recorded here). The
     job records the recipe, and ``provenance`` (the template or job it came from, the
     overrides, the --set values): see JobSpec.recipe."""
-    from hpc_gateway.gateway.errors import InvalidInput
-    from hpc_gateway.gateway.specs import (
+    from gateway.common.errors import InvalidInput
+    from gateway.common.specs import (
         check_image_name,
         parse_env,
         parse_params,
         parse_resources,
         parse_version_ref,
     )
-    from hpc_gateway.gateway.submit import JobRequest
+    from gateway.jobs.submit import JobRequest
 
     for key in ("algo", "image"):
         if not recipe.get(key):
@@ -134,7 +135,7 @@ def build_request(gw: Gateway, recipe: dict[str, Any], command: tuple[str, ...],
         raise InvalidInput("--param goes with --notebook")
     flavor = None
     if recipe.get("flavor"):
-        from hpc_gateway.gateway.flavors import get_flavor
+        from gateway.home.flavors import get_flavor
 
         flavor = get_flavor(gw.config, recipe["flavor"])
     resources = parse_resources(cpus=recipe.get("cpus"), gpus=recipe.get("gpus"),
@@ -148,7 +149,7 @@ def build_request(gw: Gateway, recipe: dict[str, Any], command: tuple[str, ...],
     data_ref = parse_version_ref(recipe["data"], "dataset") if recipe.get("data") else None
     env = parse_env(tuple(recipe.get("env") or ()))
     if notebook is not None:
-        from hpc_gateway.gateway.notebooks import headless_request
+        from gateway.jobs.notebooks import headless_request
 
         request = headless_request(gw, notebook=notebook, params=parse_params(params),
                                    image=check_image_name(recipe["image"]), algo=algo_ref,
@@ -162,12 +163,12 @@ def build_request(gw: Gateway, recipe: dict[str, Any], command: tuple[str, ...],
     from dataclasses import replace
 
     extra = dict(request.extra)
-    if recipe.get("template"):
+    if recipe.get("sbatch_template"):
         if notebook is not None:
-            raise InvalidInput("--template goes with a COMMAND, not --notebook")
-        from hpc_gateway.gateway.sbatch_templates import find_template
+            raise InvalidInput("--sbatch-template goes with a COMMAND, not --notebook")
+        from gateway.jobs.sbatch_templates import find_template
 
-        find_template(gw, recipe["template"])  # exists (it is checked when rendered)
-        extra["sbatch_template"] = recipe["template"]
+        find_template(gw, recipe["sbatch_template"])  # exists (checked when rendered)
+        extra["sbatch_template"] = recipe["sbatch_template"]
     return replace(request, origin=origin if origin != "cli" else request.origin, extra=extra,
                    recipe={"options": recipe, "command": list(command), **(provenance or {})})

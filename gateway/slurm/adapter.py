@@ -1,5 +1,5 @@
 """Parsing what Slurm's commands print. No commands run here, and no gateway states are
-made here: gateway/job_model.py maps Slurm's state words (one place)."""
+made here: gateway/jobs/model.py maps Slurm's state words (one place)."""
 
 from __future__ import annotations
 

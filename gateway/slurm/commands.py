@@ -14,10 +14,10 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from hpc_gateway.gateway.errors import SlurmError, SlurmUnavailable
-from hpc_gateway.gateway.runner import LocalRunner, Runner
-from hpc_gateway.gateway.slurm import adapter
-from hpc_gateway.gateway.slurm.adapter import PartitionLimits, SlurmJobState
+from gateway.common.errors import SlurmError, SlurmUnavailable
+from gateway.slurm import adapter
+from gateway.slurm.adapter import PartitionLimits, SlurmJobState
+from gateway.slurm.runner import LocalRunner, Runner
 
 
 class SlurmCommands:

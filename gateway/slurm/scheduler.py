@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
-from hpc_gateway.gateway.slurm.adapter import NodeFree, PartitionLimits, SlurmJobState
+from gateway.slurm.adapter import NodeFree, PartitionLimits, SlurmJobState
 
 
 class Scheduler(Protocol):

@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from hpc_gateway.gateway.config import KEYS, Config
-from hpc_gateway.gateway.context import Gateway
-from hpc_gateway.gateway.images import ImageRecord
-from hpc_gateway.gateway.job_model import Job, JobSpec
-from hpc_gateway.gateway.kinds import get_kind
-from hpc_gateway.gateway.kinds.base import SubmitContext
-from hpc_gateway.gateway.shapes import get_shape
-from hpc_gateway.gateway.specs import Resources
-from hpc_gateway.gateway.stores import VersionInfo
-from hpc_gateway.gateway.submit import render_script
+from gateway.common.specs import Resources
+from gateway.context import Gateway
+from gateway.home.config import KEYS, Config
+from gateway.jobs.kinds import get_kind
+from gateway.jobs.kinds.base import SubmitContext
+from gateway.jobs.model import Job, JobSpec
+from gateway.jobs.shapes import get_shape
+from gateway.jobs.submit import render_script
+from gateway.stores.images import ImageRecord
+from gateway.stores.versioned import VersionInfo
 
 GOLDEN = Path(__file__).parent
 
@@ -98,7 +98,7 @@ def test_percent_in_home_reaches_slurm_escaped():
 
 
 def test_notebook_job():
-    from hpc_gateway.gateway.kinds.notebook import JUPYTER_COMMAND
+    from gateway.jobs.kinds.notebook import JUPYTER_COMMAND
 
     text = render(9, "notebook", "bwrap", DATA, JUPYTER_COMMAND, {"JUPYTER_TOKEN": "secret"},
                   Resources(2, 0, 4096, 64, 7200, "debug"), kind="notebook",
@@ -109,7 +109,7 @@ def test_notebook_job():
 
 
 def test_headless_job():
-    from hpc_gateway.gateway.kinds.headless import papermill_command
+    from gateway.jobs.kinds.headless import papermill_command
 
     command = papermill_command("nb/main.ipynb", {"lr": "0.01"})
     text = render(10, "main", "bwrap", DATA, command, {},

@@ -14,21 +14,21 @@ from pathlib import Path
 
 import pytest
 
-from hpc_gateway.containers.archive import ImageArchiveError, check_layers, read_archive
-from hpc_gateway.containers.build import (
+from containers.archive import ImageArchiveError, check_layers, read_archive
+from containers.build import (
     SifImage,
     build_sif_from_archive,
     build_sif_from_registry,
     inspect_registry_image,
     sif_partition,
 )
-from hpc_gateway.containers.runtime import (
+from containers.runtime import (
     ContainerSpec,
     Mount,
     container_script,
     write_env_file,
 )
-from hpc_gateway.gateway.errors import ContainerToolError
+from gateway.common.errors import ContainerToolError
 from tests.support.images import Entry, busybox_rootfs, make_archive
 from tests.support.registry import local_registry
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from hpc_gateway.containers.runtime import ContainerSpec, Mount, container_script, write_env_file
+from containers.runtime import ContainerSpec, Mount, container_script, write_env_file
 from tests.conftest import run_gw
 from tests.integration.conftest import gw_ok
 
@@ -115,8 +115,8 @@ NOBODY = 65534
 
 @pytest.fixture(scope="module")
 def busybox_sif(tmp_path_factory):
-    from hpc_gateway.containers.archive import read_archive
-    from hpc_gateway.containers.build import build_sif_from_archive
+    from containers.archive import read_archive
+    from containers.build import build_sif_from_archive
     from tests.support.images import busybox_rootfs, make_archive
 
     tmp = tmp_path_factory.mktemp("sif")

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from hpc_gateway.containers.archive import read_archive
-from hpc_gateway.containers.build import build_sif_from_archive
-from hpc_gateway.containers.runtime import (
+from containers.archive import read_archive
+from containers.build import build_sif_from_archive
+from containers.runtime import (
     ContainerSpec,
     Mount,
     container_script,

@@ -76,7 +76,7 @@ def test_cancel_of_a_finished_job(one_job):
 
 
 # Every name option of every command, with a control character in the name: one line,
-# exit 2, nothing recorded (the one rule for names: gateway/specs.py).
+# exit 2, nothing recorded (the one rule for names: gateway/common/specs.py).
 CONTROL_CHARACTERS = ["\n", "\t", "\x1b", "\x7f", "\x85", "\u2028"]
 NAME_OPTIONS = [
     ("job submit --name", ["job", "submit", "--algo", "bad", "--image", "bb:v1", "--mem", "64M",

@@ -134,7 +134,7 @@ def test_cancel_of_a_job_still_submitting_is_refused_clearly(home):
 
 def test_spool_file_with_another_slurm_id_changes_nothing(home):
     """Injects: a forged spool file (exit 0, another Slurm id) for a running job."""
-    from hpc_gateway.spool.format import FORMAT, SpoolRecord, write_record
+    from spool.format import FORMAT, SpoolRecord, write_record
 
     job = json.loads(submit(home, "--", "sh", "train.sh", "4", "real").stdout)
     running = wait_state(home, job["id"], ("RUNNING",))

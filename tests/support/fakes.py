@@ -11,12 +11,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hpc_gateway.gateway.errors import SlurmError
-from hpc_gateway.gateway.job_model import JobSpec
-from hpc_gateway.gateway.slurm.adapter import NodeFree, PartitionLimits, SlurmJobState
+from gateway.common.errors import SlurmError
+from gateway.jobs.model import JobSpec
+from gateway.slurm.adapter import NodeFree, PartitionLimits, SlurmJobState
 
 if TYPE_CHECKING:
-    from hpc_gateway.gateway.slurm.scheduler import Scheduler
+    from gateway.slurm.scheduler import Scheduler
 
 
 class FakeScheduler:
@@ -51,7 +51,7 @@ class FakeScheduler:
 
     def query_array(self, array_job_id: str) -> dict[str, SlurmJobState]:
         self.calls.append(("sacct-array", array_job_id))
-        from hpc_gateway.gateway.slurm.adapter import array_tasks
+        from gateway.slurm.adapter import array_tasks
 
         return array_tasks(s for s in self.accounting.values() if s.base_id == array_job_id)
 

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from hpc_gateway.containers.archive import (
+from containers.archive import (
     ImageArchiveError,
     check_layers,
     image_config_summary,
     read_archive,
 )
-from hpc_gateway.gateway.errors import InvalidInput
+from gateway.common.errors import InvalidInput
 from tests.support.images import Entry, make_archive
 
 OCI_TOP = {"blobs", "index.json", "manifest.json", "oci-layout", "repositories"}

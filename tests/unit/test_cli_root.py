@@ -10,9 +10,9 @@ import sys
 import click
 import pytest
 
-from hpc_gateway.gateway.commands.examples import EXAMPLES
-from hpc_gateway.gateway.commands.root import COMMANDS, cli
-from hpc_gateway.gateway.quick_list import parse
+from gateway.commands.examples import EXAMPLES
+from gateway.commands.root import COMMANDS, cli
+from gateway.jobs.quick_list import parse
 
 
 def all_commands() -> dict[str, click.Command]:
@@ -48,9 +48,9 @@ def test_every_command_has_an_example_and_every_example_parses():
 def test_short_help_lines_fit_and_help_loads_no_command_module():
     for name, (_module, _attribute, line) in COMMANDS.items():
         assert len(name) + len(line) < 78, name
-    code = ("import sys\nfrom hpc_gateway.gateway.commands.root import cli\n"
+    code = ("import sys\nfrom gateway.commands.root import cli\n"
             "try:\n    cli.main(['--help'], prog_name='gw')\nexcept SystemExit:\n    pass\n"
-            "loaded = [m for m in sys.modules if m.startswith('hpc_gateway.gateway.commands.')"
+            "loaded = [m for m in sys.modules if m.startswith('gateway.commands.')"
             " and not m.endswith('.root')]\nprint(loaded, file=sys.stderr)\n"
             "assert not loaded, loaded\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 
-from hpc_gateway.gateway import display
-from hpc_gateway.gateway.display import fit_widths, print_table
+from gateway.common import display
+from gateway.common.display import fit_widths, print_table
 
 
 class Terminal(io.StringIO):
@@ -45,7 +45,7 @@ def test_fit_widths_cuts_the_widest_first_and_never_below_the_minimum():
 def test_human_time_matches_strftime_in_zones_with_odd_offsets(monkeypatch):
     import time
 
-    from hpc_gateway.gateway.display import _hour_offset, human_time
+    from gateway.common.display import _hour_offset, human_time
 
     # Lord Howe moves its clocks by 30 minutes; 2024-04-07 and 2024-10-06 are its changes.
     changes = [start + step for start in (1712415600, 1728142200, 1711846800)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from hpc_gateway.gateway.context import Gateway
-from hpc_gateway.gateway.doctor import _check_sharing
+from gateway.context import Gateway
+from gateway.home.doctor import _check_sharing
 
 
 def gateway_with(tmp_path, monkeypatch, shares_mode: int, images_mode: int) -> Gateway:

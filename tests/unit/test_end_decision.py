@@ -3,13 +3,13 @@ for an array task, from the spool record, Slurm's word and the time alone."""
 
 import pytest
 
-from hpc_gateway.gateway.slurm.adapter import SlurmJobState
-from hpc_gateway.spool.end import (
+from gateway.slurm.adapter import SlurmJobState
+from spool.end import (
     ACCOUNTING_GRACE_SECONDS,
     SPOOL_GRACE_SECONDS,
     decide_end,
 )
-from hpc_gateway.spool.format import FORMAT, SpoolRecord
+from spool.format import FORMAT, SpoolRecord
 
 NOW = 1_000_000.0
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hpc_gateway.gateway.errors import InvalidInput
+from gateway.common.errors import InvalidInput
 
 EXAMPLES = int(os.environ.get("GW_FUZZ_EXAMPLES", "200"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=False,
@@ -48,7 +48,7 @@ def clean(call, *args, **kwargs):
 @FUZZ
 @given(TEXT)
 def test_name_and_reference_parsers(text):
-    from hpc_gateway.gateway import specs
+    from gateway.common import specs
 
     clean(specs.check_name, text, "algorithm")
     clean(specs.check_image_name, text)
@@ -63,7 +63,7 @@ def test_name_and_reference_parsers(text):
 @FUZZ
 @given(st.lists(TEXT, max_size=4), st.lists(TEXT, max_size=3))
 def test_recipe_parsers(sets, sweeps):
-    from hpc_gateway.gateway import recipes
+    from gateway.jobs import recipes
 
     values = clean(recipes.parse_sets, sets) or {}
     clean(recipes.parse_sweeps, sweeps)
@@ -75,7 +75,7 @@ def test_recipe_parsers(sets, sweeps):
                                         "account", "qos", "constraint", "exclusive"]),
                        st.none() | st.integers(-5, 10**6) | TEXT | st.booleans()))
 def test_resource_parser(given_values):
-    from hpc_gateway.gateway.specs import parse_resources
+    from gateway.common.specs import parse_resources
 
     defaults = {"cpus": 1, "gpus": 0, "mem": "2G", "shm": "64M", "time": "1:00:00",
                 "partition": ""}
@@ -91,7 +91,7 @@ def test_resource_parser(given_values):
                                                            | TEXT | st.booleans(),
                                                            max_size=12)))
 def test_spool_record_parser(content):
-    from hpc_gateway.spool.format import SpoolFormatError, parse_record
+    from spool.format import SpoolFormatError, parse_record
 
     with contextlib.suppress(SpoolFormatError):
         parse_record(content.decode("utf-8", "replace"))
@@ -129,7 +129,7 @@ def _tar(members) -> bytes:
 @FUZZ
 @given(st.lists(MEMBER, max_size=6), st.booleans())
 def test_image_archive_reader(members, truncate):
-    from hpc_gateway.containers.archive import check_layers, read_archive
+    from containers.archive import check_layers, read_archive
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "image.tar"
@@ -149,7 +149,7 @@ def test_image_archive_reader(members, truncate):
                                                                    0o100755 << 16])),
                 max_size=6), st.booleans())
 def test_zip_reader(members, truncate):
-    from hpc_gateway.gateway.sources import UploadLimits, scan_zip
+    from gateway.stores.sources import UploadLimits, scan_zip
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "code.zip"

@@ -2,8 +2,8 @@
 
 import pytest
 
-from hpc_gateway.gateway.context import Gateway
-from hpc_gateway.gateway.errors import HomeMismatch
+from gateway.common.errors import HomeMismatch
+from gateway.context import Gateway
 
 
 def test_first_use_binds_and_later_uses_agree(gw_env):

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from hpc_gateway.containers.archive import ImageArchiveError, check_layers, read_archive
-from hpc_gateway.containers.layers import ImageLimits
-from hpc_gateway.containers.rootfs import drop_setid_bits
-from hpc_gateway.gateway.errors import InvalidInput
+from containers.archive import ImageArchiveError, check_layers, read_archive
+from containers.layers import ImageLimits
+from containers.rootfs import drop_setid_bits
+from gateway.common.errors import InvalidInput
 from tests.unit.test_archive import archive_of, entry, tar_bytes, write_outer
 from tests.unit.test_stores import snapshot
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from hpc_gateway.gateway.errors import InvalidInput, NotFound
-from hpc_gateway.gateway.images import get_image, import_archive, list_images, remove_image
+from gateway.common.errors import InvalidInput, NotFound
+from gateway.stores.images import get_image, import_archive, list_images, remove_image
 from tests.support.images import busybox_rootfs, make_archive
 
 pytestmark = pytest.mark.container
@@ -54,7 +54,7 @@ def test_failed_import_leaves_nothing(gw, tmp_path):
 def test_last_name_of_an_image_in_use_is_kept(gw, archives):
     import time
 
-    from hpc_gateway.gateway import db
+    from gateway.home import database as db
 
     image, _ = import_archive(gw, archives["legacy"], "busy:v1")
     with db.transaction(gw.conn):

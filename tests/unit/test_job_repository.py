@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from hpc_gateway.gateway.job_model import TERMINAL
+from gateway.jobs.model import TERMINAL
 from tests.support.fakes import add_job
 
 
@@ -30,7 +30,7 @@ def test_a_finished_state_can_never_be_the_start_of_a_transition(gw, final):
 
 
 def test_two_writers_at_once_exactly_one_wins(gw, gw_env):
-    from hpc_gateway.gateway.context import Gateway
+    from gateway.context import Gateway
 
     ids = [add_job(gw) for _ in range(20)]
     wins: list[tuple[str, int]] = []
@@ -69,7 +69,7 @@ def test_ids_are_never_reused(gw):
 
 
 def test_huge_or_negative_ids_are_not_found(gw):
-    from hpc_gateway.gateway.errors import NotFound
+    from gateway.common.errors import NotFound
 
     for bad in (0, -1, 2**63, 10**30):
         assert gw.jobs.find(bad) is None

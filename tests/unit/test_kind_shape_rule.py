@@ -1,6 +1,6 @@
 """The job model's one rule, kept true by a scan of the source: no code outside the kinds
-(gateway/kinds/) and the shapes (gateway/shapes/) asks which kind or shape a job is. They
-are asked through their hooks instead (gateway/kinds/base.py, gateway/shapes/base.py).
+(gateway/jobs/kinds/) and the shapes (gateway/jobs/shapes/) asks which kind or shape a job is. They
+are asked through their hooks instead (gateway/jobs/kinds/base.py, gateway/jobs/shapes/base.py).
 
 Caught: a comparison with a kind's or shape's name (``job.kind == "sweep"``, ``kind in
 ("notebook", ...)``, a ``match`` on one), ``hasattr`` on a kind or shape, ``isinstance``
@@ -13,8 +13,8 @@ import ast
 import re
 from pathlib import Path
 
-from hpc_gateway.gateway.kinds import KINDS
-from hpc_gateway.gateway.shapes import SHAPES
+from gateway.jobs.kinds import KINDS
+from gateway.jobs.shapes import SHAPES
 
 REPO = Path(__file__).resolve().parents[2]
 OWNERS = (REPO / "gateway" / "kinds", REPO / "gateway" / "shapes")

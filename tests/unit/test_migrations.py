@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from hpc_gateway.gateway import db
-from hpc_gateway.gateway.errors import DatabaseError
+from gateway.common.errors import DatabaseError
+from gateway.home import database as db
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "gateway-schema1.sql"
 
@@ -50,7 +50,7 @@ def test_schema1_database_migrates_with_nothing_lost(tmp_path):
 
 
 def test_migrated_database_reads_through_the_repository(tmp_path):
-    from hpc_gateway.gateway.job_repository import JobRepository
+    from gateway.jobs.repository import JobRepository
 
     conn = db.connect(schema1_database(tmp_path / "gateway.db"))
     jobs = {j["name"]: j for j in JobRepository(conn).summaries()}

@@ -2,8 +2,8 @@
 
 import pytest
 
-from hpc_gateway.gateway.errors import InvalidInput
-from hpc_gateway.gateway.recipes import (
+from gateway.common.errors import InvalidInput
+from gateway.jobs.recipes import (
     check_values_used,
     fill,
     parse_sets,

@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from hpc_gateway.containers import runtime
-from hpc_gateway.containers.runtime import (
+from containers import runtime
+from containers.runtime import (
     ContainerScript,
     ContainerSpec,
     Mount,
     container_script,
     detect_runtime,
 )
-from hpc_gateway.gateway.errors import InvalidInput
+from gateway.common.errors import InvalidInput
 
 HOSTILE = "it's \"q\" $(echo x) `y` \nnew\nline  spaces; rm -rf / & \\ *"
 IMAGE_ENV = (("PATH", "/usr/bin:/bin"), ("LANG", "C.UTF-8"), ("MSG", "from image"))
@@ -333,7 +333,7 @@ def test_detect_runtime_missing(monkeypatch, installed, preferred, message):
     ({"apptainer"}, "auto", True), (set(), "auto", False), ({"apptainer"}, "tools", False),
     ({"apptainer"}, "apptainer", True)])
 def test_sif_builder_choice(monkeypatch, installed, builder, expected):
-    from hpc_gateway.containers import build
+    from containers import build
 
     monkeypatch.setattr(build.shutil, "which",
                         lambda name: f"/usr/bin/{name}" if name in installed else None)
@@ -341,7 +341,7 @@ def test_sif_builder_choice(monkeypatch, installed, builder, expected):
 
 
 def test_sif_builder_refused(monkeypatch):
-    from hpc_gateway.containers import build
+    from containers import build
 
     monkeypatch.setattr(build.shutil, "which", lambda name: None)
     with pytest.raises(InvalidInput, match="apptainer is not on PATH"):

@@ -2,8 +2,8 @@
 
 import pytest
 
-from hpc_gateway.gateway.errors import InvalidInput
-from hpc_gateway.gateway.sbatch_templates import check_template
+from gateway.common.errors import InvalidInput
+from gateway.jobs.sbatch_templates import check_template
 
 GOOD = """{% extends "sbatch/training.sh.j2" %}
 {% block header %}

@@ -1,7 +1,7 @@
 import pytest
 
-from hpc_gateway.gateway.slurm import adapter
-from hpc_gateway.gateway.slurm.adapter import FIELD_SEP as S
+from gateway.slurm import adapter
+from gateway.slurm.adapter import FIELD_SEP as S
 
 
 def test_sbatch_output():
@@ -12,7 +12,7 @@ def test_sbatch_output():
 
 
 def test_states_are_mapped_in_the_job_model():
-    from hpc_gateway.gateway.job_model import state_from_slurm
+    from gateway.jobs.model import state_from_slurm
 
     assert state_from_slurm("CANCELLED by 0") == "CANCELLED"
     assert state_from_slurm("COMPLETING") == "RUNNING"

@@ -1,8 +1,7 @@
 import pytest
 
-from hpc_gateway.gateway.errors import InvalidInput
-from hpc_gateway.gateway.slurm.adapter import PartitionLimits
-from hpc_gateway.gateway.specs import (
+from gateway.common.errors import InvalidInput
+from gateway.common.specs import (
     Resources,
     check_against_partitions,
     check_image_name,
@@ -13,6 +12,7 @@ from hpc_gateway.gateway.specs import (
     parse_time_seconds,
     parse_version_ref,
 )
+from gateway.slurm.adapter import PartitionLimits
 
 
 @pytest.mark.parametrize("text,mib", [("512M", 512), ("16G", 16384), ("1.5G", 1536),
@@ -41,7 +41,7 @@ def test_memory_is_whole_mib_above_a_floor(text, message):
 
 
 def test_names_and_refs_ending_in_a_newline_are_refused():
-    from hpc_gateway.gateway.specs import check_name
+    from gateway.common.specs import check_name
 
     for bad in ("algo\n", "algo\r", "a b"):
         with pytest.raises(InvalidInput):
@@ -147,7 +147,7 @@ def test_partition_limits_named():
 
 
 def test_config_layers_and_expansion(tmp_path, monkeypatch):
-    from hpc_gateway.gateway.config import load_config
+    from gateway.home.config import load_config
 
     site = tmp_path / "site.toml"
     user = tmp_path / "user.toml"
@@ -174,8 +174,8 @@ def test_config_layers_and_expansion(tmp_path, monkeypatch):
 
 
 def test_gpu_types_and_features_are_checked_against_the_partition():
-    from hpc_gateway.gateway.slurm.adapter import PartitionLimits
-    from hpc_gateway.gateway.specs import Resources, check_against_partitions, parse_gpus
+    from gateway.common.specs import Resources, check_against_partitions, parse_gpus
+    from gateway.slurm.adapter import PartitionLimits
 
     gpu = PartitionLimits("gpu", 64, 500000, 8, True, True, None, frozenset({"a100"}),
                           frozenset({"a100", "ib"}))

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from hpc_gateway.gateway.errors import SlurmUnavailable
-from hpc_gateway.spool.format import (
+from gateway.common.errors import SlurmUnavailable
+from spool.format import (
     FORMAT,
     SpoolFormatError,
     SpoolRecord,
@@ -17,11 +17,11 @@ from hpc_gateway.spool.format import (
     shell_writer,
     write_record,
 )
-from hpc_gateway.spool.harvest import incoming_dir
-from hpc_gateway.spool.ingest import ingest_spool
-from hpc_gateway.spool.layout import pending_spool_files
-from hpc_gateway.spool.reconcile import reconcile
-from hpc_gateway.spool.sync import sync_state
+from spool.harvest import incoming_dir
+from spool.ingest import ingest_spool
+from spool.layout import pending_spool_files
+from spool.reconcile import reconcile
+from spool.sync import sync_state
 from tests.support.fakes import FakeScheduler, add_job, slurm_state
 
 
@@ -115,7 +115,7 @@ def test_submitting_job_adopted_from_its_spool_file(gw):
 
 
 def test_ingest_twice_and_concurrently_is_idempotent(gw, gw_env):
-    from hpc_gateway.gateway.context import Gateway
+    from gateway.context import Gateway
 
     gw.slurm = FakeScheduler()
     ids = [add_job(gw, model_files={"w": str(i)}, slurm_id=str(200 + i)) for i in range(6)]
@@ -144,7 +144,7 @@ def test_ingest_twice_and_concurrently_is_idempotent(gw, gw_env):
 
 
 def test_crash_between_record_and_rename_is_finished(gw, monkeypatch):
-    from hpc_gateway.spool import harvest
+    from spool import harvest
 
     gw.slurm = FakeScheduler()
     a = add_job(gw, model_files={"w": "x"})
@@ -164,7 +164,7 @@ def test_crash_between_record_and_rename_is_finished(gw, monkeypatch):
 
 
 def test_transient_error_during_harvest_is_retried_not_lost(gw, monkeypatch):
-    from hpc_gateway.spool import harvest
+    from spool import harvest
 
     gw.slurm = FakeScheduler()
     a = add_job(gw, model_files={"w": "x"})
@@ -237,8 +237,8 @@ def test_late_poll_never_reopens_a_finished_job(gw):
     gw.slurm = FakeScheduler()
     end(gw, a, 0)
     ingest_spool(gw)
-    from hpc_gateway.gateway.shapes import shape_of
-    from hpc_gateway.spool.end import decide_end
+    from gateway.jobs.shapes import shape_of
+    from spool.end import decide_end
 
     shape = shape_of(stale)
     unit = shape.units(gw, stale)[0]

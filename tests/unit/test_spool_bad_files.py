@@ -6,14 +6,14 @@ import time
 
 import pytest
 
-from hpc_gateway.spool.format import (
+from spool.format import (
     MAX_SPOOL_BYTES,
     SpoolFileRefused,
     SpoolFormatError,
     read_record,
 )
-from hpc_gateway.spool.ingest import SETTLE_SECONDS, ingest_spool
-from hpc_gateway.spool.retry import MAX_DELAY_SECONDS, RetryBook
+from spool.ingest import SETTLE_SECONDS, ingest_spool
+from spool.retry import MAX_DELAY_SECONDS, RetryBook
 from tests.support.fakes import FakeScheduler, add_job
 from tests.unit.test_spool import end
 
@@ -95,7 +95,7 @@ def test_the_watchers_book_reads_a_kept_file_only_when_due(gw, monkeypatch):
     path.write_text('{"format": 3, "job_id": ')
     book = RetryBook()
     reads = []
-    from hpc_gateway.spool import ingest
+    from spool import ingest
 
     real = ingest.read_record
     monkeypatch.setattr(ingest, "read_record", lambda p: reads.append(p) or real(p))

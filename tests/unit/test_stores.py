@@ -3,8 +3,8 @@ import zipfile
 
 import pytest
 
-from hpc_gateway.gateway.errors import InvalidInput, NotFound
-from hpc_gateway.gateway.specs import VersionRef
+from gateway.common.errors import InvalidInput, NotFound
+from gateway.common.specs import VersionRef
 
 
 def make_tree(root, files):
@@ -156,8 +156,9 @@ def test_rm_during_a_push_keeps_the_objects_the_push_stores(gw, tmp_path, monkey
     database's write lock at once (the copy holds no transaction)."""
     import threading
 
-    from hpc_gateway.gateway import db, objects
-    from hpc_gateway.gateway.context import Gateway
+    from gateway.context import Gateway
+    from gateway.home import database as db
+    from gateway.stores import objects
 
     old = tmp_path / "old"
     old.mkdir()

@@ -3,11 +3,11 @@ task files change nothing; tasks without spool files end from accounting."""
 
 import time
 
-from hpc_gateway.gateway.job_model import JobSpec
-from hpc_gateway.gateway.slurm.adapter import SlurmJobState
-from hpc_gateway.spool.format import FORMAT, SpoolRecord, write_record
-from hpc_gateway.spool.ingest import ingest_spool
-from hpc_gateway.spool.reconcile import reconcile
+from gateway.jobs.model import JobSpec
+from gateway.slurm.adapter import SlurmJobState
+from spool.format import FORMAT, SpoolRecord, write_record
+from spool.ingest import ingest_spool
+from spool.reconcile import reconcile
 from tests.support.fakes import FakeScheduler, add_job
 
 

@@ -1,7 +1,7 @@
 """Reading the sampler's file and Slurm's usage accounting."""
 
-from hpc_gateway.gateway.slurm.adapter import parse_cpu_time, parse_sacct_usage, parse_size_bytes
-from hpc_gateway.gateway.usage import parse_samples, sparkline, summary
+from gateway.jobs.usage import parse_samples, sparkline, summary
+from gateway.slurm.adapter import parse_cpu_time, parse_sacct_usage, parse_size_bytes
 
 
 def test_samples_skip_torn_and_bad_lines_and_summarise():

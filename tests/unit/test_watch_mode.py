@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from hpc_gateway.gateway import home
-from hpc_gateway.spool.watcher import DEFAULT_POLL_SECONDS, choose_mode
+from gateway.home import layout as home
+from spool.watcher import DEFAULT_POLL_SECONDS, choose_mode
 
 
 @pytest.mark.parametrize("kind, polling", [

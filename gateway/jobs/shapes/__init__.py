@@ -1,0 +1,36 @@
+"""Job shapes: how many units of a job run and how (one task, an array of tasks, a
+rendered script's runs). See gateway/jobs/shapes/base.py; the kinds (gateway/jobs/kinds/) say what
+runs. Submit, ingest, reconciliation, logs, top, outputs and rerun call the shape; none of
+them tests which shape it is.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from gateway.common.errors import InvalidInput
+from gateway.jobs.shapes.array import ArrayShape
+from gateway.jobs.shapes.base import JobShape, Unit
+from gateway.jobs.shapes.rendered import RenderedShape
+from gateway.jobs.shapes.single import SingleShape
+
+if TYPE_CHECKING:
+    from gateway.jobs.model import Job
+
+__all__ = ["SHAPES", "JobShape", "Unit", "get_shape", "shape_of"]
+
+SHAPES: dict[str, JobShape] = {shape.name: shape for shape in (SingleShape(), ArrayShape(),
+                                                               RenderedShape())}
+
+
+def get_shape(name: str) -> JobShape:
+    """The shape called ``name``."""
+    try:
+        return SHAPES[name]
+    except KeyError:
+        raise InvalidInput(f"unknown job shape {name!r}; known: {', '.join(SHAPES)}") from None
+
+
+def shape_of(job: Job) -> JobShape:
+    """The shape of a recorded job."""
+    return get_shape(job.shape)
