@@ -1,4 +1,5 @@
-"""`gw template ...`: save a job's recipe under a name, run it again, sweep it."""
+"""`gw recipe ...` (old name `gw template ...`): save a job's recipe under a name, run it again,
+sweep it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The options that describe a job, shared by `gw job submit`, `gw template save/run` and
+"""The options that describe a job, shared by `gw job submit`, `gw recipe save/run` and
 `gw job rerun`, and how they become a :class:`JobRequest`.
 
 A job's *recipe* is these options as typed (strings, lists) plus its command: a template
