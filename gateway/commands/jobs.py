@@ -103,8 +103,10 @@ def finish_submission(gw: Gateway, submitted: Job, wait: bool, as_json: bool) ->
     if not wait:
         _print_job(submitted.as_dict(), as_json, short=True)
         return
+    from gateway.jobs.shapes import shape_of
+
     final = _wait_for(gw, submitted.id)
-    _print_job(final.as_dict(), as_json)
+    _print_job({**final.as_dict(), **shape_of(final).summary(gw, final)}, as_json)
     if final.state != "COMPLETED":
         sys.exit(1)
 
@@ -327,6 +329,7 @@ def job_rerun(job_id: int, wait: bool, command: tuple[str, ...], as_json: bool,
     from dataclasses import replace
 
     from gateway.jobs.actions import get_job
+    from gateway.jobs.kinds import kind_of
     from gateway.jobs.recipes import exact_recipe, overlay
     from gateway.jobs.shapes import shape_of
     from gateway.jobs.submit import submit_job
@@ -339,8 +342,9 @@ def job_rerun(job_id: int, wait: bool, command: tuple[str, ...], as_json: bool,
                   "overrides": {**overrides, **({"command": list(command)} if command else {})}}
     shape = shape_of(earlier)
     shape_extra = shape.rerun_extra(earlier, command)
-    request = build_request(gw, overlay(base, overrides), command or base_command,
-                            origin="rerun", provenance=provenance)
+    request = kind_of(earlier).rerun_request(
+        earlier, build_request(gw, overlay(base, overrides), command or base_command,
+                               origin="rerun", provenance=provenance))
     submitted = submit_job(gw, replace(request, shape=shape.reruns_as,
                                        extra={**request.extra, **shape_extra}))
     finish_submission(gw, submitted, wait, as_json)

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from gateway.context import Gateway
     from gateway.jobs.model import Job
     from gateway.jobs.shapes.base import Unit
+    from gateway.jobs.submit import JobRequest
     from gateway.stores.images import ImageRecord
     from gateway.stores.versioned import VersionInfo
     from spool.format import SpoolRecord
@@ -72,6 +73,11 @@ class JobKind(Protocol):
                ) -> tuple[dict[str, Any], tuple[str, ...]]:
         """The options and command that ask for ``job`` again (gateway/jobs/recipes.py), given
         those every kind shares."""
+        ...
+
+    def rerun_request(self, job: Job, request: JobRequest) -> JobRequest:
+        """The request that runs ``job`` again, from the one its recipe made (`gw job
+        rerun`): what only the kind knows goes back in (a notebook's server, a new token)."""
         ...
 
     def on_end(self, gw: Gateway, job: Job, unit: Unit, end: JobEnd) -> str:

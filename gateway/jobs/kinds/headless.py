@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from gateway.context import Gateway
     from gateway.jobs.model import Job
     from gateway.jobs.shapes.base import Unit
+    from gateway.jobs.submit import JobRequest
 
 EXECUTED_SUFFIX = ".executed.ipynb"
 # Cells papermill adds to the executed copy, which the person never wrote.
@@ -110,6 +111,10 @@ class HeadlessKind:
         extra = job.spec.extra
         return {**options, "notebook": extra.get("notebook"),
                 "param": [f"{k}={v}" for k, v in (extra.get("params") or {}).items()]}, ()
+
+    def rerun_request(self, job: Job, request: JobRequest) -> JobRequest:
+        """The recipe's request as it is."""
+        return request
 
     def on_end(self, gw: Gateway, job: Job, unit: Unit, end: JobEnd) -> str:
         """Name the failing cell, or harvest /model; say where the executed notebook is."""

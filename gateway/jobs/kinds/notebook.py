@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from gateway.context import Gateway
     from gateway.jobs.model import Job
     from gateway.jobs.shapes.base import Unit
+    from gateway.jobs.submit import JobRequest
 
 CONNECTION_FILE = "notebook.json"   # written by the job: node, ip, port, base URL
 END_FILE = "notebook.end"           # written by the job: why the server ended
@@ -75,6 +76,19 @@ class NotebookKind:
                ) -> tuple[dict[str, Any], tuple[str, ...]]:
         """The shared options and the recorded command."""
         return options, command
+
+    def rerun_request(self, job: Job, request: JobRequest) -> JobRequest:
+        """A notebook again: JupyterLab over a new draft of the same version, with a new
+        token (the old one is never reused) and the same base URL and proxy prefix."""
+        import secrets
+        from dataclasses import replace
+
+        from gateway.jobs.notebooks import TOKEN_VARIABLE
+
+        env = {**request.env, TOKEN_VARIABLE: secrets.token_urlsafe(32)}
+        extra = {**request.extra, "base_url": job.spec.extra.get("base_url", BASE_URL),
+                 "proxy_prefix": job.spec.extra.get("proxy_prefix", "")}
+        return replace(request, kind=self.name, command=JUPYTER_COMMAND, env=env, extra=extra)
 
     def on_end(self, gw: Gateway, job: Job, unit: Unit, end: JobEnd) -> str:
         """Save the draft as the next algorithm version (if it changed), then harvest."""

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from gateway.context import Gateway
     from gateway.jobs.model import Job
     from gateway.jobs.shapes.base import Unit
+    from gateway.jobs.submit import JobRequest
 
 
 class TrainingKind:
@@ -42,6 +43,10 @@ class TrainingKind:
                ) -> tuple[dict[str, Any], tuple[str, ...]]:
         """The shared options and the recorded command."""
         return options, command
+
+    def rerun_request(self, job: Job, request: JobRequest) -> JobRequest:
+        """The recipe's request as it is."""
+        return request
 
     def on_end(self, gw: Gateway, job: Job, unit: Unit, end: JobEnd) -> str:
         """Harvest /model into the model store when the command succeeded."""
