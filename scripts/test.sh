@@ -10,4 +10,5 @@ bash "$REPO/scripts/setup.sh"
 eval "$(bash "$REPO/scripts/cluster.sh" env)"
 cd "$REPO"
 bash scripts/lint.sh
-exec .venv/bin/pytest -ra "$@" tests
+# --durations: the slowest tests in every log, to keep the suite well under its budget.
+exec .venv/bin/pytest -ra --durations=30 "$@" tests

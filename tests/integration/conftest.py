@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_gw
+from tests.conftest import REPO, run_gw
 
 
 def pytest_collection_modifyitems(items):
@@ -39,6 +40,42 @@ def flow_home(tmp_path_factory, cluster_env) -> dict[str, str]:
     env = {"GW_HOME": str(root / "home"), "GW_SITE_CONFIG": str(root / "none.toml"),
            "GW_USER_CONFIG": str(root / "none-user.toml"), **cluster_env}
     return env
+
+
+@pytest.fixture(scope="session")
+def jupyter_sites(tmp_path_factory, cluster_env) -> dict[str, Path]:
+    """Site configurations whose site image stores hold the seed's JupyterLab image
+    (``jupyter:v1``: only `pip3 install jupyterlab`; store "seed") and that image with its
+    papermill variant (``jupyter-papermill:v1``; store "all"). Each image is converted once
+    per session, in one administrator's home, and published as a site administrator does.
+    A home given one of these files as GW_SITE_CONFIG runs the images by name."""
+    root = tmp_path_factory.mktemp("jupyter-sites")
+    configs: dict[str, Path] = {}
+    for store_name in ("seed", "all"):
+        store = root / f"site-images-{store_name}"
+        store.mkdir(mode=0o755)
+        configs[store_name] = root / f"site-{store_name}.toml"
+        configs[store_name].write_text(f'site_images = "{store}"\n')
+
+    def admin(store_name: str) -> dict[str, str]:
+        return {"GW_HOME": str(root / "admin"), "GW_SITE_CONFIG": str(configs[store_name]),
+                "GW_USER_CONFIG": str(root / "none-user.toml"), **cluster_env}
+
+    for variant, name, stores in (("seed", "jupyter:v1", ("seed", "all")),
+                                  ("papermill", "jupyter-papermill:v1", ("all",))):
+        archive = subprocess.run(["bash", str(REPO / "scripts" / "make-jupyter-image.sh"),
+                                  variant], capture_output=True, text=True,
+                                 check=True).stdout.strip()
+        gw_ok(admin("seed"), "image", "import", archive, "--name", name, "-q")
+        for store_name in stores:
+            gw_ok(admin(store_name), "image", "publish", name, "-q")
+    return configs
+
+
+@pytest.fixture(scope="module")
+def jupyter_home(flow_home, jupyter_sites) -> dict[str, str]:
+    """:func:`flow_home` with the session's JupyterLab site image (``jupyter:v1``)."""
+    return {**flow_home, "GW_SITE_CONFIG": str(jupyter_sites["seed"])}
 
 
 def busybox_layers(base: Path) -> list[Path]:

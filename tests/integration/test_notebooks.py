@@ -5,7 +5,6 @@ jupyterlab` only), and one with papermill besides."""
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -13,24 +12,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, run_gw
+from tests.conftest import run_gw
 from tests.integration.conftest import gw_ok
 
 pytestmark = pytest.mark.container
 
 
 @pytest.fixture(scope="module")
-def nb_home(flow_home, tmp_path_factory):
-    """A home with the JupyterLab image, a busybox image and an algorithm."""
+def nb_home(flow_home, jupyter_sites, tmp_path_factory):
+    """A home with the JupyterLab images (the session's site images: the seed's and its
+    papermill variant), a busybox image and an algorithm."""
     from tests.support.images import busybox_rootfs, make_archive
 
-    archive = subprocess.run(["bash", str(REPO / "scripts" / "make-jupyter-image.sh")],
-                             capture_output=True, text=True, check=True).stdout.strip()
-    gw_ok(flow_home, "image", "import", archive, "--name", "jupyter:v1", "-q")
-    archive = subprocess.run(["bash", str(REPO / "scripts" / "make-jupyter-image.sh"),
-                              "papermill"], capture_output=True, text=True,
-                             check=True).stdout.strip()
-    gw_ok(flow_home, "image", "import", archive, "--name", "jupyter-papermill:v1", "-q")
+    flow_home = {**flow_home, "GW_SITE_CONFIG": str(jupyter_sites["all"])}
     base = tmp_path_factory.mktemp("nb")
     plain = make_archive(base / "bb.tar", [busybox_rootfs(base / "rootfs")],
                          env={"PATH": "/bin"}, workdir="/", cmd=["sh"])

@@ -24,13 +24,12 @@ SCREENSHOT = REPO / "docs" / "images" / "ondemand-view.png"
 
 
 @pytest.fixture(scope="module")
-def portal(flow_home, tmp_path_factory):
-    """A home with JupyterLab and busybox images, an algorithm and a dataset; the apps."""
+def portal(jupyter_home, tmp_path_factory):
+    """A home with JupyterLab (the session's site image) and busybox images, an algorithm
+    and a dataset; the apps."""
     from tests.support.images import busybox_rootfs, make_archive
 
-    archive = subprocess.run(["bash", str(REPO / "scripts" / "make-jupyter-image.sh")],
-                             capture_output=True, text=True, check=True).stdout.strip()
-    gw_ok(flow_home, "image", "import", archive, "--name", "jupyter:v1", "-q")
+    flow_home = jupyter_home
     base = tmp_path_factory.mktemp("ood")
     plain = make_archive(base / "bb.tar", [busybox_rootfs(base / "rootfs")],
                          env={"PATH": "/bin"}, workdir="/", cmd=["sh"])

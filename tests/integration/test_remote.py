@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, gw_executable, run_gw
+from tests.conftest import gw_executable, run_gw
 from tests.integration.conftest import gw_ok
 
 pytestmark = pytest.mark.container
@@ -34,6 +34,12 @@ def keygen(path: Path) -> Path:
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)],
                    check=True)
     return path
+
+
+@pytest.fixture(scope="module")
+def flow_home(jupyter_home):
+    """The login node's home, with the session's JupyterLab site image."""
+    return jupyter_home
 
 
 @pytest.fixture(scope="module")
@@ -158,9 +164,6 @@ def _data_dir(workstation) -> Path:
 
 
 def test_notebook_start_opens_the_tunnel(workstation):
-    archive = subprocess.run(["bash", str(REPO / "scripts" / "make-jupyter-image.sh")],
-                             capture_output=True, text=True, check=True).stdout.strip()
-    gw_ok(workstation["cluster"], "image", "import", archive, "--name", "jupyter:v1", "-q")
     env = {**os.environ, **workstation["laptop"]}
     proc = subprocess.Popen([gw_executable(), "notebook", "start", "--image", "jupyter:v1",
                              "--algo", "remote-algo", "--mem", "1G", "--json"], env=env,
