@@ -17,17 +17,15 @@ import posixpath
 from typing import TYPE_CHECKING, Any
 
 from containers.mounts import CODE
-from gateway.jobs.kinds.base import JobEnd, SubmitContext
-from gateway.jobs.kinds.layout import lay_out_code_and_model, standard_mounts
+from gateway.jobs.kinds.base import JobEnd
+from gateway.jobs.kinds.layout import StandardKind
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from containers.runtime import Mount, Shell
     from gateway.context import Gateway
     from gateway.jobs.model import Job
     from gateway.jobs.shapes.base import Unit
-    from gateway.jobs.submit import JobRequest
 
 EXECUTED_SUFFIX = ".executed.ipynb"
 # Cells papermill adds to the executed copy, which the person never wrote.
@@ -85,25 +83,12 @@ def failing_cell(executed: Path) -> str:
     return ""
 
 
-class HeadlessKind:
+class HeadlessKind(StandardKind):
     """The ``headless`` kind."""
 
     name = "headless"
     template = "sbatch/headless.sh.j2"
-    node_env: tuple[tuple[str, str], ...] = ()
     arrays, renders, serves = False, False, False
-
-    def prepare(self, ctx: SubmitContext) -> None:
-        """As training: a private copy of the code (the executed notebook lands there)."""
-        lay_out_code_and_model(ctx)
-
-    def mounts(self, ctx: SubmitContext, unit_dir: Path | Shell) -> list[Mount]:
-        """As training."""
-        return standard_mounts(ctx, unit_dir)
-
-    def template_values(self, ctx: SubmitContext) -> dict[str, Any]:
-        """Nothing beyond the base template's."""
-        return {}
 
     def recipe(self, job: Job, options: dict[str, Any], command: tuple[str, ...]
                ) -> tuple[dict[str, Any], tuple[str, ...]]:
@@ -111,10 +96,6 @@ class HeadlessKind:
         extra = job.spec.extra
         return {**options, "notebook": extra.get("notebook"),
                 "param": [f"{k}={v}" for k, v in (extra.get("params") or {}).items()]}, ()
-
-    def rerun_request(self, job: Job, request: JobRequest) -> JobRequest:
-        """The recipe's request as it is."""
-        return request
 
     def on_end(self, gw: Gateway, job: Job, unit: Unit, end: JobEnd) -> str:
         """Name the failing cell, or harvest /model; say where the executed notebook is."""

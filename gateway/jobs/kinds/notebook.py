@@ -11,12 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from containers.mounts import CODE
 from gateway.jobs.kinds.base import JobEnd, SubmitContext
-from gateway.jobs.kinds.layout import lay_out_code_and_model, standard_mounts
+from gateway.jobs.kinds.layout import StandardKind
 
 if TYPE_CHECKING:
-    from pathlib import Path
 
-    from containers.runtime import Mount, Shell
     from gateway.context import Gateway
     from gateway.jobs.model import Job
     from gateway.jobs.shapes.base import Unit
@@ -42,7 +40,7 @@ JUPYTER_COMMAND = (
 )
 
 
-class NotebookKind:
+class NotebookKind(StandardKind):
     """The ``notebook`` kind."""
 
     name = "notebook"
@@ -51,14 +49,6 @@ class NotebookKind:
                                              ("GW_NOTEBOOK_PORT", "gw_nb_port"),
                                              ("GW_NOTEBOOK_BASE_URL", "gw_nb_base_url"))
     arrays, renders, serves = False, False, True
-
-    def prepare(self, ctx: SubmitContext) -> None:
-        """``code/``: the draft (a writable copy of the version); ``model/``: empty."""
-        lay_out_code_and_model(ctx)
-
-    def mounts(self, ctx: SubmitContext, unit_dir: Path | Shell) -> list[Mount]:
-        """As training: /code the draft, /dataset read-only, /model."""
-        return standard_mounts(ctx, unit_dir)
 
     def template_values(self, ctx: SubmitContext) -> dict[str, Any]:
         """Where the job writes its connection details, and when Slurm warns it."""
@@ -71,11 +61,6 @@ class NotebookKind:
                 "end_file": str(ctx.job.job_dir / END_FILE),
                 "proxy_prefix": str(ctx.job.spec.extra.get("proxy_prefix") or ""),
                 "save_seconds": max(warn, 1)}
-
-    def recipe(self, job: Job, options: dict[str, Any], command: tuple[str, ...]
-               ) -> tuple[dict[str, Any], tuple[str, ...]]:
-        """The shared options and the recorded command."""
-        return options, command
 
     def rerun_request(self, job: Job, request: JobRequest) -> JobRequest:
         """A notebook again: JupyterLab over a new draft of the same version, with a new
