@@ -7,12 +7,9 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gateway.common.errors import InvalidInput
-
-if TYPE_CHECKING:
-    from gateway.home.flavors import Flavor
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 IMAGE_NAME_RE = re.compile(r"[a-z0-9][a-z0-9._/-]{0,127}:[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
@@ -301,8 +298,9 @@ def parse_resources(*, cpus: int | None, gpus: str | int | None, mem: str | None
                     defaults: Any,
                     account: str | None = None, qos: str | None = None,
                     constraint: str | None = None, exclusive: bool | None = None,
-                    flavor: Flavor | None = None) -> Resources:
-    """Resources from the command line, then the flavor's, then the configured defaults."""
+                    flavor: Any = None) -> Resources:
+    """Resources from the command line, then the flavor's (a gateway.home.flavors.Flavor:
+    its fields by these names), then the configured defaults."""
     def pick(given: Any, key: str) -> Any:
         if given is not None:
             return given

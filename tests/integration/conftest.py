@@ -78,6 +78,30 @@ def jupyter_home(flow_home, jupyter_sites) -> dict[str, str]:
     return {**flow_home, "GW_SITE_CONFIG": str(jupyter_sites["seed"])}
 
 
+@pytest.fixture(scope="session")
+def busybox_archive(tmp_path_factory) -> Path:
+    """A `docker save` archive of the static busybox rootfs (PATH=/bin, CMD sh), made once
+    per session; every home that needs a small image imports it."""
+    from tests.support.images import busybox_rootfs, make_archive
+
+    base = tmp_path_factory.mktemp("busybox")
+    return make_archive(base / "bb.tar", [busybox_rootfs(base / "rootfs")],
+                        env={"PATH": "/bin"}, workdir="/", cmd=["sh"])
+
+
+def image_and_algo(env: dict[str, str], archive: Path, base: Path, algo: str,
+                   files: dict[str, str], image: str = "bb:v1") -> dict[str, str]:
+    """Import ``archive`` as ``image`` and push an algorithm ``algo`` of ``files`` (relative
+    path -> text, written under ``base``) into the home of ``env``; returns ``env``."""
+    gw_ok(env, "image", "import", str(archive), "--name", image, "-q")
+    source = base / f"algo-{algo}"
+    for rel, text in files.items():
+        (source / rel).parent.mkdir(parents=True, exist_ok=True)
+        (source / rel).write_text(text)
+    gw_ok(env, "algo", "push", str(source), "--name", algo, "-q")
+    return env
+
+
 def busybox_layers(base: Path) -> list[Path]:
     """Two layers: a busybox rootfs with files, and a layer that whites some of them out."""
     from tests.support.images import busybox_rootfs

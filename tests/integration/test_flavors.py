@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_gw
-from tests.integration.conftest import gw_ok
+from tests.integration.conftest import gw_ok, image_and_algo
 
 pytestmark = pytest.mark.container
 
@@ -35,19 +35,11 @@ mem = "512G"
 
 
 @pytest.fixture(scope="module")
-def home(flow_home, tmp_path_factory):
-    from tests.support.images import busybox_rootfs, make_archive
-
+def home(flow_home, busybox_archive, tmp_path_factory):
     base = tmp_path_factory.mktemp("flavors")
     (base / "site.toml").write_text(SITE)
     env = {**flow_home, "GW_HOME": str(base / "home"), "GW_SITE_CONFIG": str(base / "site.toml")}
-    archive = make_archive(base / "bb.tar", [busybox_rootfs(base / "rootfs")],
-                           env={"PATH": "/bin"}, workdir="/", cmd=["sh"])
-    gw_ok(env, "image", "import", str(archive), "--name", "bb:v1", "-q")
-    (base / "algo").mkdir()
-    (base / "algo" / "t.sh").write_text('echo "$1" > /model/out\n')
-    gw_ok(env, "algo", "push", str(base / "algo"), "--name", "fl", "-q")
-    return env
+    return image_and_algo(env, busybox_archive, base, "fl", {"t.sh": 'echo "$1" > /model/out\n'})
 
 
 def wait_done(env, job_id: int) -> dict:

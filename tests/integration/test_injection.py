@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_gw
-from tests.integration.conftest import gw_ok
+from tests.integration.conftest import gw_ok, image_and_algo
 
 pytestmark = pytest.mark.container
 
@@ -46,18 +46,10 @@ PROBE = ('for a in "$@"; do printf "%s|END|" "$a"; done > /model/args\n'
 
 
 @pytest.fixture(scope="module")
-def home(flow_home, tmp_path_factory):
-    from tests.support.images import busybox_rootfs, make_archive
-
+def home(flow_home, busybox_archive, tmp_path_factory):
     base = tmp_path_factory.mktemp("inject")
     env = {**flow_home, "GW_HOME": str(base / "home")}
-    archive = make_archive(base / "bb.tar", [busybox_rootfs(base / "rootfs")],
-                           env={"PATH": "/bin"}, workdir="/", cmd=["sh"])
-    gw_ok(env, "image", "import", str(archive), "--name", "bb:v1", "-q")
-    (base / "algo").mkdir()
-    (base / "algo" / "probe.sh").write_text(PROBE)
-    gw_ok(env, "algo", "push", str(base / "algo"), "--name", "probe", "-q")
-    yield env
+    yield image_and_algo(env, busybox_archive, base, "probe", {"probe.sh": PROBE})
     assert not MARKER.exists(), "an injected command ran"
 
 

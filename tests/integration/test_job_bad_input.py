@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_gw
-from tests.integration.conftest import gw_ok
+from tests.integration.conftest import gw_ok, image_and_algo
 
 
 def home_files(env) -> list[str]:
@@ -18,21 +18,16 @@ def home_files(env) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def one_job(flow_home, tmp_path_factory):
+def one_job(flow_home, busybox_archive, tmp_path_factory):
     """A home with one finished job (the job's id is returned)."""
-    from tests.support.images import busybox_rootfs, make_archive
-
     base = tmp_path_factory.mktemp("badjob")
-    archive = make_archive(base / "bb.tar", [busybox_rootfs(base / "rootfs")],
-                           env={"PATH": "/bin"}, workdir="/", cmd=["sh"])
-    gw_ok(flow_home, "image", "import", str(archive), "--name", "bb:v1", "-q")
-    (base / "algo").mkdir()
-    (base / "algo" / "run.sh").write_text("echo out > result.txt\n")
-    gw_ok(flow_home, "algo", "push", str(base / "algo"), "--name", "bad", "-q")
+    image_and_algo(flow_home, busybox_archive, base, "bad",
+                   {"run.sh": "echo out > result.txt\n"})
     job = json.loads(gw_ok(flow_home, "job", "submit", "--json", "--wait", "--algo", "bad",
                            "--image", "bb:v1", "--mem", "64M", "--", "sh", "run.sh"))
     assert job["state"] == "COMPLETED"
-    return {"env": flow_home, "id": str(job["id"]), "base": base}
+    return {"env": flow_home, "id": str(job["id"]), "base": base,
+            "archive": str(busybox_archive)}
 
 
 @pytest.mark.parametrize("args, message", [
@@ -129,7 +124,7 @@ def names_home(one_job):
     (base / "push").mkdir()
     (base / "push" / "f.txt").write_text("x\n")
     (base / "t.j2").write_text('{% extends "sbatch/training.sh.j2" %}\n')
-    return {**one_job, "archive": str(base / "bb.tar")}
+    return one_job
 
 
 def home_state(env) -> tuple[list[str], list[str]]:

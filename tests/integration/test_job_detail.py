@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests.conftest import run_gw
-from tests.integration.conftest import gw_ok
+from tests.integration.conftest import gw_ok, image_and_algo
 
 pytestmark = pytest.mark.container
 
@@ -19,18 +19,10 @@ BUSY = ("timeout 8 sh -c 'while :; do :; done'; "
 
 
 @pytest.fixture(scope="module")
-def home(flow_home, tmp_path_factory):
-    from tests.support.images import busybox_rootfs, make_archive
-
+def home(flow_home, busybox_archive, tmp_path_factory):
     base = tmp_path_factory.mktemp("detail")
     env = {**flow_home, "GW_HOME": str(base / "home")}
-    archive = make_archive(base / "bb.tar", [busybox_rootfs(base / "rootfs")],
-                           env={"PATH": "/bin"}, workdir="/", cmd=["sh"])
-    gw_ok(env, "image", "import", str(archive), "--name", "bb:v1", "-q")
-    (base / "algo").mkdir()
-    (base / "algo" / "x.sh").write_text("true\n")
-    gw_ok(env, "algo", "push", str(base / "algo"), "--name", "busy", "-q")
-    return env
+    return image_and_algo(env, busybox_archive, base, "busy", {"x.sh": "true\n"})
 
 
 def test_top_shows_load_while_running_and_the_history_after(home):

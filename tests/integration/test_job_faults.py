@@ -20,25 +20,19 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import gw_executable, run_gw
-from tests.integration.conftest import gw_ok
+from tests.integration.conftest import gw_ok, image_and_algo
 
 pytestmark = pytest.mark.container
 
 
 @pytest.fixture(scope="module")
-def home(flow_home, tmp_path_factory):
+def home(flow_home, busybox_archive, tmp_path_factory):
     """A home with an image and an algorithm whose scripts write /model."""
-    from tests.support.images import busybox_rootfs, make_archive
-
     base = tmp_path_factory.mktemp("faults")
-    archive = make_archive(base / "bb.tar", [busybox_rootfs(base / "rootfs")],
-                           env={"PATH": "/bin"}, workdir="/", cmd=["sh"])
-    gw_ok(flow_home, "image", "import", str(archive), "--name", "bb:v1", "-q")
-    algo = base / "algo"
-    algo.mkdir()
-    (algo / "train.sh").write_text("#!/bin/sh\nsleep \"${1:-0}\"\necho \"w $2\" > /model/w\n")
-    gw_ok(flow_home, "algo", "push", str(algo), "--name", "faulty", "-q")
-    return {**flow_home, "base": str(base)}
+    image_and_algo(flow_home, busybox_archive, base, "faulty", {
+        "train.sh": "#!/bin/sh\nsleep \"${1:-0}\"\necho \"w $2\" > /model/w\n"})
+    return {**flow_home, "base": str(base), "archive": str(busybox_archive),
+            "algo_dir": str(base / "algo-faulty")}
 
 
 def submit(env, *args, check=True, extra_env=None):
@@ -210,7 +204,6 @@ def show_with(env, conf, job_id):
 def test_home_is_private_under_umask_022(home, tmp_path):
     """A whole flow typed with umask 022: import, push, job, harvest, outputs."""
     env = {**home, "GW_HOME": str(tmp_path / "private-home")}
-    base = Path(home["base"])
 
     def gw_022(*args: str) -> str:
         line = " ".join(shlex.quote(a) for a in (gw_executable(), *args))
@@ -220,8 +213,8 @@ def test_home_is_private_under_umask_022(home, tmp_path):
         assert proc.returncode == 0, proc.stderr
         return proc.stdout
 
-    gw_022("image", "import", str(base / "bb.tar"), "--name", "bb:v1", "-q")
-    gw_022("algo", "push", str(base / "algo"), "--name", "faulty", "-q")
+    gw_022("image", "import", home["archive"], "--name", "bb:v1", "-q")
+    gw_022("algo", "push", home["algo_dir"], "--name", "faulty", "-q")
     job = json.loads(gw_022("job", "submit", "--json", "--wait", "--algo", "faulty",
                             "--image", "bb:v1", "--mem", "64M", "--", "sh", "train.sh", "0",
                             "private"))
@@ -261,9 +254,8 @@ def test_unreadable_spool_file_blocks_nothing_and_doctor_reports_it(home):
 def test_percent_in_home_runs_jobs_and_keeps_their_logs(home, tmp_path):
     """Slurm reads %j, %u, ... in --output: a home holding them must still work."""
     env = {**home, "GW_HOME": str(tmp_path / "gw%j%u%%home")}
-    base = Path(home["base"])
-    gw_ok(env, "image", "import", str(base / "bb.tar"), "--name", "bb:v1", "-q")
-    gw_ok(env, "algo", "push", str(base / "algo"), "--name", "faulty", "-q")
+    gw_ok(env, "image", "import", home["archive"], "--name", "bb:v1", "-q")
+    gw_ok(env, "algo", "push", home["algo_dir"], "--name", "faulty", "-q")
     job = json.loads(gw_ok(env, "job", "submit", "--json", "--wait", "--algo", "faulty",
                            "--image", "bb:v1", "--mem", "64M", "--", "sh", "-c",
                            "echo logged; echo w > /model/w"))

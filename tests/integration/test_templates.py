@@ -13,29 +13,21 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_gw
-from tests.integration.conftest import gw_ok
+from tests.integration.conftest import gw_ok, image_and_algo
 
 pytestmark = pytest.mark.container
 
 
 @pytest.fixture(scope="module")
-def home(flow_home, tmp_path_factory):
+def home(flow_home, busybox_archive, tmp_path_factory):
     """A home with a busybox image and an algorithm whose script writes its arguments."""
-    from tests.support.images import busybox_rootfs, make_archive
-
     base = tmp_path_factory.mktemp("templates")
     env = {**flow_home, "GW_HOME": str(base / "home")}
-    archive = make_archive(base / "bb.tar", [busybox_rootfs(base / "rootfs")],
-                           env={"PATH": "/bin"}, workdir="/", cmd=["sh"])
-    gw_ok(env, "image", "import", str(archive), "--name", "bb:v1", "-q")
-    (base / "algo").mkdir()
-    (base / "algo" / "train.sh").write_text(
+    return image_and_algo(env, busybox_archive, base, "tr", {"train.sh": (
         'echo "$*" > /model/args\n'
         'echo "task=${GW_TASK:-none}" >> /model/args\n'
         'echo out > /code/left-by-$$\n'
-        'case "$1" in fail) exit 3;; esac\n')
-    gw_ok(env, "algo", "push", str(base / "algo"), "--name", "tr", "-q")
-    return env
+        'case "$1" in fail) exit 3;; esac\n')})
 
 
 def wait_done(env, job_id: int, timeout: float = 180) -> dict:
