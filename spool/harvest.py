@@ -23,7 +23,7 @@ from gateway.jobs.model import Job
 from spool.format import SpoolRecord
 
 if TYPE_CHECKING:
-    from gateway.jobs.shapes.base import Unit
+    from gateway.jobs.values import Unit
 
 
 def incoming_dir(gw: Gateway, model_name: str, job_id: int, unit: int | None = None) -> Path:

@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING
 
 from gateway.common.errors import SlurmError
 from gateway.context import Gateway
+from gateway.jobs.end import EndDecision, decide_end
 from gateway.jobs.model import Job
 from gateway.jobs.shapes import shape_of
 from spool.accounting import base_slurm_id, final_records
-from spool.end import EndDecision, decide_end
 from spool.format import (
     SpoolFileRefused,
     SpoolFormatError,
@@ -35,7 +35,7 @@ from spool.layout import pending_spool_files, set_aside, spool_lock
 from spool.report import IngestReport
 
 if TYPE_CHECKING:
-    from gateway.jobs.shapes.base import Unit
+    from gateway.jobs.values import Unit
     from spool.retry import RetryBook
 
 # How long after its last write a spool file may stay unreadable (another host's write not

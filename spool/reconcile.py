@@ -24,18 +24,18 @@ from gateway.common.atomic import write_atomic
 from gateway.common.backoff import SLURM_FIRST_SECONDS, SLURM_MAX_SECONDS, delay_after
 from gateway.common.errors import SlurmUnavailable
 from gateway.context import Gateway
+from gateway.jobs.end import decide_end
 from gateway.jobs.identity import parse_identity_comment
 from gateway.jobs.model import ACTIVE, Job, state_from_slurm
 from gateway.jobs.shapes import shape_of
 from gateway.slurm.adapter import SlurmJobState, array_tasks
 from spool.accounting import final_records
-from spool.end import decide_end
 from spool.layout import pending_spool_files
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from gateway.jobs.shapes.base import Unit
+    from gateway.jobs.values import Unit
 
 # A job still SUBMITTING this long after its record was made, and unknown to Slurm by its
 # identity, never reached Slurm: sbatch's own timeout plus a margin.
@@ -97,7 +97,7 @@ def reconcile(gw: Gateway) -> None:
 
 def _follow_units(gw: Gateway, jobs: list[Job], queue: dict[str, SlurmJobState]) -> None:
     """Every unfinished unit whose spool file has not come: followed while Slurm runs it,
-    its end decided (spool/end.py) from accounting once Slurm no longer does."""
+    its end decided (gateway/jobs/end.py) from accounting once Slurm no longer does."""
     pending = {p.name for p in pending_spool_files(gw.layout.spool)}
     live = {**queue, **array_tasks(queue.values())}   # by job id and by ``array_task``
     gone: list[tuple[Job, Unit]] = []

@@ -150,10 +150,13 @@ def image_publish(name: str, as_name: str | None, quiet: bool, as_json: bool) ->
     """
     from gateway.common.display import print_json
     from gateway.common.progress import StepProgress
+    from gateway.stores.images import get_image
     from gateway.stores.site_images import publish
 
+    gw = open_gateway()
+    image = get_image(gw, name)
     with StepProgress(f"publish {name}", enabled=not quiet) as progress:
-        record = publish(open_gateway(), name, as_name,
+        record = publish(gw, image, as_name,
                          lambda done, total: progress("copy", done, total))
     if as_json:
         print_json(record.as_dict())

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from gateway.context import Gateway
     from gateway.jobs.model import Job
-    from gateway.jobs.submit import JobRequest
+    from gateway.jobs.request import JobRequest
     from gateway.jobs.usage import Sample
 
 import sys

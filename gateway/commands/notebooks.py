@@ -90,7 +90,7 @@ def notebook_start(image_name: str, algo: str, data: str | None, name: str | Non
     if for_portal:
         from gateway.access.portal import portal_session
         from gateway.common.display import print_json
-        from gateway.jobs.notebooks import TOKEN_VARIABLE
+        from gateway.jobs.kinds.notebook_drafts import TOKEN_VARIABLE
 
         print_json(portal_session(job, token=job.spec.env.get(TOKEN_VARIABLE, "")))
         return
@@ -177,7 +177,8 @@ def notebook_list(as_json: bool) -> None:
 def notebook_save(job_id: int, as_json: bool) -> None:
     """Save the draft now as the next algorithm version (the notebook keeps running)."""
     from gateway.common.display import print_json
-    from gateway.jobs.notebooks import get_notebook, save_draft
+    from gateway.jobs.kinds.notebook_drafts import save_draft
+    from gateway.jobs.notebooks import get_notebook
 
     gw = open_gateway()
     version = save_draft(gw, get_notebook(gw, job_id))

@@ -15,7 +15,7 @@ import click
 
 if TYPE_CHECKING:
     from gateway.context import Gateway
-    from gateway.jobs.submit import JobRequest
+    from gateway.jobs.request import JobRequest
 
 # (option, parameter name, multiple, type, help); the order is the order --help shows.
 RECIPE_OPTIONS: tuple[tuple[str, str, bool, Any, str], ...] = (
@@ -123,7 +123,7 @@ def build_request(gw: Gateway, recipe: dict[str, Any], command: tuple[str, ...],
         parse_resources,
         parse_version_ref,
     )
-    from gateway.jobs.submit import JobRequest
+    from gateway.jobs.request import JobRequest
 
     for key in ("algo", "image"):
         if not recipe.get(key):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Iterable
+from pathlib import Path
 
 from gateway.common.errors import InvalidInput
 
@@ -45,3 +46,13 @@ def sbatch_flag(name: str, value: object) -> str:
     if re.search(r"\s", text):
         text = f'"{text}"'
     return f"--{name}={text}"
+
+
+def slurm_filename(path: Path) -> str:
+    """``path`` for an sbatch filename option: ``%`` is Slurm's pattern character, so a
+    literal one is doubled (a ``\\`` would turn all patterns off: GW_HOME may not hold one)."""
+    text = str(path)
+    if "\\" in text:
+        raise InvalidInput(f"{text!r} holds a backslash, which Slurm's filename patterns "
+                           "cannot carry: use a GW_HOME without one")
+    return text.replace("%", "%%")

@@ -14,8 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from gateway.context import Gateway
-from gateway.jobs.kinds.base import SubmitContext
-from gateway.jobs.submit import JobRequest, resolve_request
+from gateway.jobs.request import JobRequest
+from gateway.jobs.submit import resolve_request
+from gateway.jobs.values import SubmitContext
 
 
 def renders_dir(gw: Gateway) -> Path:

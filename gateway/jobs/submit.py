@@ -11,14 +11,14 @@ never reused.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gateway.common.errors import InvalidInput, SlurmError, SlurmUnavailable
+from gateway.common.quoting import slurm_filename
 from gateway.common.specs import (
     Resources,
-    VersionRef,
     check_job_name,
     check_name,
     format_mib,
@@ -28,44 +28,16 @@ from gateway.common.trees import remove_tree
 from gateway.context import Gateway
 from gateway.jobs.identity import identity_comment
 from gateway.jobs.kinds import JobKind, get_kind
-from gateway.jobs.kinds.base import SubmitContext
 from gateway.jobs.layout import JobLayout
 from gateway.jobs.model import Job, JobSpec
+from gateway.jobs.request import JobRequest
 from gateway.jobs.shapes import JobShape, get_shape
+from gateway.jobs.values import SubmitContext
 
 if TYPE_CHECKING:
     from containers.runtime import ContainerSpec
     from gateway.stores.images import ImageRecord
     from gateway.stores.versioned import VersionInfo
-
-@dataclass(frozen=True)
-class JobRequest:
-    """Everything a submission asks for, validated."""
-
-    algo: VersionRef | None
-    image: str
-    data: VersionRef | None
-    name: str | None
-    command: tuple[str, ...]
-    env: dict[str, str]
-    resources: Resources
-    model_name: str | None = None
-    kind: str = "training"
-    shape: str = "single"
-    origin: str = "cli"
-    extra: dict[str, object] = field(default_factory=dict)
-    recipe: dict[str, object] = field(default_factory=dict)   # see gateway/jobs/recipes.py
-
-
-def slurm_filename(path: Path) -> str:
-    """``path`` for an sbatch filename option: ``%`` is Slurm's pattern character, so a
-    literal one is doubled (a ``\\`` would turn all patterns off: GW_HOME may not hold one)."""
-    text = str(path)
-    if "\\" in text:
-        raise InvalidInput(f"{text!r} holds a backslash, which Slurm's filename patterns "
-                           "cannot carry: use a GW_HOME without one")
-    return text.replace("%", "%%")
-
 
 def slurm_options(shape: JobShape, job: Job, resources: Resources, home_id: str,
                   identity: str | None = None) -> list[tuple[str, object]]:

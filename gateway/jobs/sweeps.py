@@ -9,7 +9,8 @@ from typing import Any
 
 from gateway.context import Gateway
 from gateway.jobs.model import Job
-from gateway.jobs.submit import JobRequest, submit_job
+from gateway.jobs.request import JobRequest
+from gateway.jobs.submit import submit_job
 
 
 def submit_sweep(gw: Gateway, request: JobRequest, tasks: list[dict[str, str]],

@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +17,7 @@ from gateway.common.specs import check_image_name
 from gateway.common.trees import remove_tree
 from gateway.context import Gateway
 from gateway.home import database as db
+from gateway.stores.image_record import ImageRecord
 
 if TYPE_CHECKING:
     import sqlite3
@@ -25,36 +25,9 @@ if TYPE_CHECKING:
     from containers.build import SifImage
     from containers.layers import ImageLimits
 
+__all__ = ["ImageRecord", "get_image", "list_images"]
+
 Progress = Callable[[str, int, int], None]
-
-
-@dataclass(frozen=True)
-class ImageRecord:
-    """A stored image and one of its names."""
-
-    id: int
-    name: str
-    digest: str
-    sif_path: Path
-    partition_offset: int
-    size_bytes: int
-    config: dict[str, Any]
-    source: str
-    created: float
-    site: bool = False  # published by the site's administrators (gateway/stores/site_images.py)
-
-    @property
-    def record_id(self) -> int | None:
-        """The id a job records; None for a site image, which is in no table of this
-        home (the job's spec keeps its name and digest)."""
-        return None if self.site else self.id
-
-    def as_dict(self) -> dict[str, Any]:
-        """Stable fields for ``--json``."""
-        return {"name": self.name, "digest": self.digest, "sif": str(self.sif_path),
-                "partition_offset": self.partition_offset, "bytes": self.size_bytes,
-                "source": self.source, "created": self.created, "config": self.config,
-                "site": self.site}
 
 
 _SELECT = """SELECT t.name AS name, i.* FROM image_tags t JOIN images i ON i.id = t.image_id"""

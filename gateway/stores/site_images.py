@@ -31,7 +31,7 @@ from gateway.common.errors import InvalidInput, NotFound
 if TYPE_CHECKING:
     from gateway.context import Gateway
     from gateway.home.config import Config
-    from gateway.stores.images import ImageRecord
+    from gateway.stores.image_record import ImageRecord
 
 INDEX = "index.json"
 FORMAT = 1
@@ -71,7 +71,7 @@ def _read(root: Path) -> dict[str, dict[str, Any]]:
 
 
 def _record(root: Path, name: str, entry: dict[str, Any]) -> ImageRecord:
-    from gateway.stores.images import ImageRecord
+    from gateway.stores.image_record import ImageRecord
 
     sif = root / Path(str(entry["sif"])).name
     _trusted(sif, root.stat().st_uid)
@@ -141,14 +141,12 @@ def _locked_update(root: Path, change: Callable[[dict[str, dict[str, Any]]], Any
         return result
 
 
-def publish(gw: Gateway, name: str, as_name: str | None = None,
+def publish(gw: Gateway, image: ImageRecord, as_name: str | None = None,
             progress: Callable[[int, int], None] | None = None) -> ImageRecord:
-    """Copy the administrator's image ``name`` into the site store as ``as_name``."""
+    """Copy the administrator's ``image`` into the site store as ``as_name``."""
     from gateway.common.specs import check_image_name
-    from gateway.stores.images import get_image
 
     root = _writable_root(gw.config)
-    image = get_image(gw, name)
     if image.site:
         raise InvalidInput(f"{image.name} is already a site image")
     target_name = check_image_name(as_name or image.name)

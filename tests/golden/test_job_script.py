@@ -12,10 +12,10 @@ from gateway.common.specs import Resources
 from gateway.context import Gateway
 from gateway.home.config import KEYS, Config
 from gateway.jobs.kinds import get_kind
-from gateway.jobs.kinds.base import SubmitContext
 from gateway.jobs.model import Job, JobSpec
 from gateway.jobs.shapes import get_shape
 from gateway.jobs.submit import render_script
+from gateway.jobs.values import SubmitContext
 from gateway.stores.images import ImageRecord
 from gateway.stores.versioned import VersionInfo
 

@@ -1,14 +1,14 @@
-"""The one end decision (spool/end.py), table-driven: the same answers for a whole job and
+"""The one end decision (gateway/jobs/end.py), table-driven: the same answers for a whole job and
 for an array task, from the spool record, Slurm's word and the time alone."""
 
 import pytest
 
-from gateway.slurm.adapter import SlurmJobState
-from spool.end import (
+from gateway.jobs.end import (
     ACCOUNTING_GRACE_SECONDS,
     SPOOL_GRACE_SECONDS,
     decide_end,
 )
+from gateway.slurm.adapter import SlurmJobState
 from spool.format import FORMAT, SpoolRecord
 
 NOW = 1_000_000.0

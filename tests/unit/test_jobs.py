@@ -5,7 +5,8 @@ import pytest
 from gateway.common.errors import InvalidInput, SlurmError, SlurmUnavailable
 from gateway.common.specs import Resources, VersionRef
 from gateway.jobs.actions import cancel_job, list_jobs
-from gateway.jobs.submit import JobRequest, submit_job
+from gateway.jobs.request import JobRequest
+from gateway.jobs.submit import submit_job
 from gateway.stores.images import import_archive
 from tests.support.fakes import FakeScheduler
 from tests.support.images import busybox_rootfs, make_archive
@@ -83,7 +84,7 @@ def test_invalid_input_found_while_rendering_leaves_nothing(ready):
 
 
 def test_percent_in_home_is_escaped_for_slurm_filename_patterns(gw_env, monkeypatch, tmp_path):
-    from gateway.jobs.submit import slurm_filename
+    from gateway.common.quoting import slurm_filename
 
     assert slurm_filename(tmp_path / "a%jb") == f"{tmp_path}/a%%jb"
     with pytest.raises(InvalidInput, match="backslash"):

@@ -237,8 +237,8 @@ def test_late_poll_never_reopens_a_finished_job(gw):
     gw.slurm = FakeScheduler()
     end(gw, a, 0)
     ingest_spool(gw)
+    from gateway.jobs.end import decide_end
     from gateway.jobs.shapes import shape_of
-    from spool.end import decide_end
 
     shape = shape_of(stale)
     unit = shape.units(gw, stale)[0]

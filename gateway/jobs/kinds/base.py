@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
+
+from gateway.jobs.values import JobEnd, SubmitContext, Unit
+
+__all__ = ["JobEnd", "JobKind", "SubmitContext"]
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -11,36 +14,7 @@ if TYPE_CHECKING:
     from containers.runtime import Mount, Shell
     from gateway.context import Gateway
     from gateway.jobs.model import Job
-    from gateway.jobs.shapes.base import Unit
-    from gateway.jobs.submit import JobRequest
-    from gateway.stores.images import ImageRecord
-    from gateway.stores.versioned import VersionInfo
-    from spool.format import SpoolRecord
-
-
-@dataclass(frozen=True)
-class SubmitContext:
-    """A job being submitted: its record (state SUBMITTING) and what it resolved to."""
-
-    gw: Gateway
-    job: Job
-    image: ImageRecord
-    algo: VersionInfo | None
-    data: VersionInfo | None
-
-
-@dataclass(frozen=True)
-class JobEnd:
-    """How a job ended: the final state decided, and its spool record if it wrote one."""
-
-    state: str
-    record: SpoolRecord | None
-
-    @property
-    def succeeded(self) -> bool:
-        """The command exited 0 by itself and said so in its spool file."""
-        return (self.state == "COMPLETED" and self.record is not None
-                and self.record.exit_code == 0 and self.record.clean)
+    from gateway.jobs.request import JobRequest
 
 
 class JobKind(Protocol):

@@ -17,15 +17,15 @@ import posixpath
 from typing import TYPE_CHECKING, Any
 
 from containers.mounts import CODE
-from gateway.jobs.kinds.base import JobEnd
 from gateway.jobs.kinds.layout import StandardKind
+from gateway.jobs.values import JobEnd
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from gateway.context import Gateway
     from gateway.jobs.model import Job
-    from gateway.jobs.shapes.base import Unit
+    from gateway.jobs.values import Unit
 
 EXECUTED_SUFFIX = ".executed.ipynb"
 # Cells papermill adds to the executed copy, which the person never wrote.

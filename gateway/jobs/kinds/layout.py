@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from containers.mounts import CODE, DATASET, MODEL
-from gateway.jobs.kinds.base import SubmitContext
+from gateway.jobs.values import SubmitContext
 
 if TYPE_CHECKING:
     from containers.runtime import Mount, Shell
     from gateway.jobs.model import Job
-    from gateway.jobs.submit import JobRequest
+    from gateway.jobs.request import JobRequest
 
 
 def lay_out_code_and_model(ctx: SubmitContext) -> None:

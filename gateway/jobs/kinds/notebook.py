@@ -10,15 +10,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from containers.mounts import CODE
-from gateway.jobs.kinds.base import JobEnd, SubmitContext
 from gateway.jobs.kinds.layout import StandardKind
+from gateway.jobs.values import JobEnd, SubmitContext
 
 if TYPE_CHECKING:
 
     from gateway.context import Gateway
     from gateway.jobs.model import Job
-    from gateway.jobs.shapes.base import Unit
-    from gateway.jobs.submit import JobRequest
+    from gateway.jobs.request import JobRequest
+    from gateway.jobs.values import Unit
 
 CONNECTION_FILE = "notebook.json"   # written by the job: node, ip, port, base URL
 END_FILE = "notebook.end"           # written by the job: why the server ended
@@ -68,7 +68,7 @@ class NotebookKind(StandardKind):
         import secrets
         from dataclasses import replace
 
-        from gateway.jobs.notebooks import TOKEN_VARIABLE
+        from gateway.jobs.kinds.notebook_drafts import TOKEN_VARIABLE
 
         env = {**request.env, TOKEN_VARIABLE: secrets.token_urlsafe(32)}
         extra = {**request.extra, "base_url": job.spec.extra.get("base_url", BASE_URL),
@@ -77,7 +77,7 @@ class NotebookKind(StandardKind):
 
     def on_end(self, gw: Gateway, job: Job, unit: Unit, end: JobEnd) -> str:
         """Save the draft as the next algorithm version (if it changed), then harvest."""
-        from gateway.jobs.notebooks import save_draft_note
+        from gateway.jobs.kinds.notebook_drafts import save_draft_note
         from spool.harvest import harvest_model
 
         notes = [save_draft_note(gw, job)]

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from gateway.jobs.kinds.base import JobEnd
 from gateway.jobs.kinds.layout import StandardKind
+from gateway.jobs.values import JobEnd
 
 if TYPE_CHECKING:
 
     from gateway.context import Gateway
     from gateway.jobs.model import Job
-    from gateway.jobs.shapes.base import Unit
+    from gateway.jobs.values import Unit
 
 
 class TrainingKind(StandardKind):

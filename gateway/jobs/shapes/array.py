@@ -4,7 +4,7 @@ Every task runs the job's kind with its own command (a sweep's placeholders fill
 its values), its own private copy of /code (made on the node from the job's one copy) and
 its own /model, which becomes its own model version with its values in the lineage. Each
 task writes its own spool file (``<job>.<task>.json``) and ends by itself through the one
-end decision (spool/end.py); a failed task makes no version and stops nothing else. The
+end decision (gateway/jobs/end.py); a failed task makes no version and stops nothing else. The
 job follows its tasks and ends with its last one: COMPLETED only if every task completed.
 """
 
@@ -16,18 +16,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gateway.common.errors import InvalidInput
-from gateway.jobs.shapes.base import Unit
 from gateway.jobs.states import ACTIVE
+from gateway.jobs.values import Unit
 
 if TYPE_CHECKING:
     from containers.runtime import Shell
     from gateway.common.specs import Resources
     from gateway.context import Gateway
-    from gateway.jobs.kinds.base import SubmitContext
+    from gateway.jobs.end import EndDecision
     from gateway.jobs.model import Job, JobTask
-    from gateway.jobs.submit import JobRequest
+    from gateway.jobs.request import JobRequest
+    from gateway.jobs.values import SubmitContext
     from gateway.slurm.adapter import SlurmJobState
-    from spool.end import EndDecision
     from spool.format import SpoolRecord
 
 UNIT_DIR = '"$gw_unit_dir"'     # set by the shape's prologue, on the node
@@ -62,7 +62,7 @@ class ArrayShape:
 
     def sbatch_options(self, job: Job, resources: Resources) -> list[tuple[str, object]]:
         """``--array=0-N[%cap]``; each task's output in its own directory."""
-        from gateway.jobs.submit import slurm_filename
+        from gateway.common.quoting import slurm_filename
 
         count = len(job.spec.extra["commands"])
         cap = job.spec.extra.get("max_parallel")
@@ -149,7 +149,7 @@ class ArrayShape:
         """The kind's end handler for the task (its own model version), the task's final
         state; the job's end when no task is left."""
         from gateway.jobs.kinds import get_kind
-        from gateway.jobs.kinds.base import JobEnd
+        from gateway.jobs.values import JobEnd
 
         assert end.state is not None and unit.index is not None
         if unit.active:

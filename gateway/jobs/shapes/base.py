@@ -10,61 +10,22 @@ for logs, top and outputs, and how the job follows its units' states and ends.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+
+from gateway.jobs.values import SubmitContext, Unit
+
+__all__ = ["JobShape", "Unit"]
 
 if TYPE_CHECKING:
     from containers.runtime import Shell
     from gateway.common.specs import Resources
     from gateway.context import Gateway
-    from gateway.jobs.kinds.base import SubmitContext
+    from gateway.jobs.end import EndDecision
     from gateway.jobs.model import Job
-    from gateway.jobs.submit import JobRequest
+    from gateway.jobs.request import JobRequest
     from gateway.slurm.adapter import SlurmJobState
-    from spool.end import EndDecision
     from spool.format import SpoolRecord
-
-
-@dataclass(frozen=True)
-class Unit:
-    """One unit of a recorded job: a single job's only task, or one task of an array."""
-
-    index: int | None            # None: the job's only unit
-    directory: Path              # holds its code/, model/, log and load samples
-    slurm_id: str | None         # ``123`` or ``123_4``; None before Slurm gave an id
-    state: str
-    reason: str = ""
-    spool_name: str = ""         # the spool file its end is written to
-    lineage: dict[str, Any] = field(default_factory=dict)   # what its model version adds
-    model_version_id: int | None = None
-    model_ref: str | None = None  # NAME@vN of the model version it made
-
-    @property
-    def log(self) -> Path | None:
-        """Slurm's output file of this unit (None before Slurm gave the job an id)."""
-        from gateway.jobs.layout import JobLayout
-
-        return JobLayout.log_in(self.directory, self.slurm_id) if self.slurm_id else None
-
-    @property
-    def usage(self) -> Path | None:
-        """The load sampler's file of this unit (None before the job has an id)."""
-        from gateway.jobs.layout import JobLayout
-
-        return JobLayout.usage_in(self.directory, self.slurm_id) if self.slurm_id else None
-
-    @property
-    def model(self) -> Path:
-        """What this unit left in /model."""
-        return self.directory / "model"
-
-    @property
-    def active(self) -> bool:
-        """Not finished yet."""
-        from gateway.jobs.states import ACTIVE
-
-        return self.state in ACTIVE
 
 
 class JobShape(Protocol):

@@ -16,8 +16,8 @@ from gateway.jobs.shapes.single import SingleShape
 
 if TYPE_CHECKING:
     from containers.runtime import Shell
-    from gateway.jobs.kinds.base import SubmitContext
-    from gateway.jobs.submit import JobRequest
+    from gateway.jobs.request import JobRequest
+    from gateway.jobs.values import SubmitContext
 
 RUN_DIR = '"$GW_RUN_DIR"'   # set by the shape's prologue, on the node
 

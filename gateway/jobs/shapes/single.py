@@ -7,17 +7,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gateway.common.errors import InvalidInput
-from gateway.jobs.shapes.base import Unit
+from gateway.jobs.values import Unit
 
 if TYPE_CHECKING:
     from containers.runtime import Shell
     from gateway.common.specs import Resources
     from gateway.context import Gateway
-    from gateway.jobs.kinds.base import SubmitContext
+    from gateway.jobs.end import EndDecision
     from gateway.jobs.model import Job
-    from gateway.jobs.submit import JobRequest
+    from gateway.jobs.request import JobRequest
+    from gateway.jobs.values import SubmitContext
     from gateway.slurm.adapter import SlurmJobState
-    from spool.end import EndDecision
     from spool.format import SpoolRecord
 
 
@@ -38,7 +38,7 @@ class SingleShape:
 
     def sbatch_options(self, job: Job, resources: Resources) -> list[tuple[str, object]]:
         """Its output in the job's directory; one node, one task."""
-        from gateway.jobs.submit import slurm_filename
+        from gateway.common.quoting import slurm_filename
 
         return [("output", slurm_filename(job.job_dir) + "/slurm-%j.out"),
                 ("nodes", 1), ("ntasks", 1)]
@@ -94,7 +94,7 @@ class SingleShape:
     def end_unit(self, gw: Gateway, job: Job, unit: Unit, end: EndDecision,
                  record: SpoolRecord | None, facts: dict[str, Any]) -> bool:
         """The kind's end handler, then the job's final state (compare-and-set)."""
-        from spool.finish import finish_job
+        from gateway.jobs.end import finish_job
 
         assert end.state is not None
         facts = {**facts, "node": facts.get("node") or job.node}

@@ -1,5 +1,5 @@
 """The one end decision: from what is known of a unit (its spool record, Slurm's word,
-the time) to its final state, or "ask again later".
+the time) to its final state, or "ask again later"; and finishing a one-unit job.
 
 A unit is a whole job of one task or one task of an array (gateway/jobs/shapes/); ingest
 (spool files) and reconciliation (Slurm) decide every unit's end here, with one set of
@@ -8,11 +8,14 @@ grace periods. The function is pure: it reads no file and asks no one.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from gateway.jobs.states import ACTIVE
 
 if TYPE_CHECKING:
+    from gateway.context import Gateway
+    from gateway.jobs.model import Job
+    from gateway.jobs.values import Unit
     from gateway.slurm.adapter import SlurmJobState
     from spool.format import SpoolRecord
 
@@ -108,3 +111,20 @@ def _from_slurm_alone(said: SlurmJobState | None, now: float,
     if state == "FAILED" and said.exit_code == 128 + 9 and memory_killed:
         return EndDecision("OUT_OF_MEMORY", "Slurm killed it: over its memory limit (--mem)")
     return EndDecision(state, f"Slurm: {said.slurm_state}")
+
+
+def finish_job(gw: Gateway, job: Job, state: str, reason: str, record: SpoolRecord | None,
+               unit: Unit, **facts: Any) -> bool:
+    """Finish a one-unit job (the shapes call it): run the kind's end handler for its only
+    ``unit``, then move the job to ``state``; returns whether this call finished it (False
+    when someone else had). The handler runs first and must be repeatable (harvest is), so
+    a crash between the two, or a second ingester, ends with one result; the state change
+    is a compare-and-set from the unfinished states, so the first to finish a job wins."""
+    from gateway.jobs.kinds import kind_of
+    from gateway.jobs.values import JobEnd
+
+    if not job.active:
+        return False
+    note = kind_of(job).on_end(gw, job, unit, JobEnd(state, record))
+    full_reason = "; ".join(part for part in (reason, note) if part)
+    return gw.jobs.transition(job.id, ACTIVE, state, reason=full_reason[:1000], **facts)
