@@ -54,7 +54,9 @@ def _maybe_remote(args: list[str]) -> None:
         if not wants_remote(args):
             sys.argv[1:] = args  # --help, --version, completion: answered here
             return
-        code = run_remote(host, args, config)
+        from gateway.commands.root import cli
+
+        code = run_remote(host, args, config, cli)
     except GatewayError as exc:
         print(f"gw: error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)

@@ -73,7 +73,7 @@ class Gateway:
 
             def on_change(name: str) -> None:
                 refresh(self, kind, name, warn=_warn)
-        return VersionedStore(self.conn, self.layout, kind, limits, on_change)
+        return VersionedStore(self.conn, self.layout, kind, self.jobs, limits, on_change)
 
     def version(self, kind: str, ref: VersionRef) -> VersionInfo:
         """The version ``ref`` names: in this home, or shared by ``ref.owner``."""

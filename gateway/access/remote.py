@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import click
+
 from gateway.common.atomic import check_output_path
 from gateway.common.errors import InvalidInput, RemoteError
 from gateway.common.quoting import shell_line, shell_word
@@ -112,10 +114,11 @@ def _reason(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def run_remote(host: str, args: list[str], config: Config) -> int:
-    """Run ``gw ARGS`` on ``host``; returns its exit status."""
-    command = _command_path(args)
-    target = _find_target(command, args)
+def run_remote(host: str, args: list[str], config: Config, commands: click.Group) -> int:
+    """Run ``gw ARGS`` on ``host``; returns its exit status. ``commands`` is gw's own
+    command group, which tells which argument names a local file to carry there or back."""
+    command = _command_path(args, commands)
+    target = _find_target(command, args, commands)
     if target is not None and target.direction == "down":
         check_output_path(target.local)
     if target is not None and target.direction == "up" and not target.local.exists():
@@ -144,28 +147,22 @@ def run_remote(host: str, args: list[str], config: Config) -> int:
         conn.close()
 
 
-def _command_path(args: list[str]) -> str:
+def _command_path(args: list[str], commands: click.Group) -> str:
     """"job submit", "doctor", ... from the arguments."""
-    from gateway.commands.root import COMMANDS
-
-    if not args or args[0] not in COMMANDS:
+    if not args or args[0] not in commands.list_commands(click.Context(commands)):
         return args[0] if args else ""
     if len(args) > 1 and not args[1].startswith("-"):
         return f"{args[0]} {args[1]}"
     return args[0]
 
 
-def _find_target(command: str, args: list[str]) -> Target | None:
+def _find_target(command: str, args: list[str], commands: click.Group) -> Target | None:
     """The local path ``args`` give the command, if it takes one."""
     if command not in TRANSFERS:
         return None
-    import click
-
-    from gateway.commands.root import cli
-
     name, direction = TRANSFERS[command]
     words = command.split()
-    click_command = cli.get_command(click.Context(cli), words[0])
+    click_command = commands.get_command(click.Context(commands), words[0])
     assert isinstance(click_command, click.Group)
     sub = click_command.commands[words[1]]
     rest = args[len(words):]

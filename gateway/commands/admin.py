@@ -52,7 +52,7 @@ def spool_watch(poll: float | None) -> None:
 def doctor(as_json: bool) -> None:
     """Check Slurm, the container runtime, FUSE and paths; say what to fix."""
     from gateway.common.display import print_json
-    from gateway.home.doctor import run_checks
+    from gateway.doctor import run_checks
 
     checks = run_checks(open_gateway())
     if as_json:

@@ -1,2 +1,2 @@
 """The home and its configuration: settings, the home's layout and identity, its database,
-flavors, doctor."""
+flavors."""

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from gateway.common.errors import ContainerToolError, InvalidInput, NotFound
 from gateway.common.specs import check_image_name
 from gateway.common.trees import remove_tree
-from gateway.context import Gateway
 from gateway.home import database as db
+from gateway.stores.context import StoresContext
 from gateway.stores.image_record import ImageRecord
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ def _record(row: sqlite3.Row | dict[str, Any]) -> ImageRecord:
                        db.loads(row["config_json"]), row["source"], row["created"])
 
 
-def list_images(gw: Gateway, *, site: bool = True) -> list[ImageRecord]:
+def list_images(gw: StoresContext, *, site: bool = True) -> list[ImageRecord]:
     """Every image name of this home, sorted, then the site's (``site=True``)."""
     from gateway.stores.site_images import list_site_images
 
@@ -47,7 +47,7 @@ def list_images(gw: Gateway, *, site: bool = True) -> list[ImageRecord]:
     return own + (list_site_images(gw.config) if site else [])
 
 
-def get_image(gw: Gateway, name: str) -> ImageRecord:
+def get_image(gw: StoresContext, name: str) -> ImageRecord:
     """The image called ``name`` (``repo:tag``; ``repo`` alone means ``:latest``): this
     home's, else the site's (``gw image publish``)."""
     from gateway.stores.site_images import get_site_image, site_image_by_digest
@@ -72,23 +72,23 @@ def get_image(gw: Gateway, name: str) -> ImageRecord:
     return site
 
 
-def _own_image(gw: Gateway, name: str) -> ImageRecord | None:
+def _own_image(gw: StoresContext, name: str) -> ImageRecord | None:
     row = gw.conn.execute(_SELECT + " WHERE t.name = ?", (name,)).fetchone()
     return None if row is None else _record(row)
 
 
-def _existing_by_digest(gw: Gateway, digest: str) -> sqlite3.Row | None:
+def _existing_by_digest(gw: StoresContext, digest: str) -> sqlite3.Row | None:
     row: sqlite3.Row | None = gw.conn.execute("SELECT * FROM images WHERE digest = ?",
                                               (digest,)).fetchone()
     return row
 
 
-def _tag(gw: Gateway, name: str, image_id: int) -> None:
+def _tag(gw: StoresContext, name: str, image_id: int) -> None:
     gw.conn.execute("INSERT OR REPLACE INTO image_tags (name, image_id, created) VALUES (?, ?, ?)",
                     (name, image_id, time.time()))
 
 
-def _store(gw: Gateway, name: str, digest: str, config: dict[str, Any], source: str,
+def _store(gw: StoresContext, name: str, digest: str, config: dict[str, Any], source: str,
            build: Callable[[Path, Path], Any]) -> tuple[ImageRecord, bool]:
     """Tag an existing image with this digest, or build a SIF with ``build`` and record it."""
     from containers.archive import image_config_summary
@@ -126,7 +126,7 @@ def _store(gw: Gateway, name: str, digest: str, config: dict[str, Any], source: 
     return get_image(gw, name), existing is None
 
 
-def image_limits(gw: Gateway) -> ImageLimits:
+def image_limits(gw: StoresContext) -> ImageLimits:
     """How large an image may unpack, and how far a layer may expand (from the config)."""
 
     from containers.layers import ImageLimits
@@ -134,13 +134,13 @@ def image_limits(gw: Gateway) -> ImageLimits:
     return ImageLimits(int(gw.config["max_image_bytes"]), float(gw.config["max_zip_ratio"]))
 
 
-def _builder(gw: Gateway) -> str:
+def _builder(gw: StoresContext) -> str:
     """``tools`` when jobs run with bubblewrap: an ``apptainer build`` SIF lacks the mount
     points bubblewrap needs. Otherwise ``auto`` (apptainer build where installed)."""
     return "tools" if str(gw.config["runtime"]) == "bwrap" else "auto"
 
 
-def import_archive(gw: Gateway, tarball: Path, name: str,
+def import_archive(gw: StoresContext, tarball: Path, name: str,
                    progress: Progress | None = None) -> tuple[ImageRecord, bool]:
     """Import a `docker save` tarball as ``name``; returns (image, whether it was converted)."""
     from containers.archive import check_layers, read_archive
@@ -173,7 +173,7 @@ def import_archive(gw: Gateway, tarball: Path, name: str,
                   build)
 
 
-def pull_image(gw: Gateway, reference: str, name: str, *, tls_verify: bool = True,
+def pull_image(gw: StoresContext, reference: str, name: str, *, tls_verify: bool = True,
                progress: Progress | None = None) -> tuple[ImageRecord, bool]:
     """Take ``reference`` from a registry as ``name``; converted once per digest."""
     from containers.build import build_sif_from_registry, inspect_registry_image
@@ -191,7 +191,7 @@ def pull_image(gw: Gateway, reference: str, name: str, *, tls_verify: bool = Tru
     return _store(gw, name, digest, config, reference, build)
 
 
-def remove_image(gw: Gateway, name: str) -> tuple[ImageRecord, bool]:
+def remove_image(gw: StoresContext, name: str) -> tuple[ImageRecord, bool]:
     """Remove the name; the SIF goes too when no other name points at it.
 
     Returns (image, whether the SIF was deleted). The last name of an image that active

@@ -12,10 +12,10 @@ from gateway.common.atomic import check_output_path
 from gateway.common.errors import InvalidInput, NotFound
 from gateway.common.specs import parse_version_ref
 from gateway.common.trees import unsafe_entries
-from gateway.context import Gateway
+from gateway.stores.context import StoresContext
 
 
-def open_model_file(gw: Gateway, ref: str, path: str) -> BinaryIO:
+def open_model_file(gw: StoresContext, ref: str, path: str) -> BinaryIO:
     """Open ``path`` inside model version ``ref``; paths may not leave the version."""
     version = gw.version("model", parse_version_ref(ref, "model"))
     root = version.path.resolve()
@@ -27,7 +27,7 @@ def open_model_file(gw: Gateway, ref: str, path: str) -> BinaryIO:
     return target.open("rb")
 
 
-def download_model(gw: Gateway, ref: str, out: Path,
+def download_model(gw: StoresContext, ref: str, out: Path,
                    progress: Callable[[int, int], None] | None = None) -> int:
     """Write model version ``ref`` to ``out`` as a .tar.gz (atomically); returns its size.
     ``progress(bytes_packed, bytes_total)`` follows the files as they are packed."""

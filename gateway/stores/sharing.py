@@ -35,25 +35,17 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from gateway.common.errors import InvalidInput, NotFound
 from gateway.common.specs import VersionRef, check_name
 from gateway.common.trees import remove_tree
-from gateway.stores.versioned import KIND_LABEL, VersionedStore, VersionInfo
+from gateway.stores.versioned import KIND_LABEL, VersionInfo
 
 if TYPE_CHECKING:
     from gateway.home.config import Config
+    from gateway.stores.context import StoresContext
 
-
-class SharingContext(Protocol):
-    """What sharing needs of a command's context (gateway/context.py): its configuration
-    and its stores (the Gateway is one; held by this interface, stores never reach up)."""
-
-    @property
-    def config(self) -> Config: ...
-
-    def store(self, kind: str) -> VersionedStore: ...
 
 INDEX = "share.json"
 FORMAT = 1
@@ -174,7 +166,7 @@ def _version_entry(version: VersionInfo) -> dict[str, Any]:
             "meta": version.meta}
 
 
-def share(gw: SharingContext, kind: str, name: str, group: str) -> dict[str, Any]:
+def share(gw: StoresContext, kind: str, name: str, group: str) -> dict[str, Any]:
     """Publish every version of ``name`` to ``group`` (again: bring it up to date, or
     change its group). Returns the publication's index."""
     versions = gw.store(kind).versions(name)
@@ -223,7 +215,7 @@ def _sync(publication: Path, kind: str, name: str, group: str, gid: int,
         remove_tree(publication / f"v{number}")
 
 
-def unshare(gw: SharingContext, kind: str, name: str) -> dict[str, Any]:
+def unshare(gw: StoresContext, kind: str, name: str) -> dict[str, Any]:
     """Withdraw the publication of ``name`` at once; returns what it was."""
     check_name(name, KIND_LABEL[kind])
     space = share_root(gw.config) / user_name() / kind
@@ -238,7 +230,7 @@ def unshare(gw: SharingContext, kind: str, name: str) -> dict[str, Any]:
     return index
 
 
-def my_shares(gw: SharingContext, kind: str) -> dict[str, str]:
+def my_shares(gw: StoresContext, kind: str) -> dict[str, str]:
     """Name -> group of what this user shares (empty when sharing is off)."""
     if not gw.config["share_root"]:
         return {}
@@ -251,7 +243,7 @@ def my_shares(gw: SharingContext, kind: str) -> dict[str, str]:
     return shares
 
 
-def refresh(gw: SharingContext, kind: str, name: str,
+def refresh(gw: StoresContext, kind: str, name: str,
             warn: Callable[[str], None] | None = None) -> None:
     """After ``name`` gained or lost a version: bring its publication up to date, when it
     is shared. A failure is reported through ``warn``, not raised: the version itself was

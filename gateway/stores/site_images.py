@@ -29,8 +29,8 @@ from gateway.common.atomic import replacing, write_atomic
 from gateway.common.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
-    from gateway.context import Gateway
     from gateway.home.config import Config
+    from gateway.stores.context import StoresContext
     from gateway.stores.image_record import ImageRecord
 
 INDEX = "index.json"
@@ -141,7 +141,7 @@ def _locked_update(root: Path, change: Callable[[dict[str, dict[str, Any]]], Any
         return result
 
 
-def publish(gw: Gateway, image: ImageRecord, as_name: str | None = None,
+def publish(gw: StoresContext, image: ImageRecord, as_name: str | None = None,
             progress: Callable[[int, int], None] | None = None) -> ImageRecord:
     """Copy the administrator's ``image`` into the site store as ``as_name``."""
     from gateway.common.specs import check_image_name
@@ -166,7 +166,7 @@ def publish(gw: Gateway, image: ImageRecord, as_name: str | None = None,
     return record
 
 
-def unpublish(gw: Gateway, name: str) -> ImageRecord:
+def unpublish(gw: StoresContext, name: str) -> ImageRecord:
     """Withdraw the site image ``name``; its SIF goes when no other name uses it."""
     from gateway.common.specs import check_image_name
 

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from gateway.common.errors import InvalidInput, NotFound
 from gateway.common.specs import VersionRef, check_name
@@ -26,6 +26,18 @@ from gateway.stores.sources import UploadLimits, open_source
 from gateway.stores.version_repository import VersionRepository
 
 KIND_LABEL = {"algo": "algorithm", "data": "dataset", "model": "model"}
+
+
+class VersionUsers(Protocol):
+    """The jobs that use versions (the job repository, gateway/jobs/repository.py): a
+    version in use by an active job is not removed, and a removed one is unlinked from the
+    jobs' records. Handed in, so that the stores never import the job model above them."""
+
+    def active_using(self, column: str, row_id: int) -> list[int]:
+        """Ids of unfinished jobs whose ``column`` is ``row_id``."""
+
+    def forget_version(self, version_id: int) -> None:
+        """Unlink a version being removed from every job's record."""
 
 
 @dataclass(frozen=True)
@@ -77,9 +89,10 @@ class VersionedStore:
     """The algorithm, dataset or model store (``kind`` "algo", "data" or "model")."""
 
     def __init__(self, conn: sqlite3.Connection, layout: HomeLayout, kind: str,
-                 limits: UploadLimits | None = None,
+                 users: VersionUsers, limits: UploadLimits | None = None,
                  on_change: Callable[[str], None] | None = None) -> None:
         self.conn = conn
+        self.users = users
         self.layout = layout
         self.kind = kind
         self.label = KIND_LABEL[kind]
@@ -242,9 +255,7 @@ class VersionedStore:
         if ref.number is None:
             raise InvalidInput(f"name the version to remove, e.g. {ref.name}@v1")
         version = self.resolve(ref)
-        from gateway.jobs.repository import JobRepository
-
-        jobs = JobRepository(self.conn)
+        jobs = self.users
         with db.transaction(self.conn):  # checked and removed in one transaction
             active = sorted(set(jobs.active_using("algo_version_id", version.id)
                                 + jobs.active_using("data_version_id", version.id)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from gateway.context import Gateway
-from gateway.home.doctor import _check_sharing
+from gateway.doctor import _check_sharing
 
 
 def gateway_with(tmp_path, monkeypatch, shares_mode: int, images_mode: int) -> Gateway:
