@@ -82,6 +82,9 @@ class ContainerSpec:
     # Values only the node knows (a notebook's port and address): NAME and the name of a
     # shell variable the set-up assigns. Never secrets: they travel on the command line.
     node_env: tuple[tuple[str, str], ...] = ()
+    # Prefixes of the node's variables that pass into the container as they are (a site's
+    # interconnect settings: NCCL_, UCX_, ...), read when the container starts.
+    passed_prefixes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -277,6 +280,9 @@ def _bwrap(spec: ContainerSpec) -> ContainerScript:
         argv += ["--setenv", key, Shell(f'"${variable}"')]
     argv += ["--unshare-pid", "--die-with-parent", "--new-session"]
     run = _line(argv)
+    if spec.passed_prefixes:
+        setup += _passed_env_shell(spec.passed_prefixes, '--setenv "$gw_var" "${!gw_var}"')
+        run += ' "${gw_passed[@]}"'
     if spec.gpus:
         setup += _gpu_binds_shell()
         run += ' "${gw_gpu_args[@]}"'
@@ -293,6 +299,20 @@ def _bwrap(spec: ContainerSpec) -> ContainerScript:
         "esac",
     ]
     return ContainerScript("\n".join(setup), run, "\n".join(teardown))
+
+
+def _passed_env_shell(prefixes: tuple[str, ...], words: str) -> list[str]:
+    """Shell collecting into ``gw_passed`` the words (``words``, over ``$gw_var``) that
+    pass each exported variable named with one of ``prefixes`` into the container."""
+    for prefix in prefixes:
+        if not prefix.replace("_", "").isalnum() or not prefix.isupper():
+            raise ValueError(f"not a variable prefix: {prefix!r}")
+    patterns = "|".join(f"{prefix}*" for prefix in prefixes)
+    return ["# The node's interconnect settings pass into the container as they are.",
+            "gw_passed=()",
+            "for gw_var in $(compgen -e); do",
+            f'    case $gw_var in {patterns}) gw_passed+=({words}) ;; esac',
+            "done"]
 
 
 def _identity_files() -> list[str]:
@@ -352,6 +372,9 @@ def _apptainer(spec: ContainerSpec) -> ContainerScript:
                  '    gw_gpu_env=("APPTAINERENV_CUDA_VISIBLE_DEVICES=$CUDA_VISIBLE_DEVICES")',
                  "fi"]
         prefix += ' "${gw_gpu_env[@]}"'
+    if spec.passed_prefixes:
+        setup += _passed_env_shell(spec.passed_prefixes, '"APPTAINERENV_$gw_var=${!gw_var}"')
+        prefix += ' "${gw_passed[@]}"'
     words = ["apptainer", "exec", "--containall", "--cleanenv", "--env-file", spec.env_file,
              "--pwd", spec.workdir]
     for mount in spec.mounts:

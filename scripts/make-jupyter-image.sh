@@ -4,6 +4,8 @@
 # its notebook image (its training image plus `pip3 install jupyterlab`).
 #   make-jupyter-image.sh            jupyterlab only (tag jupyter:v1), as the seed does
 #   make-jupyter-image.sh papermill  jupyterlab and papermill (tag jupyter-papermill:v1)
+#   make-jupyter-image.sh torch      PyTorch's CPU build (tag torch:v1), for the tests of
+#                                    distributed training (gloo on the CPU)
 # Its Cmd starts JupyterLab as the seed's image does; gw never uses it. Debian 12's python3
 # is 3.11, as is the host's, so the host's pip installs CPython 3.11 wheels straight into
 # the rootfs (no network inside a chroot); the console scripts pip writes (jupyter,
@@ -17,7 +19,8 @@ CACHE=${GW_DEMO_CACHE:-/var/cache/gw-demo}
 case "${1:-seed}" in
     seed) NAME=jupyter; PACKAGES=(jupyterlab==4.2.5) ;;
     papermill) NAME=jupyter-papermill; PACKAGES=(jupyterlab==4.2.5 papermill==2.6.0) ;;
-    *) echo "usage: $0 [seed|papermill]" >&2; exit 2 ;;
+    torch) NAME=torch; PACKAGES=(torch==2.13.0) ;;
+    *) echo "usage: $0 [seed|papermill|torch]" >&2; exit 2 ;;
 esac
 ARCHIVE="$CACHE/$NAME.tar"
 ROOTFS="$CACHE/$NAME-rootfs"
@@ -40,27 +43,33 @@ if [ "$(cat "$ROOTFS/.gw-complete" 2>/dev/null)" != "${PACKAGES[*]}" ]; then
     # ipykernel's kernel spec) below the target; Jupyter looks for them under the prefix.
     mkdir -p "$ROOTFS.partial/usr/local/share" "$ROOTFS.partial/usr/local/etc" \
         "$ROOTFS.partial/usr/local/bin"
-    cp -a "$site/share/." "$ROOTFS.partial/usr/local/share/"
-    cp -a "$site/etc/." "$ROOTFS.partial/usr/local/etc/"
+    if [ -d "$site/share" ]; then cp -a "$site/share/." "$ROOTFS.partial/usr/local/share/"; fi
+    if [ -d "$site/etc" ]; then cp -a "$site/etc/." "$ROOTFS.partial/usr/local/etc/"; fi
     for script in "$site/bin/"*; do
+        [ -f "$script" ] || continue
         if head -n1 "$script" | grep -q '^#!.*python'; then
             sed '1s|^#!.*$|#!/usr/bin/python3|' "$script" > "$ROOTFS.partial/usr/local/bin/${script##*/}"
             chmod 0755 "$ROOTFS.partial/usr/local/bin/${script##*/}"
         fi
     done
     rm -rf "$site/share" "$site/etc" "$site/bin"
+    # PyTorch's C++ headers and test binaries: no job of the image compiles against them.
+    rm -rf "$site/torch/include" "$site/torch/test"
     echo "${PACKAGES[*]}" > "$ROOTFS.partial/.gw-complete"
     rm -rf "$ROOTFS"
     mv "$ROOTFS.partial" "$ROOTFS"
+fi
+if [ "$NAME" = torch ]; then
+    IMAGE_ARGS=(--cmd python3)
+else
+    IMAGE_ARGS=(--env JUPYTERLAB_DIR=/usr/local/share/jupyter/lab --cmd jupyter lab)
 fi
 if [ ! -f "$ARCHIVE" ] || [ "$ROOTFS/.gw-complete" -nt "$ARCHIVE" ]; then
     echo "$NAME image: writing $ARCHIVE" >&2
     "$REPO/.venv/bin/python" "$REPO/scripts/docker_archive.py" --rootfs "$ROOTFS" \
         --out "$ARCHIVE.partial" --layout docker-legacy --tag "$NAME:v1" \
         --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-        --env LANG=C.UTF-8 --env PYTHONUNBUFFERED=1 \
-        --env JUPYTERLAB_DIR=/usr/local/share/jupyter/lab --workdir /code \
-        --cmd jupyter lab
+        --env LANG=C.UTF-8 --env PYTHONUNBUFFERED=1 --workdir /code "${IMAGE_ARGS[@]}"
     mv "$ARCHIVE.partial" "$ARCHIVE"
 fi
 [ -n "$demo_archive" ] && echo "$ARCHIVE"

@@ -38,7 +38,8 @@ FIELDS = (
     Field("render", "int", "${GW_RENDER:-null}"),      # a rendered script run by sbatch
     Field("exit_code", "int", "$1"),
     Field("clean", "bool", "$2"),
-    Field("node", "str", "$(hostname -s 2>/dev/null | tr -cd 'A-Za-z0-9._-')"),
+    Field("node", "str", "$(printf '%s' \"${SLURMD_NODENAME:-$(hostname -s 2>/dev/null)}\" "
+          "| tr -cd 'A-Za-z0-9._-')"),
     Field("started", "int", "$gw_started"),
     Field("ended", "int", "$(date +%s)"),
 )

@@ -100,11 +100,12 @@ def print_portal_submission(gw: Gateway, request: JobRequest, wait: bool) -> Non
 
 def finish_submission(gw: Gateway, submitted: Job, wait: bool, as_json: bool) -> None:
     """Print a submitted job, or with ``wait`` its end (exit 1 unless it completed)."""
-    if not wait:
-        _print_job(submitted.as_dict(), as_json, short=True)
-        return
     from gateway.jobs.shapes import shape_of
 
+    if not wait:
+        _print_job({**submitted.as_dict(), **shape_of(submitted).summary(gw, submitted)},
+                   as_json, short=True)
+        return
     final = _wait_for(gw, submitted.id)
     _print_job({**final.as_dict(), **shape_of(final).summary(gw, final)}, as_json)
     if final.state != "COMPLETED":
@@ -387,33 +388,46 @@ def job_render(output: Path | None, command: tuple[str, ...], **options: Any) ->
 @click.argument("job_id", type=JOB_ID)
 @click.option("--follow", "-f", is_flag=True, help="Refresh until the job ends.")
 @click.option("--task", type=click.IntRange(min=0), default=None,
-              help="For a sweep: the task to show (default 0).")
+              help="A sweep's task (default 0) or a gang's rank (default: every rank).")
 @json_option
 def job_top(job_id: int, follow: bool, task: int | None, as_json: bool) -> None:
     """Show a job's load: CPU and memory of its processes and, on GPU nodes, GPU use,
     sampled inside the job every 2 s (no site monitoring needed). While it runs: the
     latest sample; after it ended: the recorded history (peak memory, mean CPU and GPU)
-    with a small plot."""
+    with a small plot. A job on several nodes shows each rank on its node.
+
+    \b
+    Example:
+      gw job top 12 -f          # follow job 12 until it ends
+      gw job top 12 --task 1    # rank 1 of a distributed job (or task 1 of a sweep)
+    """
     import time
 
     from gateway.jobs.actions import get_job
-    from gateway.jobs.usage import read_samples, summary, usage_file
+    from gateway.jobs.usage import load_units, read_unit_samples, summary
     from spool.sync import sync_state
 
     gw = synced_gateway()
     current = get_job(gw, job_id)
-    usage_file(gw, current, task)  # a unit that exists, of a started job
+    load_units(gw, current, task)  # units that exist, of a started job
     while True:
-        samples = read_samples(gw, current, task)
-        shown = {"id": current.id, "state": current.state, "task": task,
-                 **summary(samples), "history": [s.as_dict() for s in samples]}
+        units = load_units(gw, current, task)
+        per_unit = [(unit, read_unit_samples(current, unit)) for unit in units]
+        shown_units = [{"task": unit.index, "label": unit.label, **summary(samples),
+                        "history": [s.as_dict() for s in samples]}
+                       for unit, samples in per_unit]
+        shown = {"id": current.id, "state": current.state, **shown_units[0]}
+        shown["task"] = task
+        if len(shown_units) > 1:
+            shown["units"] = shown_units
         if as_json:
             from gateway.common.display import print_json
 
             if not follow or not current.active:
                 print_json(shown)
         else:
-            _print_top(shown, samples)
+            for (_unit, samples), one in zip(per_unit, shown_units, strict=True):
+                _print_top({**shown, **one, "task": task}, samples)
         if not follow or not current.active:
             return
         time.sleep(2)
@@ -425,8 +439,9 @@ def _print_top(shown: dict[str, Any], samples: list[Sample]) -> None:
     from gateway.common.display import human_size
     from gateway.jobs.usage import sparkline
 
-    head = f"job {shown['id']}" + (f" task {shown['task']}" if shown["task"] is not None
-                                   else "") + f" ({shown['state']})"
+    unit = (f" {shown['label']}" if shown.get("label")
+            else f" task {shown['task']}" if shown["task"] is not None else "")
+    head = f"job {shown['id']}{unit} ({shown['state']})"
     if not samples:
         click.echo(f"{head}: no samples yet (the first comes a few seconds after the "
                    "command starts)")

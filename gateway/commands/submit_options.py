@@ -25,9 +25,19 @@ RECIPE_OPTIONS: tuple[tuple[str, str, bool, Any, str], ...] = (
     ("--name", "name", False, str, "Job name (default: ALGO-DATE-TIME)."),
     ("--flavor", "flavor", False, str,
      "A resource shape the site defines (`gw flavors`); options given override it."),
-    ("--cpus", "cpus", False, int, "CPUs (default from config)."),
-    ("--gpus", "gpus", False, str,
-     "GPUs, N or TYPE:N (a100:2): --gres=gpu:[TYPE:]N and GPU passthrough."),
+    ("--cpus --cpus-per-task", "cpus", False, int,
+     "CPUs of each task (default from config)."),
+    ("--gpus --gpus-per-node", "gpus", False, str,
+     "GPUs of each node, N or TYPE:N (a100:2): --gres=gpu:[TYPE:]N and GPU passthrough."),
+    ("--nodes", "nodes", False, int,
+     "Nodes of a distributed job: one container per task on each, with MASTER_ADDR, RANK, "
+     "WORLD_SIZE, ... set (docs/distributed.md). Default 1."),
+    ("--tasks-per-node", "tasks_per_node", False, int,
+     "Tasks (ranks) on each node (default: 1 on one node; on several, the GPUs per "
+     "node, else 1)."),
+    ("--launcher", "launcher", False, click.Choice(["srun", "torchrun"]),
+     "How a distributed job's ranks start: srun, one task per rank (default), or "
+     "torchrun, one task per node that runs your `torchrun ...` with the rendezvous set."),
     ("--mem", "mem", False, str, "Memory, e.g. 16G (shm is added on top)."),
     ("--shm", "shm", False, str, "Size of the private /dev/shm, e.g. 8G."),
     ("--time", "time", False, str, "Time limit, D-HH:MM:SS."),
@@ -144,6 +154,9 @@ def build_request(gw: Gateway, recipe: dict[str, Any], command: tuple[str, ...],
                                 account=recipe.get("account"), qos=recipe.get("qos"),
                                 constraint=recipe.get("constraint"),
                                 exclusive=recipe.get("exclusive"), flavor=flavor,
+                                nodes=recipe.get("nodes"),
+                                tasks_per_node=recipe.get("tasks_per_node"),
+                                one_task_per_node=recipe.get("launcher") == "torchrun",
                                 defaults=gw.config)
     algo_ref = parse_version_ref(recipe["algo"], "algorithm")
     data_ref = parse_version_ref(recipe["data"], "dataset") if recipe.get("data") else None
@@ -162,7 +175,12 @@ def build_request(gw: Gateway, recipe: dict[str, Any], command: tuple[str, ...],
                              resources=resources)
     from dataclasses import replace
 
+    from gateway.jobs.shapes import shape_for
+
     extra = dict(request.extra)
+    shape = shape_for(resources, recipe.get("launcher"), request.shape)
+    if recipe.get("launcher"):
+        extra["launcher"] = recipe["launcher"]
     if recipe.get("sbatch_template"):
         if notebook is not None:
             raise InvalidInput("--sbatch-template goes with a COMMAND, not --notebook")
@@ -171,4 +189,5 @@ def build_request(gw: Gateway, recipe: dict[str, Any], command: tuple[str, ...],
         find_template(gw, recipe["sbatch_template"])  # exists (checked when rendered)
         extra["sbatch_template"] = recipe["sbatch_template"]
     return replace(request, origin=origin if origin != "cli" else request.origin, extra=extra,
+                   shape=shape,
                    recipe={"options": recipe, "command": list(command), **(provenance or {})})

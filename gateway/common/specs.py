@@ -245,6 +245,13 @@ class Resources:
     constraint: str = ""        # Slurm's feature expression, e.g. "a100&ib"
     exclusive: bool = False
     flavor: str = ""            # the site flavor the values came from, if any
+    nodes: int = 1              # --nodes: more than one (or tasks_per_node > 1) is a gang
+    tasks_per_node: int = 1     # --tasks-per-node: ranks on each node
+
+    @property
+    def tasks(self) -> int:
+        """Ranks in all: nodes x tasks per node."""
+        return self.nodes * self.tasks_per_node
 
     @property
     def slurm_mem_mib(self) -> int:
@@ -262,7 +269,8 @@ class Resources:
                 "mem": format_mib(self.mem_mib), "shm": format_mib(self.shm_mib),
                 "time": format_time(self.time_seconds), "partition": self.partition,
                 "account": self.account, "qos": self.qos, "constraint": self.constraint,
-                "exclusive": self.exclusive, "flavor": self.flavor}
+                "exclusive": self.exclusive, "flavor": self.flavor, "nodes": self.nodes,
+                "tasks_per_node": self.tasks_per_node}
 
 
 SLURM_WORD_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -298,9 +306,14 @@ def parse_resources(*, cpus: int | None, gpus: str | int | None, mem: str | None
                     defaults: Any,
                     account: str | None = None, qos: str | None = None,
                     constraint: str | None = None, exclusive: bool | None = None,
-                    flavor: Any = None) -> Resources:
+                    flavor: Any = None, nodes: int | None = None,
+                    tasks_per_node: int | None = None, one_task_per_node: bool = False
+                    ) -> Resources:
     """Resources from the command line, then the flavor's (a gateway.home.flavors.Flavor:
-    its fields by these names), then the configured defaults."""
+    its fields by these names), then the configured defaults. Tasks per node default, on
+    more than one node, to the GPUs per node (one rank per GPU), else 1;
+    ``one_task_per_node`` (a launcher such as torchrun that starts the node's ranks
+    itself) makes it 1 and refuses more."""
     def pick(given: Any, key: str) -> Any:
         if given is not None:
             return given
@@ -313,6 +326,20 @@ def parse_resources(*, cpus: int | None, gpus: str | int | None, mem: str | None
     gpu_count, gpu_type = parse_gpus(pick(gpus, "gpus"))
     if cpus < 1:
         raise InvalidInput(f"invalid --cpus {cpus}: at least 1")
+    node_count = int(pick(nodes, "nodes") if pick(nodes, "nodes") is not None else 1)
+    if node_count < 1:
+        raise InvalidInput(f"invalid --nodes {node_count}: at least 1")
+    per_node = pick(tasks_per_node, "tasks_per_node")
+    if per_node is not None and int(per_node) < 1:
+        raise InvalidInput(f"invalid --tasks-per-node {per_node}: at least 1")
+    if one_task_per_node and per_node is not None and int(per_node) != 1:
+        raise InvalidInput(f"--tasks-per-node {per_node} with --launcher torchrun: torchrun "
+                           "starts the node's ranks itself (--nproc-per-node), so it runs "
+                           "as one task per node")
+    if per_node is None:
+        # A job on one node stays one task (a command such as train_net.py --num-gpus 2
+        # uses the node's GPUs itself) unless --tasks-per-node says otherwise.
+        per_node = 1 if one_task_per_node or node_count == 1 else max(gpu_count, 1)
     constraint = pick(constraint, "constraint") or ""
     if constraint and not CONSTRAINT_RE.fullmatch(constraint):
         raise InvalidInput(f"invalid --constraint {constraint!r}: features joined by & | , "
@@ -326,7 +353,12 @@ def parse_resources(*, cpus: int | None, gpus: str | int | None, mem: str | None
         account=_slurm_word(pick(account, "account"), "--account"),
         qos=_slurm_word(pick(qos, "qos"), "--qos"),
         constraint=constraint, exclusive=bool(pick(exclusive, "exclusive")),
-        flavor=flavor.name if flavor else "")
+        flavor=flavor.name if flavor else "", nodes=node_count, tasks_per_node=int(per_node))
+
+
+def _count(unit: str) -> Callable[[int], str]:
+    """How a number of CPUs or GPUs reads in an error: "1 GPU", "2 GPUs"."""
+    return lambda n: f"{n} {unit}" + ("" if n == 1 else "s")
 
 
 def check_against_partitions(resources: Resources, partitions: dict) -> str:
@@ -344,9 +376,15 @@ def check_against_partitions(resources: Resources, partitions: dict) -> str:
         if not defaults:
             raise InvalidInput("Slurm has no default partition: name one with --partition")
         target = defaults[0]
+    if resources.nodes > max(target.nodes, 1):
+        raise InvalidInput(f"--nodes {resources.nodes} asks for more nodes than partition "
+                           f"{target.name!r} has ({target.nodes} nodes)")
+    per_node = resources.tasks_per_node
+    cpus_flag = ("--cpus" if per_node == 1
+                 else f"--cpus {resources.cpus} x --tasks-per-node {per_node}")
     checks: list[tuple[str, int, int, Callable[[int], str]]] = [
-              ("--cpus", resources.cpus, target.cpus, str),
-              ("--gpus", resources.gpus, target.gpus, str),
+              (cpus_flag, resources.cpus * per_node, target.cpus, _count("CPU")),
+              ("--gpus", resources.gpus, target.gpus, _count("GPU")),
               ("--mem + --shm", resources.slurm_mem_mib, target.mem_mib, format_mib)]
     for flag, wanted, limit, show in checks:
         if wanted > limit:

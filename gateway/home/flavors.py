@@ -31,7 +31,7 @@ from gateway.common.specs import (
 _FIELDS: dict[str, tuple[type, ...]] = {
     "cpus": (int,), "gpus": (int, str), "mem": (str,), "shm": (str,), "time": (str,),
     "partition": (str,), "account": (str,), "qos": (str,), "constraint": (str,),
-    "exclusive": (bool,)}
+    "exclusive": (bool,), "nodes": (int,), "tasks_per_node": (int,)}
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,8 @@ class Flavor:
     qos: str | None = None
     constraint: str | None = None
     exclusive: bool | None = None
+    nodes: int | None = None
+    tasks_per_node: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The values it sets."""
@@ -71,8 +73,9 @@ def parse_flavor(name: str, table: Any, where: str) -> Flavor:
             raise InvalidInput(f"{where}: flavors.{name}.{key} has the wrong type: {value!r}")
         values[key] = value
     try:
-        if values.get("cpus") is not None and values["cpus"] < 1:
-            raise InvalidInput("at least 1 CPU")
+        for key, what in (("cpus", "CPU"), ("nodes", "node"), ("tasks_per_node", "task")):
+            if values.get(key) is not None and values[key] < 1:
+                raise InvalidInput(f"{key}: at least 1 {what}")
         if "gpus" in values:
             parse_gpus(values["gpus"])
         if "mem" in values:

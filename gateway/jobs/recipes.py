@@ -113,16 +113,17 @@ def exact_recipe(job: Job) -> tuple[dict[str, Any], tuple[str, ...]]:
     resources = spec.resources
     # Every value explicitly, so a flavor redefined since changes nothing; its name is
     # kept for the record (and it must still exist).
-    for key in ("cpus", "mem", "shm", "time", "partition", "account", "qos", "constraint",
-                "exclusive", "flavor"):
+    for key in ("cpus", "nodes", "tasks_per_node", "mem", "shm", "time", "partition",
+                "account", "qos", "constraint", "exclusive", "flavor"):
         if resources.get(key) not in (None, ""):
             options[key] = resources[key]
     if resources.get("gpus") is not None:
         gpu_type = resources.get("gpu_type") or ""
         options["gpus"] = f"{gpu_type}:{resources['gpus']}" if gpu_type else \
             str(resources["gpus"])
-    if spec.extra.get("sbatch_template"):
-        options["sbatch_template"] = spec.extra["sbatch_template"]
+    for key in ("sbatch_template", "launcher"):
+        if spec.extra.get(key):
+            options[key] = spec.extra[key]
     from gateway.jobs.kinds import kind_of
 
     options, command = kind_of(job).recipe(job, options, spec.command)

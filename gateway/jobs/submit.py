@@ -91,7 +91,8 @@ def container_spec(kind: JobKind, shape: JobShape, ctx: SubmitContext,
         mounts=tuple(kind.mounts(ctx, shape.unit_dir(ctx))), workdir=CODE,
         env=tuple(env.items()), command=shape.container_command(ctx),
         env_file=str(job.layout.env_file), gpus=resources.gpus,
-        shm_bytes=resources.shm_mib * 1024 * 1024, node_env=kind.node_env + shape.node_env)
+        shm_bytes=resources.shm_mib * 1024 * 1024, node_env=kind.node_env + shape.node_env,
+        passed_prefixes=shape.passed_prefixes)
 
 
 def render_script(kind: JobKind, shape: JobShape, ctx: SubmitContext, *, home_id: str,
@@ -109,7 +110,8 @@ def render_script(kind: JobKind, shape: JobShape, ctx: SubmitContext, *, home_id
     values = dict(sbatch_flags=slurm_flags(shape, job, resources, home_id, identity),
                   kind=kind.name, job_id=job.id, home_id=home_id, description=description,
                   spool_dir=str(ctx.gw.layout.spool), spool_writer=shell_writer(),
-                  container=container_script(spec, runtime), shape_macros=shape.macros,
+                  container=shape.launch(ctx, container_script(spec, runtime)),
+                  shape_macros=shape.macros,
                   **shape.template_values(ctx), **kind.template_values(ctx))
     custom = job.spec.extra.get("sbatch_template")
     if custom:

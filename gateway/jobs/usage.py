@@ -18,6 +18,7 @@ from gateway.jobs.model import Job
 
 if TYPE_CHECKING:
     from gateway.context import Gateway
+    from gateway.jobs.values import Unit
 
 SPARKS = "▁▂▃▄▅▆▇█"
 
@@ -42,13 +43,31 @@ class Sample:
 
 def usage_file(gw: Gateway, job: Job, task: int | None = None) -> Path:
     """Where the sampler of the job's unit ``task`` (None: the default one) writes."""
+    return _usage_of(job, load_units(gw, job, task)[0])
+
+
+def load_units(gw: Gateway, job: Job, task: int | None = None) -> list[Unit]:
+    """The units whose load `gw job top` shows (a gang's every rank; one task of a sweep),
+    of a started job."""
     from gateway.jobs.shapes import shape_of
 
     if job.slurm_job_id is None:
         raise NotFound(f"job {job.id} has not started")
-    unit = shape_of(job).unit(gw, job, task)
-    assert unit.usage is not None
+    return shape_of(job).load_units(gw, job, task)
+
+
+def _usage_of(job: Job, unit: Unit) -> Path:
+    if unit.usage is None:
+        raise NotFound(f"job {job.id} has not started")
     return unit.usage
+
+
+def read_unit_samples(job: Job, unit: Unit) -> list[Sample]:
+    """What the sampler of ``unit`` has written so far ([] before its first line)."""
+    try:
+        return parse_samples(_usage_of(job, unit).read_text())
+    except FileNotFoundError:
+        return []
 
 
 def _number(text: str) -> float | None:
@@ -75,11 +94,8 @@ def parse_samples(text: str) -> list[Sample]:
 
 
 def read_samples(gw: Gateway, job: Job, task: int | None = None) -> list[Sample]:
-    """What the sampler has written so far ([] before its first line)."""
-    try:
-        return parse_samples(usage_file(gw, job, task).read_text())
-    except FileNotFoundError:
-        return []
+    """What the sampler of the job's unit ``task`` has written so far."""
+    return read_unit_samples(job, load_units(gw, job, task)[0])
 
 
 def summary(samples: list[Sample]) -> dict[str, Any]:

@@ -43,7 +43,8 @@ class JobEnd:
 
 @dataclass(frozen=True)
 class Unit:
-    """One unit of a recorded job: a single job's only task, or one task of an array."""
+    """One unit of a recorded job: a single job's only task, one task of an array, one
+    rank of a gang."""
 
     index: int | None            # None: the job's only unit
     directory: Path              # holds its code/, model/, log and load samples
@@ -54,6 +55,7 @@ class Unit:
     lineage: dict[str, Any] = field(default_factory=dict)   # what its model version adds
     model_version_id: int | None = None
     model_ref: str | None = None  # NAME@vN of the model version it made
+    label: str = ""              # how people see it named ("rank 1 on node2"); "" for the job
 
     @property
     def log(self) -> Path | None:

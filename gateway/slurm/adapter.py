@@ -13,7 +13,7 @@ SQUEUE_FORMAT = FIELD_SEP.join(["%i", "%T", "%N", "%S", "%r", "%k"])
 # Comment needs AccountingStoreFlags=job_comment in slurm.conf (empty otherwise).
 # JobID is ARRAY_TASK for the tasks of a job array (JobIDRaw is each task's own id).
 SACCT_FIELDS = "JobIDRaw,State,ExitCode,NodeList,Start,End,JobID,Comment"
-SINFO_FORMAT = FIELD_SEP.join(["%P", "%c", "%m", "%G", "%l", "%a", "%f"])
+SINFO_FORMAT = FIELD_SEP.join(["%P", "%c", "%m", "%G", "%l", "%a", "%f", "%D"])
 
 UNAVAILABLE_PATTERNS = ("Socket timed out", "Unable to contact slurm controller",
                         "Connection refused", "Zero Bytes were transmitted",
@@ -53,6 +53,7 @@ class PartitionLimits:
     max_time_seconds: int | None = None   # the partition's MaxTime; None: no limit
     gpu_types: frozenset[str] = frozenset()   # GPU types (gres gpu:TYPE:N) of its nodes
     features: frozenset[str] = frozenset()    # node features (--constraint) of its nodes
+    nodes: int = 0                            # how many nodes it has
 
 
 def is_unavailable(stderr: str) -> bool:
@@ -176,23 +177,26 @@ def parse_sinfo(stdout: str) -> dict[str, PartitionLimits]:
     default_names = set()
     for line in stdout.splitlines():
         parts = line.split(FIELD_SEP)
-        if len(parts) != 7:
+        if len(parts) == 7:     # an sinfo line without the node count
+            parts.append("1")
+        if len(parts) != 8:
             continue
-        name, cpus, mem, gres, limit, avail, features = (p.strip() for p in parts)
+        name, cpus, mem, gres, limit, avail, features, count = (p.strip() for p in parts)
         if name.endswith("*"):
             name = name[:-1]
             default_names.add(name)
         limits = PartitionLimits(name, _int_prefix(cpus), _int_prefix(mem),
                                  parse_gres_gpus(gres), False, avail == "up",
                                  parse_duration(limit), parse_gres_types(gres),
-                                 parse_features(features))
+                                 parse_features(features), _int_prefix(count))
         old = partitions.get(name)
         if old:
             limits = replace(old, cpus=max(old.cpus, limits.cpus),
                              mem_mib=max(old.mem_mib, limits.mem_mib),
                              gpus=max(old.gpus, limits.gpus),
                              gpu_types=old.gpu_types | limits.gpu_types,
-                             features=old.features | limits.features)
+                             features=old.features | limits.features,
+                             nodes=old.nodes + limits.nodes)
         partitions[name] = limits
     return {n: replace(p, default=n in default_names) for n, p in partitions.items()}
 

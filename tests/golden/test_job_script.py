@@ -136,3 +136,20 @@ def test_rendered_script():
                   extra={"render_id": 5})
     check("job_rendered_bwrap.sbatch", text)
     assert "GW_RENDER=5" in text and "GW_RUN_DIR=/shared/gw/jobs/sbatch-" in text
+
+
+@pytest.mark.parametrize("runtime", ["bwrap", "apptainer"])
+def test_gang_job(runtime):
+    """Two nodes x two ranks: one srun, each rank its own container and rendezvous."""
+    resources = Resources(2, 2, 8192, 1024, 3600, "debug", nodes=2, tasks_per_node=2)
+    text = render(12, "ddp", runtime, DATA, ("python", "train.py"), {}, resources,
+                  shape="gang", extra={"launcher": "srun"})
+    check(f"job_gang_{runtime}.sbatch", text)
+    assert "#SBATCH --nodes=2" in text and "#SBATCH --ntasks-per-node=2" in text
+    assert "#SBATCH --gres=gpu:2" in text          # GPUs are per node
+    assert text.count("srun --kill-on-bad-exit=1") == 1
+    assert "ntasks=1" not in text
+    for name in ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "LOCAL_RANK",
+                 "LOCAL_WORLD_SIZE", "NODE_RANK", "GW_NODES", "PET_NNODES", "PET_NODE_RANK"):
+        assert (f"--setenv {name} " in text) or (f"APPTAINERENV_{name}=" in text), name
+    assert "NCCL_*" in text                        # the site's interconnect passes through

@@ -94,9 +94,9 @@ def test_flavor_used_and_overridden_reaches_the_script(home):
 def test_impossible_requests_are_refused_before_sbatch(home):
     before = home_state(home)
     for args, words in (
-            (["--gpus", "a100:1"], "--gpus asks for 1 but the largest node of partition"),
+            (["--gpus", "a100:1"], "--gpus asks for 1 GPU but the largest node of partition"),
             (["--constraint", "a100&ib"], "has the feature 'a100'"),
-            (["--cpus", "3"], "--cpus asks for 3 but the largest node"),
+            (["--cpus", "3"], "--cpus asks for 3 CPUs but the largest node"),
             (["--flavor", "huge"], "--cpus asks for 64"),
             (["--flavor", "nosuch"], "no flavor 'nosuch'; flavors: huge, small, whole"),
             (["--partition", "short", "--time", "2:00:00"], "allows at most"),

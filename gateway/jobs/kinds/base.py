@@ -29,6 +29,7 @@ class JobKind(Protocol):
     arrays: bool        # may run as an array of tasks (a sweep)
     renders: bool       # its script runs with no gw on the node (`gw job render`)
     serves: bool        # a server people open (`gw notebook ...` acts on it)
+    gangs: bool         # may run as a gang: ranks on many nodes (a distributed job)
 
     def prepare(self, ctx: SubmitContext) -> None:
         """Lay out the job directory (it exists, empty, private) before the script."""

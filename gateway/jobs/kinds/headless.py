@@ -88,7 +88,7 @@ class HeadlessKind(StandardKind):
 
     name = "headless"
     template = "sbatch/headless.sh.j2"
-    arrays, renders, serves = False, False, False
+    arrays, renders, serves, gangs = False, False, False, False
 
     def recipe(self, job: Job, options: dict[str, Any], command: tuple[str, ...]
                ) -> tuple[dict[str, Any], tuple[str, ...]]:

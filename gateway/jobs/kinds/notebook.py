@@ -48,7 +48,7 @@ class NotebookKind(StandardKind):
     node_env: tuple[tuple[str, str], ...] = (("GW_NOTEBOOK_IP", "gw_nb_ip"),
                                              ("GW_NOTEBOOK_PORT", "gw_nb_port"),
                                              ("GW_NOTEBOOK_BASE_URL", "gw_nb_base_url"))
-    arrays, renders, serves = False, False, True
+    arrays, renders, serves, gangs = False, False, True, False
 
     def template_values(self, ctx: SubmitContext) -> dict[str, Any]:
         """Where the job writes its connection details, and when Slurm warns it."""

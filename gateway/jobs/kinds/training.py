@@ -21,7 +21,7 @@ class TrainingKind(StandardKind):
     name = "training"
     template = "sbatch/training.sh.j2"
 
-    arrays, renders, serves = True, True, False
+    arrays, renders, serves, gangs = True, True, False, True
 
     def on_end(self, gw: Gateway, job: Job, unit: Unit, end: JobEnd) -> str:
         """Harvest /model into the model store when the command succeeded."""

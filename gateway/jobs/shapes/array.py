@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gateway.common.errors import InvalidInput
+from gateway.jobs.shapes.single import one_rank
 from gateway.jobs.states import ACTIVE
 from gateway.jobs.values import Unit
 
 if TYPE_CHECKING:
-    from containers.runtime import Shell
+    from containers.runtime import ContainerScript, Shell
     from gateway.common.specs import Resources
     from gateway.context import Gateway
     from gateway.jobs.end import EndDecision
@@ -42,6 +43,7 @@ class ArrayShape:
     macros = "sbatch/shapes/array.sh.j2"
     reruns_as = "array"
     node_env: tuple[tuple[str, str], ...] = (("GW_TASK", "GW_TASK"),)
+    passed_prefixes: tuple[str, ...] = ()
 
     def label(self, kind: str) -> str:
         """The kind, and that it is an array."""
@@ -59,6 +61,7 @@ class ArrayShape:
         if not isinstance(tasks, list) or not isinstance(commands, list) or not tasks \
                 or len(tasks) != len(commands):
             raise InvalidInput("a sweep needs at least one task")
+        one_rank(request, "each task of a sweep")
 
     def sbatch_options(self, job: Job, resources: Resources) -> list[tuple[str, object]]:
         """``--array=0-N[%cap]``; each task's output in its own directory."""
@@ -101,6 +104,10 @@ class ArrayShape:
         """Where tasks live and what they copy their code from."""
         return {"units_dir": str(ctx.job.layout.units), "code_dir": str(ctx.job.layout.code)}
 
+    def launch(self, ctx: SubmitContext, script: ContainerScript) -> ContainerScript:
+        """Once, on the job's node."""
+        return script
+
     # ---- a recorded job ------------------------------------------------------------------
     def _tasks(self, gw: Gateway, job: Job) -> list[JobTask]:
         gw.jobs.ensure_tasks(job.id, list(job.spec.extra.get("tasks") or []))
@@ -126,6 +133,10 @@ class ArrayShape:
             raise InvalidInput(f"job {job.id} is a sweep of tasks 0 to {len(units) - 1}; no "
                                f"task {wanted}")
         return units[wanted]
+
+    def load_units(self, gw: Gateway, job: Job, index: int | None) -> list[Unit]:
+        """Unit ``index`` alone."""
+        return [self.unit(gw, job, index)]
 
     def unit_of_record(self, gw: Gateway, job: Job, record: SpoolRecord) -> Unit | str:
         """The task the record names."""

@@ -18,7 +18,7 @@ from gateway.jobs.values import SubmitContext, Unit
 __all__ = ["JobShape", "Unit"]
 
 if TYPE_CHECKING:
-    from containers.runtime import Shell
+    from containers.runtime import ContainerScript, Shell
     from gateway.common.specs import Resources
     from gateway.context import Gateway
     from gateway.jobs.end import EndDecision
@@ -38,6 +38,8 @@ class JobShape(Protocol):
     reruns_as: str      # the shape a rerun of such a job is submitted as
     # Variables only the node knows, passed into the container (as a kind's node_env).
     node_env: tuple[tuple[str, str], ...]
+    # Prefixes of the node's own variables that pass into the container (interconnect).
+    passed_prefixes: tuple[str, ...]
 
     def label(self, kind: str) -> str:
         """How a job of ``kind`` and this shape is named in one line (the watcher's log)."""
@@ -67,6 +69,11 @@ class JobShape(Protocol):
         """Values its macros need."""
         ...
 
+    def launch(self, ctx: SubmitContext, script: ContainerScript) -> ContainerScript:
+        """How the script starts the unit's container (``script``: its set-up, run and
+        teardown on one node): as it is, or once per task on every node (a gang)."""
+        ...
+
     def units(self, gw: Gateway, job: Job) -> list[Unit]:
         """The job's units, in order."""
         ...
@@ -74,6 +81,11 @@ class JobShape(Protocol):
     def unit(self, gw: Gateway, job: Job, index: int | None) -> Unit:
         """The unit ``index`` (None: the one a person means by default); InvalidInput
         names the units there are."""
+        ...
+
+    def load_units(self, gw: Gateway, job: Job, index: int | None) -> list[Unit]:
+        """The units whose load `gw job top` shows: unit ``index``, or (None) those a
+        person means by default (a gang: every rank, each on its node)."""
         ...
 
     def unit_of_record(self, gw: Gateway, job: Job, record: SpoolRecord) -> Unit | str:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gateway.common.errors import InvalidInput
-from gateway.jobs.shapes.single import SingleShape
+from gateway.jobs.shapes.single import SingleShape, one_rank
 
 if TYPE_CHECKING:
     from containers.runtime import Shell
@@ -37,6 +37,7 @@ class RenderedShape(SingleShape):
             raise InvalidInput("only command jobs with the gateway's template can be "
                                "rendered (not --notebook or --template ones): edit the "
                                "rendered script")
+        one_rank(request, "a rendered script")
 
     def unit_dir(self, ctx: SubmitContext) -> Path | Shell:
         """The run's directory (known on the node)."""

@@ -10,7 +10,7 @@ from gateway.common.errors import InvalidInput
 from gateway.jobs.values import Unit
 
 if TYPE_CHECKING:
-    from containers.runtime import Shell
+    from containers.runtime import ContainerScript, Shell
     from gateway.common.specs import Resources
     from gateway.context import Gateway
     from gateway.jobs.end import EndDecision
@@ -28,6 +28,7 @@ class SingleShape:
     macros = "sbatch/shapes/single.sh.j2"
     reruns_as = "single"
     node_env: tuple[tuple[str, str], ...] = ()
+    passed_prefixes: tuple[str, ...] = ()
 
     def label(self, kind: str) -> str:
         """The kind alone."""
@@ -35,6 +36,7 @@ class SingleShape:
 
     def check_request(self, request: JobRequest) -> None:
         """Every kind runs as one task."""
+        one_rank(request, "a one-task job")
 
     def sbatch_options(self, job: Job, resources: Resources) -> list[tuple[str, object]]:
         """Its output in the job's directory; one node, one task."""
@@ -58,6 +60,10 @@ class SingleShape:
         """Nothing beyond the base template's."""
         return {}
 
+    def launch(self, ctx: SubmitContext, script: ContainerScript) -> ContainerScript:
+        """Once, on the job's node."""
+        return script
+
     def units(self, gw: Gateway, job: Job) -> list[Unit]:
         """The job itself."""
         return [Unit(index=None, directory=job.job_dir, slurm_id=job.slurm_job_id,
@@ -69,6 +75,10 @@ class SingleShape:
         if index is not None:
             raise InvalidInput(f"job {job.id} is not a sweep: it has no tasks")
         return self.units(gw, job)[0]
+
+    def load_units(self, gw: Gateway, job: Job, index: int | None) -> list[Unit]:
+        """Unit ``index`` alone."""
+        return [self.unit(gw, job, index)]
 
     def unit_of_record(self, gw: Gateway, job: Job, record: SpoolRecord) -> Unit | str:
         """The job, for a record that names no task."""
@@ -124,3 +134,10 @@ class SingleShape:
     def rerun_extra(self, job: Job, command: tuple[str, ...]) -> dict[str, Any]:
         """Nothing of the shape's own."""
         return {}
+
+
+def one_rank(request: JobRequest, what: str) -> None:
+    """Refuse several nodes or tasks for a shape that runs one task per unit."""
+    if request.resources.tasks > 1:
+        raise InvalidInput(f"{what} runs on one node as one task: --nodes and "
+                           "--tasks-per-node above 1 need `gw job submit`")
