@@ -42,6 +42,7 @@ archive=$(bash "$REPO/scripts/make-demo-image.sh")
 sweep_tasks=1000; if [ "${1:-}" = "--quick" ]; then sweep_tasks=100; fi
 "$PY" "$REPO/bench/bench_sweep.py" --home "$GW_HOME" --tasks "$sweep_tasks" \
     --separate "$sweep_tasks" --json "$work/sweep.json"
+"$PY" "$REPO/bench/bench_gang.py" --rounds "$repeat" --json "$work/gang.json"
 "$PY" -c "
-import json; print(json.dumps(sum((json.load(open(f'$work/{n}.json')) for n in ('cli', 'import', 'notebook', 'watcher', 'sweep')), []), indent=2))" > "$REPO/bench/results.json"
+import json; print(json.dumps(sum((json.load(open(f'$work/{n}.json')) for n in ('cli', 'import', 'notebook', 'watcher', 'sweep', 'gang')), []), indent=2))" > "$REPO/bench/results.json"
 echo "results: $REPO/bench/results.json"

@@ -20,6 +20,8 @@ def flavors_cmd(as_json: bool) -> None:
     if as_json:
         print_json(shown)
         return
-    print_table([(f["name"], f["partition"] or "(default)", f["cpus"], f["gpus"], f["mem"],
+    print_table([(f["name"], f["partition"] or "(default)",
+                  f"{f['nodes']}x{f['tasks_per_node']}", f["cpus"], f["gpus"], f["mem"],
                   f["time"], f["fits_now"]) for f in shown],
-                ["FLAVOR", "PARTITION", "CPUS", "GPUS", "MEM", "TIME", "FIT NOW"])
+                ["FLAVOR", "PARTITION", "NODESxTASKS", "CPUS/TASK", "GPUS/NODE", "MEM/NODE",
+                 "TIME", "FIT NOW"])

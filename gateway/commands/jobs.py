@@ -247,7 +247,8 @@ def job_script(job_id: int) -> None:
 @click.argument("job_id", type=JOB_ID)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing until the job ends.")
 @click.option("--task", type=click.IntRange(min=0), default=None,
-              help="For a sweep: the task whose output to print (default 0).")
+              help="A sweep's task (default 0), or a gang's rank (default: every rank, "
+                   "each line prefixed by its rank).")
 def job_logs(job_id: int, follow: bool, task: int | None) -> None:
     """Print the job's output (stdout and stderr); -f follows it until the job ends.
 
@@ -394,13 +395,7 @@ def job_top(job_id: int, follow: bool, task: int | None, as_json: bool) -> None:
     """Show a job's load: CPU and memory of its processes and, on GPU nodes, GPU use,
     sampled inside the job every 2 s (no site monitoring needed). While it runs: the
     latest sample; after it ended: the recorded history (peak memory, mean CPU and GPU)
-    with a small plot. A job on several nodes shows each rank on its node.
-
-    \b
-    Example:
-      gw job top 12 -f          # follow job 12 until it ends
-      gw job top 12 --task 1    # rank 1 of a distributed job (or task 1 of a sweep)
-    """
+    with a small plot. A job on several nodes shows each rank on its node."""
     import time
 
     from gateway.jobs.actions import get_job

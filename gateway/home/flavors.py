@@ -111,7 +111,8 @@ def get_flavor(config: Any, name: str) -> Flavor:
 
 
 def available_now(gw: Any) -> list[dict[str, Any]]:
-    """Each flavor with its resolved resources and how many such jobs fit on idle nodes."""
+    """Each flavor with its resolved resources and how many such jobs fit on idle nodes
+    (a job of several nodes needs its share, every task of it, on each of them)."""
     from gateway.common.specs import format_mib, format_time, parse_resources
 
     nodes = gw.slurm.nodes_free()
@@ -126,12 +127,15 @@ def available_now(gw: Any) -> list[dict[str, Any]]:
         for node in nodes:
             if node.partition != partition or not node.state.startswith(("idle", "mix")):
                 continue
-            counts = [node.idle_cpus // res.cpus, node.free_mem_mib // res.slurm_mem_mib]
+            counts = [node.idle_cpus // (res.cpus * res.tasks_per_node),
+                      node.free_mem_mib // res.slurm_mem_mib]
             if res.gpus:
                 counts.append(node.idle_gpus // res.gpus)
             fits += 1 if res.exclusive and node.state.startswith("idle") and min(counts) \
                 else (0 if res.exclusive else min(counts))
+        fits //= res.nodes
         shown.append({"name": flavor.name, "partition": res.partition,
+                      "nodes": res.nodes, "tasks_per_node": res.tasks_per_node,
                       "cpus": res.cpus, "gpus": res.gpus_text, "mem": format_mib(res.mem_mib),
                       "shm": format_mib(res.shm_mib), "time": format_time(res.time_seconds),
                       "account": res.account, "qos": res.qos, "constraint": res.constraint,

@@ -159,6 +159,32 @@ def test_a_portal_training_job_is_a_gateway_job(portal, tmp_path):
     assert gw_ok(env, "model", "cat", model, "out.txt") == "portal data\n"
 
 
+def test_a_portal_training_job_on_several_tasks_is_a_gang(portal, tmp_path):
+    env = portal["env"]
+    session = start_session(portal["apps"] / "gw_training", tmp_path / "staged",
+                            {"gw_template": "", "gw_image": "busybox:v1", "gw_algo": "nbalgo@v1",
+                             "gw_data": "", "gw_flavor": "", "bc_num_hours": "1",
+                             "gw_nodes": "1", "gw_tasks_per_node": "2", "gw_launcher": "",
+                             "gw_command": "echo \"$RANK of $WORLD_SIZE\" > /model/rank$RANK"},
+                            env)
+    try:
+        conn = connection(session["staged"])
+    except BaseException:
+        subprocess.run(["scancel", str(session["slurm_id"])], check=False)
+        raise
+    job_id = int(conn["gw_job"])
+    done = json.loads(gw_ok(env, "job", "show", str(job_id), "--json"))
+    for _ in range(120):
+        if done["state"] not in ("SUBMITTING", "PENDING", "RUNNING"):
+            break
+        subprocess.run(["sleep", "1"], check=True)
+        done = json.loads(gw_ok(env, "job", "show", str(job_id), "--json"))
+    assert done["state"] == "COMPLETED" and done["shape"] == "gang", done
+    assert done["ranks"] == 2 and done["resources"]["tasks_per_node"] == 2
+    assert gw_ok(env, "model", "cat", done["model"], "rank1") == "1 of 2\n"
+    assert gw_ok(env, "model", "cat", done["model"], "rank0") == "0 of 2\n"
+
+
 def test_a_launch_while_slurm_answers_slowly_still_gives_a_session(portal, tmp_path):
     """gw says "waiting for Slurm" on stderr when Slurm is slow; the portal reads only its
     stdout, so Launch still parses gw's answer."""

@@ -96,3 +96,24 @@ def test_rank_out_of_range_is_refused(tmp_path):
     with pytest.raises(InvalidInput, match="ranks 0 to 1; no rank 2"):
         GangShape().unit(None, job, 2)
     assert GangShape().unit(None, job, 1).label == "rank 1 on node1"
+
+
+def test_a_flavor_of_several_nodes_fits_where_each_node_has_its_share():
+    from gateway.home.flavors import available_now
+    from gateway.slurm.adapter import NodeFree
+
+    class Config(dict):
+        sources: dict[str, str] = {}
+
+    config = Config({"cpus": 1, "gpus": 0, "mem": "1G", "shm": "64M", "time": "1:00:00",
+              "partition": "", "exclusive": False,
+              "flavors": {"pair": {"nodes": 2, "tasks_per_node": 2, "cpus": 2, "mem": "1G"}}})
+    nodes = [NodeFree(f"n{i}", "debug", cpus, 100000, 0, "idle")
+             for i, cpus in enumerate((8, 4, 3))]
+    parts = {"debug": PartitionLimits("debug", 8, 100000, 0, True, True, nodes=3)}
+    gw = SimpleNamespace(config=config, slurm=SimpleNamespace(
+        nodes_free=lambda: nodes, partitions=lambda: parts))
+    shown = {f["name"]: f for f in available_now(gw)}
+    # 4 CPUs a node for each job's share: n0 holds 2 shares, n1 one, n2 none -> one job
+    assert shown["pair"]["fits_now"] == 1
+    assert shown["pair"]["nodes"] == 2 and shown["pair"]["tasks_per_node"] == 2
