@@ -31,18 +31,18 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "job submit": ("gw job submit --algo detectron2 --image detectron2:v1 --data coco "
                    "--gpus 1 -- python tools/train_net.py",
                    "gw job submit --algo llm --image pytorch:2.4 --nodes 2 --gpus-per-node 4 "
-                   "-- python train.py   # 8 ranks, RANK/WORLD_SIZE/MASTER_ADDR set",
+                   "-- python train.py",
                    "gw job submit --algo llm --image pytorch:2.4 --nodes 2 --gpus-per-node 8 "
                    "--launcher torchrun -- torchrun --nproc-per-node 8 train.py"),
     "job list": ("gw job list --state RUNNING --limit 20",),
     "job show": ("gw job show 12", "gw job show 12 --json"),
     "job script": ("gw job script 12",),
-    "job logs": ("gw job logs 12 -f", "gw job logs 12 --task 1   # rank 1 of a gang"),
+    "job logs": ("gw job logs 12 -f", "gw job logs 12 --task 1"),
     "job cancel": ("gw job cancel 12",),
     "job outputs": ("gw job outputs 12 -o outputs.tar.gz",),
     "job rerun": ("gw job rerun 12 --mem 32G",),
     "job render": ("gw job render --algo det --image det:v1 -o train.sbatch -- python t.py",),
-    "job top": ("gw job top 12 --follow", "gw job top 12 --task 1   # rank 1 of a gang"),
+    "job top": ("gw job top 12 --follow", "gw job top 12 --task 1"),
     "model list": ("gw model list", "gw model list --shared"),
     "model versions": ("gw model versions detectron2",),
     "model show": ("gw model show detectron2@v2",),

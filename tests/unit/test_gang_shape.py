@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import ClassVar
 
 import pytest
 
@@ -103,7 +104,7 @@ def test_a_flavor_of_several_nodes_fits_where_each_node_has_its_share():
     from gateway.slurm.adapter import NodeFree
 
     class Config(dict):
-        sources: dict[str, str] = {}
+        sources: ClassVar[dict[str, str]] = {}
 
     config = Config({"cpus": 1, "gpus": 0, "mem": "1G", "shm": "64M", "time": "1:00:00",
               "partition": "", "exclusive": False,
