@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gateway.context import Gateway
+from gateway.jobs.repository import RENDER_SHAPE
 from gateway.jobs.request import JobRequest
 from gateway.jobs.submit import resolve_request
 from gateway.jobs.values import SubmitContext
@@ -30,12 +31,20 @@ def render_job(gw: Gateway, request: JobRequest) -> tuple[int, str]:
     from dataclasses import replace
 
     from containers.runtime import write_env_file
+    from gateway.common.errors import InvalidInput
     from gateway.common.trees import remove_tree
     from gateway.jobs.identity import render_comment
     from gateway.jobs.model import Job
+    from gateway.jobs.shapes import get_shape
     from gateway.jobs.submit import container_spec, render_script
 
-    plan = resolve_request(gw, replace(request, shape="rendered"))
+    shape = get_shape(request.shape).renders_as
+    if shape is None:
+        raise InvalidInput(f"a {request.shape} job cannot be rendered as one script")
+    plan = resolve_request(gw, replace(request, shape=shape))
+    # Its runs are recorded as jobs of this shape (jobs/repository.py: adopt_run).
+    plan = replace(plan, spec=replace(plan.spec, extra={**plan.spec.extra,
+                                                         RENDER_SHAPE: plan.shape.name}))
     render_id = gw.jobs.create_render(kind=plan.kind.name, name=plan.name, spec=plan.spec,
                                       model_name=plan.model_name,
                                       algo_version_id=plan.algo.record_id if plan.algo else None,

@@ -21,6 +21,9 @@ from gateway.common.errors import NotFound
 from gateway.home import database as db
 from gateway.jobs.states import ACTIVE, TERMINAL
 
+# In a render's spec: the shape its runs are recorded as (gateway/jobs/rendered_scripts.py).
+RENDER_SHAPE = "render_shape"
+
 if TYPE_CHECKING:
     from gateway.jobs.model import Job, JobSpec, JobTask
 
@@ -343,12 +346,14 @@ class JobRepository:
             if render is None:
                 return None
             now = time.time()
+            shape = db.loads(render["spec_json"]).get("extra", {}).get(RENDER_SHAPE,
+                                                                        "rendered")
             cursor = self.conn.execute(
                 """INSERT INTO jobs (kind, shape, origin, name, state, slurm_job_id,
                    submitted, updated, algo_version_id, data_version_id, image_id,
-                   model_name, spec_json, job_dir) VALUES (?, 'rendered', 'sbatch', ?, ?, ?,
+                   model_name, spec_json, job_dir) VALUES (?, ?, 'sbatch', ?, ?, ?,
                    ?, ?, ?, ?, ?, ?, ?, ?)""",
-                (render["kind"], render["name"], state, slurm_job_id, now, now,
+                (render["kind"], shape, render["name"], state, slurm_job_id, now, now,
                  render["algo_version_id"], render["data_version_id"], render["image_id"],
                  render["model_name"], render["spec_json"],
                  str(jobs_root / f"sbatch-{slurm_job_id}")))

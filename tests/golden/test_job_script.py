@@ -153,3 +153,15 @@ def test_gang_job(runtime):
                  "LOCAL_WORLD_SIZE", "NODE_RANK", "GW_NODES", "PET_NNODES", "PET_NODE_RANK"):
         assert (f"--setenv {name} " in text) or (f"APPTAINERENV_{name}=" in text), name
     assert "NCCL_*" in text                        # the site's interconnect passes through
+
+
+def test_rendered_gang_script():
+    """A rendered script of a gang: each run's directory with a directory per rank, then
+    the gang's rendezvous and its one srun; the ranks find the run's directory."""
+    resources = Resources(2, 0, 4096, 64, 3600, "debug", nodes=2, tasks_per_node=1)
+    text = render(0, "ddp", "bwrap", DATA, ("python", "train.py"), {}, resources,
+                  shape="rendered_gang", extra={"render_id": 7})
+    check("job_rendered_gang_bwrap.sbatch", text)
+    assert "GW_RENDER=7" in text and "export GW_RUN_DIR" in text
+    assert 'gw_rank_dir="$GW_RUN_DIR"/tasks/"$SLURM_PROCID"' in text
+    assert text.index("export GW_RUN_DIR") < text.index("srun --kill-on-bad-exit=1")

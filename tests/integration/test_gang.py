@@ -10,6 +10,7 @@ with PyTorch's CPU build (scripts/make-jupyter-image.sh torch).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -137,6 +138,28 @@ def test_torchrun_launcher_starts_one_agent_per_node(gang):
     assert rerun["shape"] == "gang" and rerun["launcher"] == "torchrun"
     assert rerun["resources"]["nodes"] == 2 and rerun["resources"]["cpus"] == 2
     assert rerun["command"] == ["torchrun", "--nproc-per-node", "2", "ddp.py"]
+
+
+def test_a_rendered_gang_script_run_by_plain_sbatch_is_a_gang(gang, tmp_path):
+    script = tmp_path / "ddp.sbatch"
+    gw_ok(gang, "job", "render", "--algo", "ddp", "--image", "torch:v1", "--nodes", "2",
+          "--mem", "1G", "--model-name", "ddprender", "-o", str(script), "--",
+          "python3", "ddp.py")
+    slurm_id = subprocess.run(["sbatch", "--parsable", str(script)], capture_output=True,
+                              text=True, env={**os.environ, **gang}, check=True
+                              ).stdout.strip().split(";")[0]
+
+    def ended():
+        runs = [j for j in json.loads(gw_ok(gang, "job", "list", "--json"))
+                if j["slurm_job_id"] == slurm_id]
+        return runs and runs[0]["state"] not in ("PENDING", "RUNNING") and runs[0]
+
+    run = show(gang, wait_for(ended, timeout=180)["id"])
+    assert run["state"] == "COMPLETED" and run["origin"] == "sbatch", run
+    assert run["shape"] == "rendered_gang" and run["nodes"] == NODES and run["ranks"] == 2
+    assert "sum 3.0" in gw_ok(gang, "job", "logs", str(run["id"]), "--task", "1")
+    model = json.loads(gw_ok(gang, "model", "show", run["model"], "--json"))
+    assert model["nodes"] == NODES and model_versions(gang, "ddprender") == 1
 
 
 def test_a_failing_rank_ends_the_gang_failed_within_seconds_naming_it(gang):

@@ -13,6 +13,7 @@ from gateway.jobs.shapes.array import ArrayShape
 from gateway.jobs.shapes.base import JobShape, Unit
 from gateway.jobs.shapes.gang import GangShape, is_gang
 from gateway.jobs.shapes.rendered import RenderedShape
+from gateway.jobs.shapes.rendered_gang import RenderedGangShape
 from gateway.jobs.shapes.single import SingleShape
 
 if TYPE_CHECKING:
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["SHAPES", "JobShape", "Unit", "get_shape", "shape_for", "shape_of"]
 
 SHAPES: dict[str, JobShape] = {shape.name: shape for shape in (
-    SingleShape(), ArrayShape(), GangShape(), RenderedShape())}
+    SingleShape(), ArrayShape(), GangShape(), RenderedShape(), RenderedGangShape())}
 
 
 def shape_for(resources: Resources, launcher: str | None, otherwise: str = SingleShape.name

@@ -60,6 +60,7 @@ class GangShape(SingleShape):
     name = "gang"
     macros = "sbatch/shapes/gang.sh.j2"
     reruns_as = "gang"
+    renders_as = "rendered_gang"
     node_env = RANK_ENV
     passed_prefixes = PASSED_PREFIXES
 
@@ -97,9 +98,14 @@ class GangShape(SingleShape):
             layout.unit_dir(rank).mkdir(mode=0o700)
 
     def template_values(self, ctx: SubmitContext) -> dict[str, Any]:
-        """Where the ranks keep their output, and how many run on each node."""
-        return {"units_dir": str(ctx.job.layout.units),
-                "tasks_per_node": int(ctx.job.spec.resources["tasks_per_node"])}
+        """How many ranks run on each node."""
+        return {"tasks_per_node": int(ctx.job.spec.resources["tasks_per_node"])}
+
+    def units_dir(self, ctx: SubmitContext) -> str:
+        """Where the ranks keep their output and samples, as shell text on the node."""
+        from gateway.common.quoting import shell_word
+
+        return shell_word(str(ctx.job.layout.units))
 
     def launch(self, ctx: SubmitContext, script: ContainerScript) -> ContainerScript:
         """One ``srun`` from the batch script; each task sets up, runs and tears down its
@@ -109,7 +115,7 @@ class GangShape(SingleShape):
 
         resources = ctx.job.spec.resources
         task = render("sbatch/gang_task.sh.j2", container=script,
-                      units_dir=str(ctx.job.layout.units),
+                      units_dir=self.units_dir(ctx),
                       gpus=int(resources.get("gpus") or 0),
                       tasks_per_node=int(resources["tasks_per_node"]),
                       node_file=NODE_FILE, exit_file=EXIT_FILE)

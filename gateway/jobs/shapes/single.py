@@ -27,6 +27,7 @@ class SingleShape:
     name = "single"
     macros = "sbatch/shapes/single.sh.j2"
     reruns_as = "single"
+    renders_as: str | None = "rendered"
     node_env: tuple[tuple[str, str], ...] = ()
     passed_prefixes: tuple[str, ...] = ()
 
