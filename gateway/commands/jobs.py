@@ -141,7 +141,11 @@ def _print_job(job_info: dict[str, Any], as_json: bool, short: bool = False) -> 
         ("job", job_info["id"]), ("kind", job_info["kind"]), ("name", job_info["name"]),
         ("state", job_info["state"]),
         ("reason", job_info["reason"] or None), ("slurm job", job_info["slurm_job_id"]),
-        ("node", job_info["node"] or None), ("submitted", human_time(job_info["submitted"])),
+        ("node", job_info["node"] or None),
+        *([("ranks", f"{job_info['ranks']} ({job_info['node_count']} nodes x "
+                     f"{job_info['tasks_per_node']} tasks, launcher {job_info['launcher']})")]
+          if job_info.get("ranks") else []),
+        ("submitted", human_time(job_info["submitted"])),
         ("started", human_time(job_info["started"])), ("ended", human_time(job_info["ended"])),
         ("exit code", job_info["exit_code"]), ("algorithm", job_info["algo"]),
         ("image", f"{job_info['image']} ({job_info['image_digest']})"),

@@ -105,6 +105,7 @@ def test_ddp_on_two_nodes_makes_one_model_version_with_both_nodes(gang):
     assert all(u["samples"] > 0 for u in top["units"])
     text = gw_ok(gang, "job", "show", str(job["id"]))
     assert "gwgangnode1,gwgangnode2" in text
+    assert "2 (2 nodes x 1 tasks, launcher srun)" in text
 
 
 def test_two_tasks_per_node_are_four_ranks(gang):
