@@ -147,7 +147,7 @@ def test_gang_job(runtime):
     check(f"job_gang_{runtime}.sbatch", text)
     assert "#SBATCH --nodes=2" in text and "#SBATCH --ntasks-per-node=2" in text
     assert "#SBATCH --gres=gpu:2" in text          # GPUs are per node
-    assert text.count("srun --kill-on-bad-exit=1") == 1
+    assert text.count("srun --export=ALL --kill-on-bad-exit=1") == 1
     assert "ntasks=1" not in text
     for name in ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "LOCAL_RANK",
                  "LOCAL_WORLD_SIZE", "NODE_RANK", "GW_NODES", "PET_NNODES", "PET_NODE_RANK"):
@@ -164,4 +164,4 @@ def test_rendered_gang_script():
     check("job_rendered_gang_bwrap.sbatch", text)
     assert "GW_RENDER=7" in text and "export GW_RUN_DIR" in text
     assert 'gw_rank_dir="$GW_RUN_DIR"/tasks/"$SLURM_PROCID"' in text
-    assert text.index("export GW_RUN_DIR") < text.index("srun --kill-on-bad-exit=1")
+    assert text.index("export GW_RUN_DIR") < text.index("srun --export=ALL --kill-on-bad-exit=1")

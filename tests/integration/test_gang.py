@@ -71,15 +71,19 @@ def model_versions(env, name):
     return next((m["versions"] for m in listed if m["name"] == name), 0)
 
 
-def leftovers(home: str) -> list[str]:
-    """Containers, FUSE mounts or scratch directories of this home's jobs still there."""
-    found = []
+def job_mounts() -> set[str]:
+    """The jobs' scratch mounts (/tmp/gw-job.*) on the machine, every node's."""
+    return {line for line in Path("/proc/self/mounts").read_text().splitlines()
+            if "/tmp/gw-job." in line}
+
+
+def leftovers(home: str, mounts_before: set[str]) -> list[str]:
+    """Containers or FUSE mounts of this home's jobs still there (mounts: those made since
+    ``mounts_before``, as another test's may be there)."""
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    found += [line[:120] for line in ps.splitlines()
-              if home in line and ("bwrap" in line or "squashfuse" in line)]
-    mounts = Path("/proc/self/mounts").read_text()
-    found += [line for line in mounts.splitlines() if "/tmp/gw-job." in line]
-    return found
+    found = [line[:120] for line in ps.splitlines()
+             if home in line and ("bwrap" in line or "squashfuse" in line)]
+    return found + sorted(job_mounts() - mounts_before)
 
 
 def test_ddp_on_two_nodes_makes_one_model_version_with_both_nodes(gang):
@@ -164,6 +168,7 @@ def test_a_rendered_gang_script_run_by_plain_sbatch_is_a_gang(gang, tmp_path):
 
 
 def test_a_failing_rank_ends_the_gang_failed_within_seconds_naming_it(gang):
+    mounts = job_mounts()
     job = json.loads(submit(gang, "--nodes", "2", "--model-name", "ddpfail", "--env",
                             "FAIL_RANK=1", "--env", "HANG=1", "--wait", "--",
                             "python3", "ddp.py", check=False).stdout)
@@ -174,19 +179,20 @@ def test_a_failing_rank_ends_the_gang_failed_within_seconds_naming_it(gang):
     # rank 0 sleeps 600 s: the gang ended because rank 1 failed, not at its time limit
     assert job["ended"] - failed_at < 15, (job["ended"], failed_at)
     assert model_versions(gang, "ddpfail") == 0
-    wait_for(lambda: not leftovers(gang["GW_HOME"]), timeout=20)
+    wait_for(lambda: not leftovers(gang["GW_HOME"], mounts), timeout=20)
 
 
 def test_cancelled_gang_leaves_no_process_or_mount_on_either_node(gang):
-    job = json.loads(submit(gang, "--nodes", "2", "--model-name", "ddpcancel", "--env",
-                            "HANG=1", "--", "python3", "ddp.py").stdout)
-    wait_for(lambda: "1: rank 1/2" in gw_ok(gang, "job", "logs", str(job["id"])), timeout=180)
-    assert len(leftovers(gang["GW_HOME"])) >= 2   # both ranks' containers are up
+    mounts = job_mounts()
+    job = json.loads(submit(gang, "--nodes", "2", "--model-name", "ddpcancel", "--",
+                            "sh", "-c", 'echo "rank $RANK up"; sleep 600').stdout)
+    wait_for(lambda: "1: rank 1 up" in gw_ok(gang, "job", "logs", str(job["id"])), timeout=120)
+    assert len(leftovers(gang["GW_HOME"], mounts)) >= 2   # both ranks' containers are up
     gw_ok(gang, "job", "cancel", str(job["id"]))
     final = wait_for(lambda: (s := show(gang, job["id"]))["state"] == "CANCELLED" and s,
                      timeout=60)
     assert final["state"] == "CANCELLED"
-    wait_for(lambda: not leftovers(gang["GW_HOME"]), timeout=30)
+    wait_for(lambda: not leftovers(gang["GW_HOME"], mounts), timeout=30)
     assert model_versions(gang, "ddpcancel") == 0
 
 
