@@ -32,6 +32,8 @@ from tests.support import gang_cluster
 from tests.support.images import busybox_rootfs, make_archive
 
 RANK_COMMAND = "cat /proc/uptime > /model/up-$RANK"
+# The same in the baseline's script, where the task's shell fills in the rank.
+BASELINE_COMMAND = "cat /proc/uptime > /model/up-$SLURM_PROCID"
 BASELINE = """#!/bin/bash
 #SBATCH --nodes=2
 #SBATCH --ntasks-per-node=1
@@ -42,7 +44,7 @@ d=$(mktemp -d /tmp/gw-bench.XXXXXXXXXX); mkdir "$d/root"
 squashfuse_ll -o offset={offset} {sif} "$d/root"
 bwrap --ro-bind "$d/root" / --dev /dev --proc /proc --tmpfs /tmp --bind {out} /model \\
     --chdir / --clearenv --setenv PATH /bin --setenv RANK "$SLURM_PROCID" \\
-    --unshare-pid --die-with-parent --new-session -- sh -c "{command}"
+    --unshare-pid --die-with-parent --new-session -- sh -c "{baseline_command}"
 fusermount3 -u "$d/root"; rm -r "$d"'
 """
 
@@ -129,7 +131,8 @@ def run_rounds(work: Path, env: dict[str, str], rounds: int) -> list[dict[str, o
         out.mkdir(mode=0o700)
         script = out / "run.sbatch"
         script.write_text(BASELINE.format(out=out, offset=baseline_script[0],
-                                          sif=baseline_script[1], command=RANK_COMMAND))
+                                          sif=baseline_script[1],
+                                          baseline_command=BASELINE_COMMAND))
         start_base = uptime()
         subprocess.run(["sbatch", "--parsable", str(script)], capture_output=True,
                        text=True, env=env, check=True)
