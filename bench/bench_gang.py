@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.timing import gw_exe, report
+from bench.timing import gw, report
 from tests.support import gang_cluster
 from tests.support.images import busybox_rootfs, make_archive
 
@@ -51,14 +51,6 @@ fusermount3 -u "$d/root"; rm -r "$d"'
 
 def uptime() -> float:
     return float(Path("/proc/uptime").read_text().split()[0])
-
-
-def gw(env: dict[str, str], *args: str) -> str:
-    proc = subprocess.run([gw_exe(), *args], capture_output=True, text=True, env=env,
-                          check=False)
-    if proc.returncode != 0:
-        raise SystemExit(f"gw {' '.join(args)} exited {proc.returncode}: {proc.stderr}")
-    return proc.stdout
 
 
 def ranks_started(directory: Path, timeout: float = 120.0) -> float:

@@ -23,15 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.timing import gw_exe, report
-
-
-def gw(env: dict[str, str], *args: str) -> str:
-    proc = subprocess.run([gw_exe(), *args], capture_output=True, text=True, env=env,
-                          check=False)
-    if proc.returncode != 0:
-        raise SystemExit(f"gw {' '.join(args)} exited {proc.returncode}: {proc.stderr}")
-    return proc.stdout
+from bench.timing import gw, report
 
 
 def cancel(env: dict[str, str], slurm_ids: list[str]) -> None:

@@ -19,6 +19,16 @@ def gw_exe() -> str:
     return shutil.which("gw", path=str(Path(sys.executable).parent)) or "gw"
 
 
+def gw(env: dict[str, str], *args: str) -> str:
+    """Run `gw` with ``env`` (the whole environment) and return its output; a failure
+    ends the benchmark with its stderr."""
+    proc = subprocess.run([gw_exe(), *args], capture_output=True, text=True, env=env,
+                          check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"gw {' '.join(args)} exited {proc.returncode}: {proc.stderr}")
+    return proc.stdout
+
+
 def run(argv: Sequence[str], env: dict[str, str] | None = None) -> None:
     """Run a command, failing loudly with its stderr."""
     proc = subprocess.run(list(argv), capture_output=True, text=True, check=False,

@@ -132,27 +132,40 @@ def test_a_portal_session_is_a_gateway_notebook_with_a_working_link(portal, tmp_
     assert saved.read_text() == "print('edited in the portal')\n"
 
 
-def test_a_portal_training_job_is_a_gateway_job(portal, tmp_path):
-    env = portal["env"]
-    session = start_session(portal["apps"] / "gw_training", tmp_path / "staged",
-                            {"gw_template": "", "gw_image": "busybox:v1", "gw_algo": "nbalgo@v1",
-                             "gw_data": "ds", "gw_flavor": "", "bc_num_hours": "1",
-                             "gw_command": "cat /dataset/d.txt > /model/out.txt && echo 'it ran'"},
-                            env)
+def training_session(portal, tmp_path, form: dict[str, str]) -> tuple[dict, dict]:
+    """Launch the training app with ``form`` (over the empty defaults); returns the
+    session and its connection values (the session's job cancelled if there are none)."""
+    values = {"gw_template": "", "gw_image": "busybox:v1", "gw_algo": "nbalgo@v1",
+              "gw_data": "", "gw_flavor": "", "bc_num_hours": "1", **form}
+    session = start_session(portal["apps"] / "gw_training", tmp_path / "staged", values,
+                            portal["env"])
     try:
-        conn = connection(session["staged"])
+        return session, connection(session["staged"])
     except BaseException:
         subprocess.run(["scancel", str(session["slurm_id"])], check=False)
         raise
-    job_id = int(conn["gw_job"])
-    view = render(portal["apps"] / "gw_training" / "view.html.erb", conn, env)
-    assert f"files/fs/{conn['gw_job_dir']}" in view and f"gw job show {job_id}" in view
+
+
+def job_when_ended(env, job_id: int) -> dict:
+    """`gw job show --json` of the job once it has ended (or after two minutes)."""
     done = json.loads(gw_ok(env, "job", "show", str(job_id), "--json"))
     for _ in range(120):
         if done["state"] not in ("SUBMITTING", "PENDING", "RUNNING"):
             break
         subprocess.run(["sleep", "1"], check=True)
         done = json.loads(gw_ok(env, "job", "show", str(job_id), "--json"))
+    return done
+
+
+def test_a_portal_training_job_is_a_gateway_job(portal, tmp_path):
+    env = portal["env"]
+    session, conn = training_session(portal, tmp_path, {
+        "gw_data": "ds",
+        "gw_command": "cat /dataset/d.txt > /model/out.txt && echo 'it ran'"})
+    job_id = int(conn["gw_job"])
+    view = render(portal["apps"] / "gw_training" / "view.html.erb", conn, env)
+    assert f"files/fs/{conn['gw_job_dir']}" in view and f"gw job show {job_id}" in view
+    done = job_when_ended(env, job_id)
     assert done["state"] == "COMPLETED" and done["slurm_job_id"] == str(session["slurm_id"]), done
     assert "it ran" in gw_ok(env, "job", "logs", str(job_id))
     model = done["model"]
@@ -161,24 +174,10 @@ def test_a_portal_training_job_is_a_gateway_job(portal, tmp_path):
 
 def test_a_portal_training_job_on_several_tasks_is_a_gang(portal, tmp_path):
     env = portal["env"]
-    session = start_session(portal["apps"] / "gw_training", tmp_path / "staged",
-                            {"gw_template": "", "gw_image": "busybox:v1", "gw_algo": "nbalgo@v1",
-                             "gw_data": "", "gw_flavor": "", "bc_num_hours": "1",
-                             "gw_nodes": "1", "gw_tasks_per_node": "2", "gw_launcher": "",
-                             "gw_command": "echo \"$RANK of $WORLD_SIZE\" > /model/rank$RANK"},
-                            env)
-    try:
-        conn = connection(session["staged"])
-    except BaseException:
-        subprocess.run(["scancel", str(session["slurm_id"])], check=False)
-        raise
-    job_id = int(conn["gw_job"])
-    done = json.loads(gw_ok(env, "job", "show", str(job_id), "--json"))
-    for _ in range(120):
-        if done["state"] not in ("SUBMITTING", "PENDING", "RUNNING"):
-            break
-        subprocess.run(["sleep", "1"], check=True)
-        done = json.loads(gw_ok(env, "job", "show", str(job_id), "--json"))
+    _session, conn = training_session(portal, tmp_path, {
+        "gw_nodes": "1", "gw_tasks_per_node": "2", "gw_launcher": "",
+        "gw_command": "echo \"$RANK of $WORLD_SIZE\" > /model/rank$RANK"})
+    done = job_when_ended(env, int(conn["gw_job"]))
     assert done["state"] == "COMPLETED" and done["shape"] == "gang", done
     assert done["ranks"] == 2 and done["resources"]["tasks_per_node"] == 2
     assert gw_ok(env, "model", "cat", done["model"], "rank1") == "1 of 2\n"
