@@ -56,14 +56,14 @@ def show(env, job_id):
     return json.loads(gw_ok(env, "job", "show", str(job_id), "--json"))
 
 
-def wait_for(predicate, timeout=120.0, step=0.5):
+def wait_for(predicate, timeout=120.0, step=0.5, why=None):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = predicate()
         if found:
             return found
         time.sleep(step)
-    raise AssertionError("timed out")
+    raise AssertionError("timed out" + (f": {why()}" if why else ""))
 
 
 def model_versions(env, name):
@@ -179,7 +179,8 @@ def test_a_failing_rank_ends_the_gang_failed_within_seconds_naming_it(gang):
     # rank 0 sleeps 600 s: the gang ended because rank 1 failed, not at its time limit
     assert job["ended"] - failed_at < 15, (job["ended"], failed_at)
     assert model_versions(gang, "ddpfail") == 0
-    wait_for(lambda: not leftovers(gang["GW_HOME"], mounts), timeout=20)
+    wait_for(lambda: not leftovers(gang["GW_HOME"], mounts), timeout=20,
+             why=lambda: leftovers(gang["GW_HOME"], mounts))
 
 
 def test_cancelled_gang_leaves_no_process_or_mount_on_either_node(gang):
@@ -192,7 +193,8 @@ def test_cancelled_gang_leaves_no_process_or_mount_on_either_node(gang):
     final = wait_for(lambda: (s := show(gang, job["id"]))["state"] == "CANCELLED" and s,
                      timeout=60)
     assert final["state"] == "CANCELLED"
-    wait_for(lambda: not leftovers(gang["GW_HOME"], mounts), timeout=30)
+    wait_for(lambda: not leftovers(gang["GW_HOME"], mounts), timeout=30,
+             why=lambda: leftovers(gang["GW_HOME"], mounts))
     assert model_versions(gang, "ddpcancel") == 0
 
 
