@@ -15,13 +15,16 @@ import json
 import platform
 import posixpath
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
 from containers.layers import ImageLimits, LayerGuard, LayerProgress, scan_layer
 from gateway.common.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from containers.flatten import LayerTree
 
 # `uname -m` -> the architecture names image configs use.
 HOST_ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64", "ppc64le": "ppc64le",
@@ -297,11 +300,24 @@ def read_archive(path: Path) -> ImageArchive:
     return ImageArchive(path, layout, digest, config, resolved, tuple(tags), has_manifest)
 
 
+def layer_handles(archive: ImageArchive) -> Iterator[tuple[str, IO[bytes]]]:
+    """(where, seekable handle of the stored layer) for every layer, in order: ``where``
+    names the archive and layer for error messages."""
+    with _open_tar(archive.path) as tar:
+        members = _Members(tar, archive.path)
+        for name in archive.layer_members:
+            handle = tar.extractfile(members.get(name, "layer"))
+            assert handle is not None
+            yield f"{archive.path}: layer {name}", handle
+
+
 def check_layers(archive: ImageArchive,
                  progress: Callable[[int, int], None] | None = None,
-                 limits: ImageLimits | None = None) -> LayerGuard:
-    """Stream every layer (plain or gzip) once and refuse anything unsafe or corrupt;
-    returns what the layers held (:class:`LayerGuard`: the members with setid bits).
+                 limits: ImageLimits | None = None,
+                 tree: LayerTree | None = None) -> LayerGuard:
+    """Stream every layer (plain, gzip or zstd) once and refuse anything unsafe or
+    corrupt; returns what the layers held (:class:`LayerGuard`: the members with setid
+    bits; ``tree``, when given, is fed every entry: see :mod:`containers.flatten`).
 
     Refused, naming the layer and entry: absolute paths, ``..`` components, hardlinks
     whose target is absolute or has ``..``, relative symlinks that climb above the image
@@ -309,25 +325,28 @@ def check_layers(archive: ImageArchive,
     sha256 differs from the config's ``rootfs.diff_ids``, or from its blob name, is
     corrupt; so is a config without one diff_id per layer, checked last so that unsafe
     entries are named first). Absolute symlinks are allowed: they resolve inside the
-    container. So are FIFOs, names that are not UTF-8, a name twice in one layer, an
-    entry written (or hardlinked) through a symlink an earlier entry made, and an image
-    that unpacks beyond ``limits`` (see :class:`LayerGuard`).
+    container. Refused by :class:`LayerGuard`: FIFOs, names that are not UTF-8, a name
+    twice in one layer, an entry written (or hardlinked) through a symlink an earlier
+    entry made, and an image that unpacks beyond ``limits``.
     ``progress(bytes_done, bytes_total)`` follows the layer bytes read.
     """
-    guard = LayerGuard(limits or ImageLimits())
-    with _open_tar(archive.path) as tar:
-        members = _Members(tar, archive.path)
-        infos = [members.get(name, "layer") for name in archive.layer_members]
-        meter = LayerProgress(sum(info.size for info in infos), progress)
-        diff_ids = archive.diff_ids
-        for index, (name, info) in enumerate(zip(archive.layer_members, infos, strict=False)):
-            handle = tar.extractfile(info)
-            assert handle is not None
-            blob_hex = name[len("blobs/sha256/"):] if name.startswith("blobs/sha256/") else None
-            scan_layer(handle, f"{archive.path}: layer {name}", meter,
-                       diff_id=diff_ids[index] if index < len(diff_ids) else None,
-                       blob_digest=f"sha256:{blob_hex}" if blob_hex else None,
-                       error_type=ImageArchiveError, guard=guard)
-        meter.finish()
+    guard = LayerGuard(limits or ImageLimits(), tree=tree)
+    meter = LayerProgress(layer_bytes(archive), progress)
+    diff_ids = archive.diff_ids
+    for index, (where, handle) in enumerate(layer_handles(archive)):
+        name = archive.layer_members[index]
+        blob_hex = name[len("blobs/sha256/"):] if name.startswith("blobs/sha256/") else None
+        scan_layer(handle, where, meter,
+                   diff_id=diff_ids[index] if index < len(diff_ids) else None,
+                   blob_digest=f"sha256:{blob_hex}" if blob_hex else None,
+                   error_type=ImageArchiveError, guard=guard)
+    meter.finish()
     _check_diff_id_count(archive)
     return guard
+
+
+def layer_bytes(archive: ImageArchive) -> int:
+    """The stored size of all the archive's layers (what a read of them all reads)."""
+    with _open_tar(archive.path) as tar:
+        members = _Members(tar, archive.path)
+        return sum(members.get(name, "layer").size for name in archive.layer_members)

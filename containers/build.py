@@ -1,12 +1,22 @@
 """Building SIF images from `docker save` archives and registry images.
 
-With Apptainer on PATH: ``apptainer build``. Without it (Debian 12 does not package it):
-skopeo copies the image into an OCI layout, ``umoci raw unpack`` applies the layers with
-their whiteouts, :func:`containers.rootfs.prepare_rootfs` adds the mount points and
-Apptainer's metadata, mksquashfs packs the rootfs and siftool wraps it as the SIF's
-primary system partition: a file Apptainer runs as it is, and bubblewrap runs through
-squashfuse. The SIF is written under a temp name beside ``dest`` and renamed into place;
-on any failure the temp SIF and the work directory are removed.
+Three methods (:func:`build_method`):
+
+- ``apptainer``: ``apptainer build``, where Apptainer is on PATH (and jobs run with it).
+- ``stream`` (the default without Apptainer): one streaming pass, no root filesystem on
+  disk. The layer check feeds a :class:`containers.flatten.LayerTree`; the layers are
+  then read again and flattened into one tar, with the mount points and Apptainer's
+  metadata, on the stdin of a SquashFS writer (:mod:`containers.squash`: tar2sqfs or
+  sqfstar), whose output becomes the SIF in place (:func:`containers.sif.wrap_in_place`).
+- ``unpack`` (the previous pipeline, where no tar writer is installed): skopeo copies the
+  image into an OCI layout, ``umoci raw unpack`` applies the layers with their whiteouts,
+  :func:`containers.rootfs.prepare_rootfs` adds the mount points and Apptainer's
+  metadata, mksquashfs packs the rootfs and siftool wraps it.
+
+Every SIF has the squashfs as its primary system partition: a file Apptainer runs as it
+is, and bubblewrap runs through squashfuse. It is written under a temp name beside
+``dest`` and renamed into place; on any failure the temp SIF and the work directory are
+removed.
 """
 
 from __future__ import annotations
@@ -22,11 +32,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from containers.archive import ImageArchive, ImageArchiveError, image_config_summary
+from containers.archive import (
+    ImageArchive,
+    ImageArchiveError,
+    check_layers,
+    image_config_summary,
+    layer_bytes,
+    layer_handles,
+)
+from containers.flatten import LayerHandles, LayerTree, write_flat_tar
 from containers.layers import ImageLimits
-from containers.oci_layout import check_oci_layers, read_oci_image
+from containers.oci_layout import check_oci_layers, oci_layer_handles, read_oci_image
 from containers.rootfs import drop_setid_bits, prepare_rootfs
-from containers.sif import sif_partition, write_sif
+from containers.sif import SIF_ARCH, sif_partition, wrap_in_place, write_sif
+from containers.squash import squash_tar, tar_writer
 from gateway.common.errors import ContainerToolError, InvalidInput
 from gateway.common.process import run_command
 from gateway.common.trees import remove_tree
@@ -36,9 +55,11 @@ OCI_REF = "img"
 # gzip is what every Apptainer reads; level 6 packs a 320 MB rootfs ~3x faster than the
 # default 9 for 0.3% more bytes (measured: docs/containers.md).
 GZIP_LEVEL = 6
-BUILDERS = ("auto", "apptainer", "tools")
+BUILDERS = ("auto", "apptainer", "tools", "stream", "unpack")
 
 Progress = Callable[[str], None] | None
+# (step, bytes done, bytes in all) while the layers are read: the check, then the squash.
+Meter = Callable[[str, int, int], None] | None
 
 
 @dataclass(frozen=True)
@@ -136,8 +157,9 @@ def _apptainer_build(source: str, dest: Path, work: Path, progress: Progress) ->
 
 
 def use_apptainer(builder: str = "auto") -> bool:
-    """Whether ``apptainer build`` makes the SIF: ``auto`` (when on PATH), ``apptainer``,
-    or ``tools`` (skopeo, umoci, mksquashfs, siftool).
+    """Whether ``apptainer build`` makes the SIF: ``auto`` (when on PATH), ``apptainer``;
+    never for ``tools`` (the project's own converter: ``stream`` where a tar writer is
+    installed, else ``unpack``), ``stream`` or ``unpack``.
 
     Only the tools' SIF has the bind targets bubblewrap needs (/code, /dataset, /model);
     Apptainer's runs under Apptainer alone, which creates missing targets itself.
@@ -149,20 +171,80 @@ def use_apptainer(builder: str = "auto") -> bool:
     return builder == "apptainer" or (builder == "auto" and bool(shutil.which("apptainer")))
 
 
+def build_method(builder: str = "auto") -> str:
+    """``apptainer``, ``stream`` or ``unpack``: how ``builder`` (see :func:`use_apptainer`)
+    builds on this machine."""
+    if use_apptainer(builder):
+        return "apptainer"
+    if builder == "unpack":
+        return "unpack"
+    writer = tar_writer()
+    if builder == "stream" and writer is None:
+        raise InvalidInput("builder stream: neither tar2sqfs (squashfs-tools-ng) nor sqfstar "
+                           "4.6+ (squashfs-tools) is installed")
+    return "stream" if writer else "unpack"
+
+
+def _stream_build(layers: LayerHandles, layer_total: int, config: dict[str, Any],
+                  check: Callable[[LayerTree], object], dest: Path, work: Path,
+                  progress: Progress, meter: Meter) -> SifImage:
+    """Check the layers into a tree, then flatten them into the SquashFS writer and wrap
+    its output as the SIF (see the module)."""
+    architecture = image_config_summary(config)["architecture"]
+    if architecture not in SIF_ARCH:
+        raise ImageArchiveError(f"image architecture {architecture!r} has no SIF code "
+                                f"(known: {', '.join(SIF_ARCH)})")
+    writer = tar_writer()
+    if writer is None:
+        raise InvalidInput("neither tar2sqfs (squashfs-tools-ng) nor sqfstar 4.6+ is "
+                           "installed")
+    tree = LayerTree()
+    _step(progress, "check")
+    check(tree)
+    tree.finish(config)
+    _step(progress, "squash")
+    squash_meter = (lambda done, total: meter("squash", done, total)) if meter else None
+    config_json = json.dumps(config, sort_keys=True).encode()
+    with _temp_sif(dest) as tmp:
+        squash_tar(lambda out: write_flat_tar(layers, tree, out, squash_meter, layer_total),
+                   tmp, writer)
+        _step(progress, "sif")
+        if not wrap_in_place(tmp, architecture, config_json):
+            squashfs = work / "rootfs.squashfs"   # this file system cannot: siftool copies
+            os.replace(tmp, squashfs)
+            (work / "image-config.json").write_bytes(config_json)
+            write_sif(tmp, squashfs, architecture, work / "image-config.json")
+        return _install(tmp, dest)
+
+
 def build_sif_from_archive(archive: ImageArchive, dest: Path, workdir: Path,
                            progress: Progress = None, *, builder: str = "auto",
-                           before_unpack: Callable[[], object] | None = None) -> SifImage:
-    """Convert a (checked) `docker save` archive into the SIF ``dest``, atomically.
+                           before_unpack: Callable[[], object] | None = None,
+                           limits: ImageLimits | None = None, meter: Meter = None,
+                           ) -> SifImage:
+    """Convert a `docker save` archive into the SIF ``dest``, atomically.
 
     ``workdir`` must be new or empty; it is removed when the build ends. ``progress``
-    gets the step names: ``copy``, ``unpack``, ``squash``, ``sif`` (``build`` when
-    Apptainer does the work). ``builder``: see :func:`use_apptainer`. ``before_unpack``
-    runs after the copy and before anything is unpacked (or before Apptainer starts); an
-    import passes the wait for its layer check there, so the check overlaps the copy.
+    gets the step names: ``check``, ``squash``, ``sif`` (streamed); ``copy``, ``unpack``,
+    ``squash``, ``sif`` (unpacked); ``build`` (Apptainer). ``meter`` follows the bytes of
+    the streamed build's two reads. ``builder``: see :func:`use_apptainer`.
+
+    The streamed build checks the layers itself (with ``limits``). The others expect the
+    caller to check them: ``before_unpack`` runs after the copy and before anything is
+    unpacked (or before Apptainer starts); an import passes the wait for its layer check
+    there, so the check overlaps the copy.
     """
     dest = Path(dest).absolute()
     transport = "docker-archive" if archive.has_manifest_json else "oci-archive"
-    apptainer = use_apptainer(builder)
+    method = build_method(builder)
+    if method == "stream":
+        with _work_dir(workdir) as work:
+            check_meter = (lambda done, total: meter("check", done, total)) if meter else None
+            return _stream_build(
+                lambda: layer_handles(archive), layer_bytes(archive), archive.config,
+                lambda tree: check_layers(archive, check_meter, limits, tree=tree),
+                dest, work, progress, meter)
+    apptainer = method == "apptainer"
     with _work_dir(workdir) as work:
         source = work / "image.tar"  # a link: the archive's own path may hold ':'
         source.symlink_to(Path(archive.path).absolute())
@@ -222,7 +304,7 @@ def build_sif_from_registry(reference: str, dest: Path, workdir: Path, *,
     as an imported archive. ``builder``: see :func:`use_apptainer`.
     """
     dest = Path(dest).absolute()
-    apptainer = use_apptainer(builder)
+    method = build_method(builder)
     digest, config = inspect_registry_image(reference, tls_verify=tls_verify)
     if expected_digest and digest != expected_digest:
         raise ImageArchiveError(f"{reference} is now {digest}, not {expected_digest}; "
@@ -235,14 +317,20 @@ def build_sif_from_registry(reference: str, dest: Path, workdir: Path, *,
         if image.config != config:
             raise ImageArchiveError(f"{reference} changed while it was pulled (config "
                                     f"{digest} expected); try again")
+        if method == "stream":
+            layer_total = sum(path.stat().st_size for path in image.layers)
+            sif = _stream_build(lambda: oci_layer_handles(image), layer_total, config,
+                                lambda tree: check_oci_layers(image, limits=limits, tree=tree),
+                                dest, work, progress, None)
+            return digest, config, sif
         _step(progress, "check")
         check_oci_layers(image, limits=limits)
-        if apptainer:
+        if method == "apptainer":
             sif = _apptainer_build(f"oci:{work / 'oci'}:{OCI_REF}", dest, work, progress)
         else:
             sif = _convert(work, config, dest, progress)
         return digest, config, sif
 
 
-__all__ = ["SifImage", "build_sif_from_archive", "build_sif_from_registry",
+__all__ = ["SifImage", "build_method", "build_sif_from_archive", "build_sif_from_registry",
            "inspect_registry_image", "sif_partition", "use_apptainer"]

@@ -15,9 +15,12 @@ import tarfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from gateway.common.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from containers.flatten import LayerTree
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -122,6 +125,7 @@ class LayerGuard:
     symlinks: set[str] = field(default_factory=set)
     setid: list[str] = field(default_factory=list)
     unpacked: int = 0
+    tree: LayerTree | None = None
     _seen: set[str] = field(default_factory=set)
     _layer_bytes: int = 0
 
@@ -129,6 +133,8 @@ class LayerGuard:
         """A new layer starts: names may repeat across layers (a later one wins)."""
         self._seen = set()
         self._layer_bytes = 0
+        if self.tree is not None:
+            self.tree.begin_layer()
 
     def check(self, member: tarfile.TarInfo, here: str, error_type: type[InvalidInput],
               stored_size: int | None) -> None:
@@ -156,6 +162,8 @@ class LayerGuard:
         if member.mode & (stat.S_ISUID | stat.S_ISGID) and not member.issym():
             self.setid.append(path)
         self._count(member, here, error_type, stored_size)
+        if self.tree is not None:
+            self.tree.add(member, path, here, error_type)
 
     def _track_links(self, member: tarfile.TarInfo, path: str) -> None:
         base = posixpath.basename(path)
@@ -209,38 +217,66 @@ def _peek(handle: IO[bytes]) -> bytes:
     return head
 
 
+def layer_compression(handle: IO[bytes]) -> str:
+    """``gzip``, ``zstd`` or ``none``: how the (seekable) layer ``handle`` is stored."""
+    head = _peek(handle)
+    if head == ZSTD_MAGIC:
+        return "zstd"
+    return "gzip" if head[:2] == GZIP_MAGIC else "none"
+
+
+def plain_layer(stored: IO[bytes], compression: str) -> IO[bytes]:
+    """The uncompressed tar stream of a layer read from ``stored`` (see
+    :func:`layer_compression`); reads ``stored`` forward only."""
+    if compression == "gzip":
+        return gzip.GzipFile(fileobj=stored, mode="rb")  # type: ignore[return-value]
+    if compression == "zstd":
+        import zstandard
+
+        reader: IO[bytes] = zstandard.ZstdDecompressor().stream_reader(stored,
+                                                                       read_across_frames=True)
+        return reader
+    return stored
+
+
+def layer_read_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions a truncated or corrupt layer raises while it is read."""
+    errors: tuple[type[BaseException], ...] = (tarfile.TarError, OSError, EOFError, zlib.error)
+    try:
+        import zstandard
+    except ImportError:
+        return errors
+    return (*errors, zstandard.ZstdError)
+
+
 def scan_layer(handle: IO[bytes], where: str, meter: LayerProgress | None = None, *,
                diff_id: str | None = None, blob_digest: str | None = None,
                error_type: type[InvalidInput] = InvalidInput,
                guard: LayerGuard | None = None) -> None:
     """Read the (seekable) layer ``handle`` once: check every entry and both digests.
 
-    ``where`` starts every error message (the archive and layer). A plain or gzip tar is
-    accepted; zstd and anything else is refused. ``guard`` carries what the layers of one
-    image must agree on (a new one for a lone layer).
+    ``where`` starts every error message (the archive and layer). A plain, gzip or zstd
+    tar is accepted. ``guard`` carries what the layers of one image must agree on (a new
+    one for a lone layer).
     """
     guard = guard or LayerGuard()
     guard.begin_layer()
     stored_size = handle.seek(0, 2)
     handle.seek(0)
-    head = _peek(handle)
-    if head == ZSTD_MAGIC:
-        raise error_type(f"{where} is zstd-compressed, which this importer cannot read")
+    compression = layer_compression(handle)
     stored = _HashingReader(handle, meter)
     try:
-        if head[:2] == GZIP_MAGIC:
-            plain = _HashingReader(gzip.GzipFile(fileobj=stored, mode="rb"))  # type: ignore[call-overload]
-        else:
-            plain = stored
+        plain = (_HashingReader(plain_layer(stored, compression))  # type: ignore[arg-type]
+                 if compression != "none" else stored)
         with tarfile.open(fileobj=plain, mode="r|") as layer:  # type: ignore[call-overload]
             while (member := layer.next()) is not None:
                 check_member(member, where, error_type)
                 guard.check(member, f"{where}: {member.name!r}", error_type,
-                            stored_size if head[:2] == GZIP_MAGIC else None)
+                            stored_size if compression != "none" else None)
                 layer.members.clear()  # stream mode would keep every header otherwise
         plain.drain()
         stored.drain()
-    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+    except layer_read_errors() as exc:
         raise error_type(f"{where} is truncated or corrupt ({exc})") from exc
     if blob_digest and stored.digest() != blob_digest:
         raise error_type(f"{where} does not match its digest {blob_digest} (corrupt)")

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
 from containers.archive import ImageArchiveError, blob_path
 from containers.layers import ImageLimits, LayerGuard, LayerProgress, scan_layer
+
+if TYPE_CHECKING:
+    from containers.flatten import LayerTree
 
 
 @dataclass(frozen=True)
@@ -63,16 +66,24 @@ def read_oci_image(layout: Path, ref: str) -> OciImage:
     return OciImage(layout, config_digest, config, layers, diff_ids)
 
 
+def oci_layer_handles(image: OciImage) -> Iterator[tuple[str, IO[bytes]]]:
+    """(where, handle) of every layer blob, in order."""
+    for path in image.layers:
+        with path.open("rb") as handle:
+            yield f"layer {path.name}", handle
+
+
 def check_oci_layers(image: OciImage,
                      progress: Callable[[int, int], None] | None = None,
-                     limits: ImageLimits | None = None) -> LayerGuard:
+                     limits: ImageLimits | None = None,
+                     tree: LayerTree | None = None) -> LayerGuard:
     """Stream every layer blob: the checks of :func:`containers.archive.check_layers`."""
-    guard = LayerGuard(limits or ImageLimits())
+    guard = LayerGuard(limits or ImageLimits(), tree=tree)
     meter = LayerProgress(sum(p.stat().st_size for p in image.layers), progress)
-    for path, diff_id in zip(image.layers, image.diff_ids, strict=False):
-        with path.open("rb") as handle:
-            scan_layer(handle, f"layer {path.name}", meter, diff_id=diff_id,
-                       blob_digest=f"sha256:{path.name}", error_type=ImageArchiveError,
-                       guard=guard)
+    for (where, handle), path, diff_id in zip(oci_layer_handles(image), image.layers,
+                                              image.diff_ids, strict=False):
+        scan_layer(handle, where, meter, diff_id=diff_id,
+                   blob_digest=f"sha256:{path.name}", error_type=ImageArchiveError,
+                   guard=guard)
     meter.finish()
     return guard

@@ -38,7 +38,8 @@ def _safe_dir(root: Path, rel: str) -> Path:
             raise ImageArchiveError(f"the image's {where} is a symlink; /{rel} cannot be "
                                     "created in it")
         if not current.exists():
-            current.mkdir(mode=0o755)
+            current.mkdir()
+            os.chmod(current, 0o755)   # whatever the umask (gw's is 077)
         elif not current.is_dir():
             raise ImageArchiveError(f"the image's {where} is not a directory; /{rel} cannot "
                                     "be created in it")

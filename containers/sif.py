@@ -8,7 +8,11 @@ Reading it here avoids running a tool at job start.
 
 from __future__ import annotations
 
+import errno
+import os
 import struct
+import time
+import uuid
 from pathlib import Path
 
 from gateway.common.errors import ContainerToolError, GatewayError
@@ -25,6 +29,12 @@ FS_SQUASH, PART_PRIMSYS = 1, 2
 SIF_ARCH = {"386": 1, "amd64": 2, "arm": 3, "arm64": 4, "ppc64": 5, "ppc64le": 6, "mips": 7,
             "mipsle": 8, "mips64": 9, "mips64le": 10, "s390x": 11, "riscv64": 12}
 TOOL_TIMEOUT = 3600
+# The layout siftool writes (sif v2 defaults): 48 descriptors from 4096, the first data
+# object (the partition) page-aligned at 32768, later objects unaligned.
+DESCRIPTORS_TOTAL, DESCRIPTORS_OFFSET, PARTITION_OFFSET = 48, 4096, 32768
+GROUP_ID = 0xF0000001            # sif's group mask | group 1
+FALLOC_FL_INSERT_RANGE = 0x20
+SQUASHFS_MAGIC = b"hsqs"
 
 
 class SifFormatError(GatewayError):
@@ -74,6 +84,76 @@ def write_sif(dest: Path, squashfs: Path, architecture: str,
     if config_json is not None:
         _siftool("add", "--datatype", "6", "--groupid", "1", "--filename", "image-config.json",
                  str(dest), str(config_json))
+
+
+def _insert_range(path: Path, length: int) -> bool:
+    """Insert ``length`` zero bytes at the start of ``path`` without copying it
+    (``fallocate(FALLOC_FL_INSERT_RANGE)``: ext4, XFS); False where the file system
+    cannot."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    fd = os.open(path, os.O_RDWR)
+    try:
+        if libc.fallocate(fd, FALLOC_FL_INSERT_RANGE, 0, length) == 0:
+            return True
+        code = ctypes.get_errno()
+    finally:
+        os.close(fd)
+    if code in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS, errno.EPERM):
+        return False
+    raise OSError(code, f"fallocate --insert-range {path}: {os.strerror(code)}")
+
+
+def sif_head(partition_size: int, architecture: str, config_size: int, *,
+             created: int | None = None, image_id: bytes | None = None) -> bytes:
+    """The first :data:`PARTITION_OFFSET` bytes of the SIF siftool makes of a squashfs of
+    ``partition_size`` bytes followed by a ``config_size``-byte image config: header and
+    descriptor table, as ``siftool new`` and two ``siftool add`` write them."""
+    if architecture not in SIF_ARCH:
+        raise SifFormatError(f"image architecture {architecture!r} has no SIF code "
+                             f"(known: {', '.join(SIF_ARCH)})")
+    now = int(time.time()) if created is None else created
+    arch = f"{SIF_ARCH[architecture]:02d}".encode() + b"\0"
+    table_end = DESCRIPTORS_OFFSET + DESCRIPTORS_TOTAL * DESCRIPTOR.size
+    padded = partition_size + PARTITION_OFFSET - table_end
+    partition = DESCRIPTOR.pack(DATA_PARTITION, 1, 1, GROUP_ID, 0, PARTITION_OFFSET,
+                                partition_size, padded, now, now, 0, 0, b"",
+                                PARTITION.pack(FS_SQUASH, PART_PRIMSYS, arch))
+    config = DESCRIPTOR.pack(DATA_GENERIC_JSON, 1, 2, GROUP_ID, 0,
+                             PARTITION_OFFSET + partition_size, config_size, config_size, now,
+                             now, 0, 0, b"image-config.json", b"")
+    header = HEADER.pack(b"", MAGIC, b"01\0", arch, image_id or uuid.uuid4().bytes, now, now,
+                         DESCRIPTORS_TOTAL - 2, DESCRIPTORS_TOTAL, DESCRIPTORS_OFFSET,
+                         DESCRIPTORS_TOTAL * DESCRIPTOR.size, table_end, padded + config_size)
+    head = bytearray(PARTITION_OFFSET)
+    head[:HEADER.size] = header
+    head[DESCRIPTORS_OFFSET:DESCRIPTORS_OFFSET + 2 * DESCRIPTOR.size] = partition + config
+    return bytes(head)
+
+
+def wrap_in_place(squashfs: Path, architecture: str, config_json: bytes) -> bool:
+    """Turn the file ``squashfs`` into a SIF, with it as the primary system partition and
+    ``config_json`` as the image config, without a second copy on disk: the header is
+    inserted in front of the partition. The bytes are those :func:`write_sif` makes
+    (but for the creation time and ID). False (the file untouched) where the file system
+    cannot insert a range; then :func:`write_sif` copies. A file that does not start as
+    a SquashFS does is refused (:class:`SifFormatError`)."""
+    with squashfs.open("rb") as handle:
+        if handle.read(4) != SQUASHFS_MAGIC:
+            raise SifFormatError(f"{squashfs.name}: not a SquashFS image; its writer made "
+                                 "something else")
+    size = squashfs.stat().st_size
+    head = sif_head(size, architecture, len(config_json))
+    if not _insert_range(squashfs, PARTITION_OFFSET):
+        return False
+    with squashfs.open("r+b") as handle:
+        handle.write(head)
+        handle.seek(PARTITION_OFFSET + size)
+        handle.write(config_json)
+        handle.truncate()
+    return True
 
 
 def find_in_sif(sif: Path, partition_offset: int, paths: list[str]) -> list[str]:

@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 system packages hpc-gateway needs (Slurm + slurmdbd + MariaDB +
-# munge for the local cluster; bubblewrap, squashfs/squashfuse/fuse3, siftool, skopeo, umoci
-# for containers; debootstrap and busybox-static for test images; bindfs for the FUSE view
-# of the spool that the watcher's polling test needs; ruby and chromium for the Open
-# OnDemand app's tests; openssh-server for `gw --host`'s) and makes /dev/fuse usable
+# munge for the local cluster; bubblewrap, squashfs-tools, squashfs-tools-ng (tar2sqfs),
+# squashfuse, fuse3, siftool, skopeo, umoci for containers; debootstrap and busybox-static
+# for test images; bindfs for the FUSE view of the spool that the watcher's polling test
+# needs; ruby and chromium for the Open OnDemand app's tests; openssh-server for `gw --host`'s) and makes /dev/fuse usable
 # by job users. Run as root. Idempotent: apt is skipped entirely when everything is present.
 # Starts no services: scripts/cluster.sh runs its own private daemons.
 set -euo pipefail
 
 PACKAGES=(
     slurm-wlm slurmdbd munge mariadb-server
-    bubblewrap squashfs-tools squashfuse fuse3 siftool skopeo umoci
+    bubblewrap squashfs-tools squashfs-tools-ng squashfuse fuse3 siftool skopeo umoci
     debootstrap docker-registry busybox-static ca-certificates python3-venv
     bindfs  # tests/faults: a spool view inotify cannot see into, as on NFS
     procps  # pgrep in cluster.sh (pulled in by mariadb-server anyway)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import IO
 
 from gateway.common.errors import CommandFailed
 
@@ -56,3 +57,47 @@ def _communicate(proc: subprocess.Popen[str], input_text: str | None, timeout: f
     except subprocess.TimeoutExpired:
         print(f"gw: {slow_notice}", file=sys.stderr, flush=True)
     return proc.communicate(timeout=None if timeout is None else timeout - 1)
+
+
+def feed_command(argv: Sequence[str], feed: Callable[[IO[bytes]], None], *,
+                 error_type: type[CommandFailed] = CommandFailed, what: str | None = None,
+                 timeout: float | None = None) -> None:
+    """Run ``argv`` (never through a shell) with ``feed`` writing its stdin.
+
+    The command's stderr is kept (in a temporary file, so that a chatty command never
+    blocks). When the command exits early (the pipe breaks), fails, or ``feed`` raises,
+    the command is stopped and the error carries the command line and its stderr; an
+    exception of ``feed`` itself is raised as it was.
+    """
+    import tempfile
+
+    with tempfile.TemporaryFile() as errors:
+        try:
+            proc = subprocess.Popen(list(argv), stdin=subprocess.PIPE, bufsize=1 << 20,
+                                    stdout=subprocess.DEVNULL, stderr=errors)
+        except FileNotFoundError as exc:
+            raise error_type(argv, 127, f"{argv[0]}: command not found ({exc})", what) from exc
+        assert proc.stdin is not None
+        broken = False
+        try:
+            try:
+                feed(proc.stdin)
+            except BrokenPipeError:
+                broken = True   # the command stopped reading: its status says why
+            finally:
+                try:
+                    proc.stdin.close()
+                except BrokenPipeError:
+                    broken = True
+            returncode = proc.wait(timeout=timeout)
+        except BaseException as exc:
+            proc.kill()
+            proc.wait()
+            if isinstance(exc, subprocess.TimeoutExpired):
+                raise error_type(argv, None, f"no answer within {timeout:.0f} s",
+                                 what) from exc
+            raise
+        if returncode != 0 or broken:
+            errors.seek(0)
+            text = errors.read().decode(errors="replace")
+            raise error_type(argv, returncode, text or "stopped reading its input", what)

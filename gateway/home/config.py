@@ -25,6 +25,12 @@ KEYS: dict[str, tuple[Any, str]] = {
                      "the same home is refused."),
     "runtime": ("auto", "Container runtime for jobs: apptainer, bwrap, or auto (apptainer when "
                         "installed, otherwise bubblewrap over the same SIF) (GW_RUNTIME)."),
+    "image_builder": ("auto", "How an imported or pulled image becomes a SIF: stream (the "
+                              "layers flattened in one pass into tar2sqfs or sqfstar 4.6+, no "
+                              "unpacked copy), unpack (skopeo, umoci, mksquashfs, siftool), "
+                              "apptainer (apptainer build), or auto: apptainer build when "
+                              "jobs run with Apptainer, else stream where its writer is "
+                              "installed, else unpack (GW_IMAGE_BUILDER)."),
     "partition": ("", "Slurm partition for jobs that name none; empty: Slurm's default "
                       "(GW_PARTITION)."),
     "cpus": (1, "CPUs per job when --cpus is not given."),
@@ -76,6 +82,7 @@ _PATH_FORBIDDEN = {"\\": "a backslash", "\n": "a newline", "\r": "a carriage ret
                    '"': "a double quote", "\0": "a NUL byte"}
 
 ENV_NAMES = {"home": "GW_HOME", "database": "GW_DATABASE", "runtime": "GW_RUNTIME",
+             "image_builder": "GW_IMAGE_BUILDER",
              "partition": "GW_PARTITION", "submit_host": "GW_SUBMIT_HOST",
              "remote_gw": "GW_REMOTE_GW", "ssh_identity": "GW_SSH_IDENTITY",
              "ssh_known_hosts": "GW_SSH_KNOWN_HOSTS"}

@@ -135,9 +135,16 @@ def image_limits(gw: StoresContext) -> ImageLimits:
 
 
 def _builder(gw: StoresContext) -> str:
-    """``tools`` when jobs run with bubblewrap: an ``apptainer build`` SIF lacks the mount
-    points bubblewrap needs. Otherwise ``auto`` (apptainer build where installed)."""
-    return "tools" if str(gw.config["runtime"]) == "bwrap" else "auto"
+    """The SIF builder (``image_builder`` in the config). ``auto`` is ``tools`` when jobs
+    run with bubblewrap: an ``apptainer build`` SIF lacks the mount points bubblewrap
+    needs; otherwise ``auto`` (apptainer build where installed)."""
+    chosen = str(gw.config["image_builder"])
+    if chosen == "auto":
+        return "tools" if str(gw.config["runtime"]) == "bwrap" else "auto"
+    if chosen == "apptainer" and str(gw.config["runtime"]) == "bwrap":
+        raise InvalidInput("image_builder apptainer makes SIFs that bubblewrap cannot run "
+                           "(runtime bwrap): use stream, unpack or auto")
+    return chosen
 
 
 def import_archive(gw: StoresContext, tarball: Path, name: str,
@@ -154,6 +161,12 @@ def import_archive(gw: StoresContext, tarball: Path, name: str,
     def build(dest: Path, work: Path) -> SifImage:
         from concurrent.futures import ThreadPoolExecutor
 
+        from containers.build import build_method
+
+        steps = (lambda step: progress(step, 0, 0)) if progress else None
+        if build_method(_builder(gw)) == "stream":   # checks the layers as it goes
+            return build_sif_from_archive(archive, dest, work, steps, builder=_builder(gw),
+                                          limits=image_limits(gw), meter=progress)
         # The layer check (a read of every layer) overlaps skopeo's copy; nothing is
         # unpacked until it has passed.
         with ThreadPoolExecutor(max_workers=1) as pool:
@@ -161,10 +174,8 @@ def import_archive(gw: StoresContext, tarball: Path, name: str,
                                 (lambda done, total: progress("check", done, total))
                                 if progress else None, image_limits(gw))
             try:
-                return build_sif_from_archive(
-                    archive, dest, work,
-                    (lambda step: progress(step, 0, 0)) if progress else None,
-                    builder=_builder(gw), before_unpack=check.result)
+                return build_sif_from_archive(archive, dest, work, steps, builder=_builder(gw),
+                                              before_unpack=check.result)
             except ContainerToolError:
                 check.result()  # a failed check says better why the tool failed
                 raise

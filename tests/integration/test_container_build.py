@@ -28,6 +28,7 @@ from containers.runtime import (
     container_script,
     write_env_file,
 )
+from containers.sif import SifFormatError
 from gateway.common.errors import ContainerToolError
 from tests.support.images import Entry, busybox_rootfs, make_archive
 from tests.support.registry import local_registry
@@ -71,14 +72,14 @@ def layers(tmp_path_factory) -> list:
 
 
 def build(tmp: Path, layers: list, layout: str = "docker-legacy", manifest_json: bool = True,
-          name: str = "img") -> tuple[str, SifImage, list[str]]:
+          name: str = "img", builder: str = "auto") -> tuple[str, SifImage, list[str]]:
     archive_path = make_archive(tmp / f"{name}.tar", layers, layout=layout, env=IMAGE_ENV,
                                 workdir="/code", cmd=["sh"], manifest_json=manifest_json)
     archive = read_archive(archive_path)
     check_layers(archive)
     steps: list[str] = []
     sif = build_sif_from_archive(archive, tmp / "images" / f"{name}.sif", tmp / f"work-{name}",
-                                 steps.append)
+                                 steps.append, builder=builder)
     return archive.config_digest, sif, steps
 
 
@@ -87,14 +88,18 @@ def built(tmp_path_factory, layers) -> SifImage:
     return build(tmp_path_factory.mktemp("built"), layers)[1]
 
 
+STEPS = {"stream": ["check", "squash", "sif"], "unpack": ["copy", "unpack", "squash", "sif"]}
+
+
+@pytest.mark.parametrize("builder", sorted(STEPS))
 @pytest.mark.parametrize("layout,manifest_json", LAYOUTS)
-def test_build_sif_in_both_layouts(tmp_path, layers, built, layout, manifest_json):
+def test_build_sif_in_both_layouts(tmp_path, layers, built, layout, manifest_json, builder):
     started = time.perf_counter()
-    digest, sif, steps = build(tmp_path, layers, layout, manifest_json)
+    digest, sif, steps = build(tmp_path, layers, layout, manifest_json, builder=builder)
     elapsed = time.perf_counter() - started
-    print(f"\n{layout} (manifest.json: {manifest_json}): SIF built in {elapsed:.2f} s, "
-          f"{sif.size_bytes} bytes")
-    assert steps == ["copy", "unpack", "squash", "sif"]
+    print(f"\n{layout} (manifest.json: {manifest_json}, {builder}): SIF built in "
+          f"{elapsed:.2f} s, {sif.size_bytes} bytes")
+    assert steps == STEPS[builder]
     assert sif.path.is_file() and sif.size_bytes == sif.path.stat().st_size
     assert sif_partition(sif.path) == (sif.partition_offset, sif.partition_size)
     listing = subprocess.run(["siftool", "list", str(sif.path)], capture_output=True, text=True,
@@ -239,28 +244,35 @@ def fake_tool(bin_dir: Path, name: str, body: str) -> None:
     (bin_dir / name).chmod(0o755)
 
 
-@pytest.mark.parametrize("tool,body", [
-    ("mksquashfs", 'echo half > "$2"; echo "mksquashfs: disk full" >&2; exit 1\n'),
-    ("siftool", 'if [ "$1" = new ]; then echo half > "$2"; exit 0; fi\n'
-                'echo "siftool: write error" >&2; exit 1\n'),
+@pytest.mark.parametrize("builder,tool,body", [
+    ("unpack", "mksquashfs", 'echo half > "$2"; echo "mksquashfs: disk full" >&2; exit 1\n'),
+    ("unpack", "siftool", 'if [ "$1" = new ]; then echo half > "$2"; exit 0; fi\n'
+                          'echo "siftool: write error" >&2; exit 1\n'),
+    ("stream", "tar2sqfs", 'eval out=\\${$#}; head -c 1000 > "$out"\n'
+                           'echo "tar2sqfs: disk full" >&2; exit 1\n'),
+    ("stream", "tar2sqfs", 'echo "tar2sqfs: out of memory" >&2; exit 1\n'),  # reads nothing
+    ("stream", "tar2sqfs", 'eval out=\\${$#}; cat > "$out"; exit 0\n'),  # no SquashFS at all
 ])
-def test_failed_build_leaves_no_temp_files(tmp_path, layers, monkeypatch, tool, body):
+def test_failed_build_leaves_no_temp_files(tmp_path, layers, monkeypatch, builder, tool, body):
     archive = read_archive(make_archive(tmp_path / "img.tar", layers))
     fake_tool(tmp_path / "bin", tool, body)
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
     images = tmp_path / "images"
-    with pytest.raises(ContainerToolError, match=tool):
-        build_sif_from_archive(archive, images / "x.sif", tmp_path / "work")
+    with pytest.raises((ContainerToolError, SifFormatError), match=tool if "exit 1" in body
+                       else "not a SquashFS"):
+        build_sif_from_archive(archive, images / "x.sif", tmp_path / "work", builder=builder)
     assert leftovers(images) == []
     assert not (tmp_path / "work").exists()
 
 
-def test_image_with_a_symlinked_mount_point_is_refused(tmp_path, layers):
+@pytest.mark.parametrize("builder", sorted(STEPS))
+def test_image_with_a_symlinked_mount_point_is_refused(tmp_path, layers, builder):
     hostile = [*layers, [Entry("code", symlink="/etc")]]
     archive = read_archive(make_archive(tmp_path / "img.tar", hostile))
     check_layers(archive)  # a symlink to an absolute path is a normal layer entry ...
     with pytest.raises(ImageArchiveError, match="/code"):  # ... but not as a mount point
-        build_sif_from_archive(archive, tmp_path / "images" / "x.sif", tmp_path / "work")
+        build_sif_from_archive(archive, tmp_path / "images" / "x.sif", tmp_path / "work",
+                               builder=builder)
     assert leftovers(tmp_path / "images") == []
     assert not (tmp_path / "work").exists()
 
@@ -292,7 +304,7 @@ def test_apptainer_on_path_does_the_build(tmp_path, layers, built, monkeypatch, 
     steps.clear()
     build_sif_from_archive(archive, tmp_path / "images" / "y.sif", tmp_path / "work",
                            steps.append, builder="tools")  # the SIF bubblewrap can run
-    assert not record.exists() and steps == ["copy", "unpack", "squash", "sif"]
+    assert not record.exists() and steps == STEPS["stream"]
 
 
 # -- a real registry -------------------------------------------------------------------
