@@ -29,6 +29,7 @@ from typing import IO, Any
 from containers.archive import ImageArchiveError, image_config_summary
 from containers.layers import LayerProgress, layer_compression, layer_read_errors, plain_layer
 from containers.rootfs import BIND_FILES, MOUNT_POINTS, env_script, runscript
+from containers.tar_stream import ENCODING, ERRORS, tar_entries
 from gateway.common.errors import InvalidInput
 
 DIR, FILE, SYMLINK, HARDLINK = "dir", "file", "symlink", "hardlink"
@@ -36,9 +37,7 @@ IMPLICIT = -1   # a parent directory no layer has an entry for (the writer makes
 ADDED = -2      # made by the finishing step, not taken from a layer
 OPAQUE = ".wh..wh..opq"
 WHITEOUT = ".wh."
-COPY_CHUNK = 1 << 20
 SETID = stat.S_ISUID | stat.S_ISGID
-ENCODING, ERRORS = "utf-8", "surrogateescape"
 
 # (where, layer handle) for every layer of an image, in order, each handle seekable.
 LayerHandles = Callable[[], Iterator[tuple[str, IO[bytes]]]]
@@ -295,84 +294,6 @@ class LayerTree:
         return (names[0], "") if names else None
 
 
-class _CountingReader:
-    """Reads exactly what is asked (short only at the end), counting and, when asked,
-    keeping the bytes: the raw tar headers of the entry being read."""
-
-    def __init__(self, source: IO[bytes], meter: LayerProgress | None) -> None:
-        self.source = source
-        self.position = 0
-        self.kept: bytearray | None = None
-        self.meter = meter
-
-    def read(self, size: int) -> bytes:
-        parts = []
-        left = size
-        while left > 0:
-            data = self.source.read(min(left, COPY_CHUNK))
-            if not data:
-                break
-            parts.append(data)
-            left -= len(data)
-        data = b"".join(parts)
-        self.position += len(data)
-        if self.kept is not None:
-            self.kept += data
-        return data
-
-    def tell(self) -> int:
-        return self.position
-
-
-class _TarReading:
-    """What :meth:`tarfile.TarInfo.fromtarfile` reads headers through: a stream, the
-    position of the next header, and the layer's global PAX headers."""
-
-    encoding, errors = ENCODING, ERRORS
-
-    def __init__(self, reader: _CountingReader) -> None:
-        self.fileobj = reader
-        self.offset = 0
-        self.pax_headers: dict[str, str] = {}
-
-
-def _entries(plain: IO[bytes], where: str
-             ) -> Iterator[tuple[tarfile.TarInfo, bytes, int, _CountingReader]]:
-    """(member, its raw header blocks, bytes of data and padding after them, reader) for
-    every entry of one layer's tar; the caller consumes the data from the reader."""
-    reader = _CountingReader(plain, None)
-    reading = _TarReading(reader)
-    while True:
-        reader.kept = bytearray()
-        try:
-            member = tarfile.TarInfo.fromtarfile(reading)  # type: ignore[arg-type]
-        except tarfile.EOFHeaderError:  # type: ignore[attr-defined]
-            return
-        except tarfile.HeaderError as exc:
-            raise ImageArchiveError(f"{where} has a corrupt tar header ({exc})") from exc
-        # After a global PAX header, raw headers would lose what it says: rebuilt.
-        raw = b"" if reading.pax_headers else bytes(reader.kept)
-        reader.kept = None
-        yield member, raw, reading.offset - reader.position, reader
-
-
-def _copy(reader: _CountingReader, out: IO[bytes], count: int) -> None:
-    while count > 0:
-        data = reader.read(min(count, COPY_CHUNK))
-        if not data:
-            raise ImageArchiveError("a layer ended inside an entry (truncated)")
-        out.write(data)
-        count -= len(data)
-
-
-def _skip(reader: _CountingReader, count: int) -> None:
-    while count > 0:
-        data = reader.read(min(count, COPY_CHUNK))
-        if not data:
-            return
-        count -= len(data)
-
-
 class _Metered(io.RawIOBase):
     """A layer handle that reports the stored bytes read to a progress meter."""
 
@@ -427,14 +348,15 @@ def write_flat_tar(layers: LayerHandles, tree: LayerTree, out: IO[bytes],
         for index, (where, handle) in enumerate(layers()):
             stored = _Metered(handle, meter)
             plain = plain_layer(stored, layer_compression(handle))  # type: ignore[arg-type]
-            for member, raw, data_bytes, reader in _entries(plain, where):
+            for member, raw, data_bytes, reader in tar_entries(plain, where,
+                                                               ImageArchiveError):
                 decision = tree.decide(index, member)
                 if decision is None:
-                    _skip(reader, data_bytes)
+                    reader.skip(data_bytes)
                     continue
                 name, linkname = decision
                 out.write(_header_for(member, raw, name, linkname, where))
-                _copy(reader, out, data_bytes)
+                reader.copy(out, data_bytes, where)
     except layer_read_errors() as exc:
         if isinstance(exc, BrokenPipeError):
             raise

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING
 
+from containers.tar_stream import tar_entries
 from gateway.common.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -268,12 +269,12 @@ def scan_layer(handle: IO[bytes], where: str, meter: LayerProgress | None = None
     try:
         plain = (_HashingReader(plain_layer(stored, compression))  # type: ignore[arg-type]
                  if compression != "none" else stored)
-        with tarfile.open(fileobj=plain, mode="r|") as layer:  # type: ignore[call-overload]
-            while (member := layer.next()) is not None:
-                check_member(member, where, error_type)
-                guard.check(member, f"{where}: {member.name!r}", error_type,
-                            stored_size if compression != "none" else None)
-                layer.members.clear()  # stream mode would keep every header otherwise
+        for member, _raw, data_bytes, reader in tar_entries(plain, where,  # type: ignore[arg-type]
+                                                            error_type):
+            check_member(member, where, error_type)
+            guard.check(member, f"{where}: {member.name!r}", error_type,
+                        stored_size if compression != "none" else None)
+            reader.skip(data_bytes)
         plain.drain()
         stored.drain()
     except layer_read_errors() as exc:

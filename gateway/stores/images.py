@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -88,11 +89,28 @@ def _tag(gw: StoresContext, name: str, image_id: int) -> None:
                     (name, image_id, time.time()))
 
 
+@contextmanager
+def _one_build_of(gw: StoresContext, digest: str) -> Iterator[None]:
+    """Hold the lock of ``digest``'s build: a second import of the same content (in
+    another process, on another login node) waits here and then finds the image built.
+    The lock file goes when the build ends: whoever takes it afterwards checks the
+    database first, as the waiters do."""
+    import fcntl
+
+    lock_path = gw.layout.images / f".{digest.replace(':', '-')}.lock"
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            lock_path.unlink(missing_ok=True)
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def _store(gw: StoresContext, name: str, digest: str, config: dict[str, Any], source: str,
            build: Callable[[Path, Path], Any]) -> tuple[ImageRecord, bool]:
-    """Tag an existing image with this digest, or build a SIF with ``build`` and record it."""
-    from containers.archive import image_config_summary
-
+    """Tag an existing image with this digest, or build a SIF with ``build`` and record it
+    (one build per digest at a time: see :func:`_one_build_of`)."""
     with db.transaction(gw.conn):
         existing = _existing_by_digest(gw, digest)
         if existing is not None:
@@ -100,6 +118,20 @@ def _store(gw: StoresContext, name: str, digest: str, config: dict[str, Any], so
     if existing is not None:
         return get_image(gw, name), False
     gw.layout.ensure()
+    with _one_build_of(gw, digest):
+        with db.transaction(gw.conn):
+            existing = _existing_by_digest(gw, digest)
+            if existing is not None:        # built by the import we waited for
+                _tag(gw, name, existing["id"])
+        if existing is not None:
+            return get_image(gw, name), False
+        return _build_and_record(gw, name, digest, config, source, build), True
+
+
+def _build_and_record(gw: StoresContext, name: str, digest: str, config: dict[str, Any],
+                      source: str, build: Callable[[Path, Path], Any]) -> ImageRecord:
+    from containers.archive import image_config_summary
+
     dest = gw.layout.images / f"{digest.replace(':', '-')}.sif"
     work = gw.layout.tmp / f"image-{uuid.uuid4().hex}"
     try:
@@ -108,22 +140,16 @@ def _store(gw: StoresContext, name: str, digest: str, config: dict[str, Any], so
         remove_tree(work)
     try:
         with db.transaction(gw.conn):
-            existing = _existing_by_digest(gw, digest)
-            if existing is None:
-                cursor = gw.conn.execute(
-                    """INSERT INTO images (digest, sif_path, partition_offset, size_bytes,
-                       config_json, source, created) VALUES (?, ?, ?, ?, ?, ?, ?)""",
-                    (digest, str(sif.path), sif.partition_offset, sif.size_bytes,
-                     db.dumps(image_config_summary(config)), source, time.time()))
-                image_id = int(cursor.lastrowid or 0)
-            else:
-                image_id = existing["id"]
-            _tag(gw, name, image_id)
+            cursor = gw.conn.execute(
+                """INSERT INTO images (digest, sif_path, partition_offset, size_bytes,
+                   config_json, source, created) VALUES (?, ?, ?, ?, ?, ?, ?)""",
+                (digest, str(sif.path), sif.partition_offset, sif.size_bytes,
+                 db.dumps(image_config_summary(config)), source, time.time()))
+            _tag(gw, name, int(cursor.lastrowid or 0))
     except BaseException:
-        if _existing_by_digest(gw, digest) is None:
-            dest.unlink(missing_ok=True)
+        dest.unlink(missing_ok=True)
         raise
-    return get_image(gw, name), existing is None
+    return get_image(gw, name)
 
 
 def image_limits(gw: StoresContext) -> ImageLimits:

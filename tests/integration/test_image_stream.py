@@ -14,14 +14,18 @@ import gzip
 import hashlib
 import io
 import json
+import os
+import shutil
 import subprocess
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
 import zstandard
 
 from containers.sif import sif_partition
+from tests.conftest import gw_executable
 from tests.integration.conftest import gw_ok
 from tests.support.images import busybox_rootfs
 from tests.unit.test_archive import write_outer
@@ -186,3 +190,33 @@ def test_zstd_layers_are_read(flow_home, tmp_path):
     job = json.loads(gw_ok(env, "job", "submit", "--algo", "zcheck", "--image", "z:1",
                            "--wait", "--json", "--", "sh", "run.sh"))
     assert gw_ok(env, "model", "cat", job["model"], "out") == "zstd layer\n"
+
+
+def test_two_imports_of_one_archive_at_once_build_one_sif(image_archive, flow_home, tmp_path):
+    # A tar2sqfs that notes each start and takes 2 s longer: the second import surely
+    # arrives while the first one builds.
+    real = shutil.which("tar2sqfs")
+    assert real, "tar2sqfs (squashfs-tools-ng) is not installed"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    starts = tmp_path / "starts"
+    (bin_dir / "tar2sqfs").write_text(f"#!/bin/sh\necho start >> {starts}\nsleep 2\n"
+                                      f'exec {real} "$@"\n')
+    (bin_dir / "tar2sqfs").chmod(0o755)
+    env = {**os.environ, **flow_home, "GW_HOME": str(tmp_path / "twice-home"),
+           "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    procs = []
+    for n in (1, 2):
+        procs.append(subprocess.Popen([gw_executable(), "image", "import", str(image_archive),
+                                       "--name", f"same:{n}", "-q", "--json"], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True))
+        time.sleep(0.5)
+    results = [proc.communicate(timeout=300) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], results
+    imported = [json.loads(out) for out, _err in results]
+    assert [i["converted"] for i in imported] == [True, False]
+    assert imported[0]["digest"] == imported[1]["digest"]
+    assert starts.read_text() == "start\n"                 # one conversion
+    images = tmp_path / "twice-home" / "images"
+    assert [p.name for p in images.iterdir()] == [Path(imported[0]["sif"]).name]   # no lock
