@@ -314,7 +314,7 @@ def layer_handles(archive: ImageArchive) -> Iterator[tuple[str, IO[bytes]]]:
 def check_layers(archive: ImageArchive,
                  progress: Callable[[int, int], None] | None = None,
                  limits: ImageLimits | None = None,
-                 tree: LayerTree | None = None) -> LayerGuard:
+                 tree: LayerTree | None = None, digests: bool = True) -> LayerGuard:
     """Stream every layer (plain, gzip or zstd) once and refuse anything unsafe or
     corrupt; returns what the layers held (:class:`LayerGuard`: the members with setid
     bits; ``tree``, when given, is fed every entry: see :mod:`containers.flatten`).
@@ -328,21 +328,32 @@ def check_layers(archive: ImageArchive,
     container. Refused by :class:`LayerGuard`: FIFOs, names that are not UTF-8, a name
     twice in one layer, an entry written (or hardlinked) through a symlink an earlier
     entry made, and an image that unpacks beyond ``limits``.
-    ``progress(bytes_done, bytes_total)`` follows the layer bytes read.
+    ``progress(bytes_done, bytes_total)`` follows the layer bytes read. ``digests``
+    False leaves the digest checks to the streaming build's second read (see
+    :func:`layer_digests`).
     """
     guard = LayerGuard(limits or ImageLimits(), tree=tree)
     meter = LayerProgress(layer_bytes(archive), progress)
-    diff_ids = archive.diff_ids
-    for index, (where, handle) in enumerate(layer_handles(archive)):
-        name = archive.layer_members[index]
-        blob_hex = name[len("blobs/sha256/"):] if name.startswith("blobs/sha256/") else None
-        scan_layer(handle, where, meter,
-                   diff_id=diff_ids[index] if index < len(diff_ids) else None,
-                   blob_digest=f"sha256:{blob_hex}" if blob_hex else None,
-                   error_type=ImageArchiveError, guard=guard)
+    expected = layer_digests(archive)
+    for (where, handle), (blob_digest, diff_id) in zip(layer_handles(archive), expected,
+                                                       strict=False):
+        scan_layer(handle, where, meter, diff_id=diff_id, blob_digest=blob_digest,
+                   error_type=ImageArchiveError, guard=guard, digests=digests)
     meter.finish()
     _check_diff_id_count(archive)
     return guard
+
+
+def layer_digests(archive: ImageArchive) -> list[tuple[str | None, str | None]]:
+    """(digest of the stored blob where its name gives one, the config's diff_id) for
+    every layer, in order."""
+    diff_ids = archive.diff_ids
+    expected: list[tuple[str | None, str | None]] = []
+    for index, name in enumerate(archive.layer_members):
+        blob_hex = name[len("blobs/sha256/"):] if name.startswith("blobs/sha256/") else None
+        expected.append((f"sha256:{blob_hex}" if blob_hex else None,
+                         diff_ids[index] if index < len(diff_ids) else None))
+    return expected
 
 
 def layer_bytes(archive: ImageArchive) -> int:

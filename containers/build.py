@@ -38,11 +38,17 @@ from containers.archive import (
     check_layers,
     image_config_summary,
     layer_bytes,
+    layer_digests,
     layer_handles,
 )
 from containers.flatten import LayerHandles, LayerTree, write_flat_tar
 from containers.layers import ImageLimits
-from containers.oci_layout import check_oci_layers, oci_layer_handles, read_oci_image
+from containers.oci_layout import (
+    check_oci_layers,
+    oci_layer_digests,
+    oci_layer_handles,
+    read_oci_image,
+)
 from containers.rootfs import drop_setid_bits, prepare_rootfs
 from containers.sif import SIF_ARCH, sif_partition, wrap_in_place, write_sif
 from containers.squash import squash_tar, tar_writer
@@ -186,7 +192,8 @@ def build_method(builder: str = "auto") -> str:
 
 
 def _stream_build(layers: LayerHandles, layer_total: int, config: dict[str, Any],
-                  check: Callable[[LayerTree], object], dest: Path, work: Path,
+                  check: Callable[[LayerTree], object],
+                  digests: list[tuple[str | None, str | None]], dest: Path, work: Path,
                   progress: Progress, meter: Meter) -> SifImage:
     """Check the layers into a tree, then flatten them into the SquashFS writer and wrap
     its output as the SIF (see the module)."""
@@ -206,8 +213,8 @@ def _stream_build(layers: LayerHandles, layer_total: int, config: dict[str, Any]
     squash_meter = (lambda done, total: meter("squash", done, total)) if meter else None
     config_json = json.dumps(config, sort_keys=True).encode()
     with _temp_sif(dest) as tmp:
-        squash_tar(lambda out: write_flat_tar(layers, tree, out, squash_meter, layer_total),
-                   tmp, writer)
+        squash_tar(lambda out: write_flat_tar(layers, tree, out, squash_meter, layer_total,
+                                              digests), tmp, writer)
         _step(progress, "sif")
         if not wrap_in_place(tmp, architecture, config_json):
             squashfs = work / "rootfs.squashfs"   # this file system cannot: siftool copies
@@ -242,8 +249,9 @@ def build_sif_from_archive(archive: ImageArchive, dest: Path, workdir: Path,
             check_meter = (lambda done, total: meter("check", done, total)) if meter else None
             return _stream_build(
                 lambda: layer_handles(archive), layer_bytes(archive), archive.config,
-                lambda tree: check_layers(archive, check_meter, limits, tree=tree),
-                dest, work, progress, meter)
+                lambda tree: check_layers(archive, check_meter, limits, tree=tree,
+                                          digests=False),
+                layer_digests(archive), dest, work, progress, meter)
     apptainer = method == "apptainer"
     with _work_dir(workdir) as work:
         source = work / "image.tar"  # a link: the archive's own path may hold ':'
@@ -320,8 +328,9 @@ def build_sif_from_registry(reference: str, dest: Path, workdir: Path, *,
         if method == "stream":
             layer_total = sum(path.stat().st_size for path in image.layers)
             sif = _stream_build(lambda: oci_layer_handles(image), layer_total, config,
-                                lambda tree: check_oci_layers(image, limits=limits, tree=tree),
-                                dest, work, progress, None)
+                                lambda tree: check_oci_layers(image, limits=limits, tree=tree,
+                                                              digests=False),
+                                oci_layer_digests(image), dest, work, progress, None)
             return digest, config, sif
         _step(progress, "check")
         check_oci_layers(image, limits=limits)

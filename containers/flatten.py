@@ -16,18 +16,25 @@ SquashFS writer's stdin.
 from __future__ import annotations
 
 import copy
-import io
 import json
 import posixpath
 import stat
 import tarfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
 from containers.archive import ImageArchiveError, image_config_summary
-from containers.layers import LayerProgress, layer_compression, layer_read_errors, plain_layer
+from containers.layers import (
+    HashingReader,
+    LayerProgress,
+    check_member,
+    layer_compression,
+    layer_read_errors,
+    plain_layer,
+    verify_digests,
+)
 from containers.rootfs import BIND_FILES, MOUNT_POINTS, env_script, runscript
 from containers.tar_stream import ENCODING, ERRORS, tar_entries
 from gateway.common.errors import InvalidInput
@@ -294,27 +301,6 @@ class LayerTree:
         return (names[0], "") if names else None
 
 
-class _Metered(io.RawIOBase):
-    """A layer handle that reports the stored bytes read to a progress meter."""
-
-    def __init__(self, handle: IO[bytes], meter: LayerProgress) -> None:
-        self.handle = handle
-        self.meter = meter
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        data = self.handle.read(size)
-        self.meter.add(len(data))
-        return data
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[:len(data)] = data
-        return len(data)
-
-
 def _header_for(member: tarfile.TarInfo, raw: bytes, name: str, linkname: str,
                 where: str) -> bytes:
     """``raw`` when the entry goes out as the layer has it (and ``raw`` is there), else a
@@ -338,18 +324,31 @@ def _header_for(member: tarfile.TarInfo, raw: bytes, name: str, linkname: str,
 
 def write_flat_tar(layers: LayerHandles, tree: LayerTree, out: IO[bytes],
                    progress: Callable[[int, int], None] | None = None,
-                   total_bytes: int = 0) -> None:
+                   total_bytes: int = 0,
+                   digests: Sequence[tuple[str | None, str | None]] = ()) -> None:
     """Write the flattened image (the entries ``tree`` keeps, then its additions) to
-    ``out`` as one tar. ``tree`` must be finished (:meth:`LayerTree.finish`)."""
+    ``out`` as one tar. ``tree`` must be finished (:meth:`LayerTree.finish`).
+
+    ``digests`` ((blob digest, diff_id) per layer, either None where unknown) are
+    verified as the layers are read, and every entry is checked again as it goes out
+    (:func:`containers.layers.check_member`): what is written is what the digests name,
+    even if the archive changed since the check. A mismatch raises, which stops the
+    writer reading this tar: nothing is installed."""
     if not tree.finished:
         raise ValueError("write_flat_tar needs a finished LayerTree")
     meter = LayerProgress(total_bytes, progress)
     try:
         for index, (where, handle) in enumerate(layers()):
-            stored = _Metered(handle, meter)
-            plain = plain_layer(stored, layer_compression(handle))  # type: ignore[arg-type]
-            for member, raw, data_bytes, reader in tar_entries(plain, where,
-                                                               ImageArchiveError):
+            blob_digest, diff_id = digests[index] if index < len(digests) else (None, None)
+            compression = layer_compression(handle)
+            stored = HashingReader(handle, meter, hashing=bool(
+                blob_digest or (diff_id and compression == "none")))
+            plain = (HashingReader(plain_layer(stored, compression),  # type: ignore[arg-type]
+                                   hashing=bool(diff_id))
+                     if compression != "none" else stored)
+            for member, raw, data_bytes, reader in tar_entries(
+                    plain, where, ImageArchiveError):  # type: ignore[arg-type]
+                check_member(member, where, ImageArchiveError)
                 decision = tree.decide(index, member)
                 if decision is None:
                     reader.skip(data_bytes)
@@ -357,6 +356,9 @@ def write_flat_tar(layers: LayerHandles, tree: LayerTree, out: IO[bytes],
                 name, linkname = decision
                 out.write(_header_for(member, raw, name, linkname, where))
                 reader.copy(out, data_bytes, where)
+            if blob_digest or diff_id:
+                verify_digests(stored, plain, where, blob_digest,
+                               diff_id, ImageArchiveError)
     except layer_read_errors() as exc:
         if isinstance(exc, BrokenPipeError):
             raise

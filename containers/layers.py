@@ -51,20 +51,32 @@ class LayerProgress:
             self._report(self.done, self.total)
 
 
-class _HashingReader:
-    """A read-only stream that hashes what passes through it."""
+class HashingReader:
+    """A read-only stream that hashes what passes through it (unless ``hashing`` is
+    off) and counts it on ``meter``; :meth:`seek` forward (``whence`` 1) skips bytes
+    unhashed, where the source can seek."""
 
-    def __init__(self, source: IO[bytes], meter: LayerProgress | None = None) -> None:
+    def __init__(self, source: IO[bytes], meter: LayerProgress | None = None,
+                 hashing: bool = True) -> None:
         self.source = source
-        self.sha256 = hashlib.sha256()
+        self.sha256 = hashlib.sha256() if hashing else None
         self.meter = meter
 
     def read(self, size: int = -1) -> bytes:
         data = self.source.read(size)
-        self.sha256.update(data)
+        if self.sha256 is not None:
+            self.sha256.update(data)
         if self.meter is not None:
             self.meter.add(len(data))
         return data
+
+    def seek(self, offset: int, whence: int) -> int:
+        """Skip ``offset`` bytes forward (``whence`` must be 1); nothing is hashed."""
+        if whence != 1 or self.sha256 is not None:
+            raise ValueError("a hashing reader only skips forward, unhashed")
+        if self.meter is not None:
+            self.meter.add(offset)
+        return self.source.seek(offset, whence)
 
     def drain(self) -> None:
         """Read (and hash) whatever is left."""
@@ -72,7 +84,23 @@ class _HashingReader:
             pass
 
     def digest(self) -> str:
+        """``sha256:<hex>`` of everything read."""
+        assert self.sha256 is not None
         return "sha256:" + self.sha256.hexdigest()
+
+
+def verify_digests(stored: HashingReader, plain: HashingReader, where: str,
+                   blob_digest: str | None, diff_id: str | None,
+                   error_type: type[InvalidInput]) -> None:
+    """Read the rest of a layer and refuse it when its bytes are not the ones its blob
+    name (stored bytes) or the config's diff_id (uncompressed tar) names."""
+    plain.drain()
+    stored.drain()
+    if blob_digest and stored.digest() != blob_digest:
+        raise error_type(f"{where} does not match its digest {blob_digest} (corrupt)")
+    if diff_id and plain.digest() != diff_id:
+        raise error_type(f"{where} does not match the config's diff_id {diff_id} (corrupt "
+                         "or not this image's layer)")
 
 
 def check_member(member: tarfile.TarInfo, where: str,
@@ -253,34 +281,33 @@ def layer_read_errors() -> tuple[type[BaseException], ...]:
 def scan_layer(handle: IO[bytes], where: str, meter: LayerProgress | None = None, *,
                diff_id: str | None = None, blob_digest: str | None = None,
                error_type: type[InvalidInput] = InvalidInput,
-               guard: LayerGuard | None = None) -> None:
+               guard: LayerGuard | None = None, digests: bool = True) -> None:
     """Read the (seekable) layer ``handle`` once: check every entry and both digests.
 
     ``where`` starts every error message (the archive and layer). A plain, gzip or zstd
     tar is accepted. ``guard`` carries what the layers of one image must agree on (a new
-    one for a lone layer).
+    one for a lone layer). With ``digests`` False the digests are left to a later read
+    (the streaming build's, :func:`verify_digests`) and a plain layer's file data is
+    skipped unread: only its headers are read.
     """
     guard = guard or LayerGuard()
     guard.begin_layer()
     stored_size = handle.seek(0, 2)
     handle.seek(0)
     compression = layer_compression(handle)
-    stored = _HashingReader(handle, meter)
+    skim = not digests and compression == "none"
+    stored = HashingReader(handle, meter, hashing=digests)
     try:
-        plain = (_HashingReader(plain_layer(stored, compression))  # type: ignore[arg-type]
+        plain = (HashingReader(plain_layer(stored, compression),  # type: ignore[arg-type]
+                               hashing=digests)
                  if compression != "none" else stored)
-        for member, _raw, data_bytes, reader in tar_entries(plain, where,  # type: ignore[arg-type]
-                                                            error_type):
+        for member, _raw, data_bytes, reader in tar_entries(
+                plain, where, error_type, seek=skim):  # type: ignore[arg-type]
             check_member(member, where, error_type)
             guard.check(member, f"{where}: {member.name!r}", error_type,
                         stored_size if compression != "none" else None)
             reader.skip(data_bytes)
-        plain.drain()
-        stored.drain()
+        if digests:
+            verify_digests(stored, plain, where, blob_digest, diff_id, error_type)
     except layer_read_errors() as exc:
         raise error_type(f"{where} is truncated or corrupt ({exc})") from exc
-    if blob_digest and stored.digest() != blob_digest:
-        raise error_type(f"{where} does not match its digest {blob_digest} (corrupt)")
-    if diff_id and plain.digest() != diff_id:
-        raise error_type(f"{where} does not match the config's diff_id {diff_id} (corrupt "
-                         "or not this image's layer)")

@@ -73,10 +73,16 @@ def oci_layer_handles(image: OciImage) -> Iterator[tuple[str, IO[bytes]]]:
             yield f"layer {path.name}", handle
 
 
+def oci_layer_digests(image: OciImage) -> list[tuple[str | None, str | None]]:
+    """(blob digest, diff_id) of every layer, in order."""
+    return [(f"sha256:{path.name}", diff_id)
+            for path, diff_id in zip(image.layers, image.diff_ids, strict=False)]
+
+
 def check_oci_layers(image: OciImage,
                      progress: Callable[[int, int], None] | None = None,
                      limits: ImageLimits | None = None,
-                     tree: LayerTree | None = None) -> LayerGuard:
+                     tree: LayerTree | None = None, digests: bool = True) -> LayerGuard:
     """Stream every layer blob: the checks of :func:`containers.archive.check_layers`."""
     guard = LayerGuard(limits or ImageLimits(), tree=tree)
     meter = LayerProgress(sum(p.stat().st_size for p in image.layers), progress)
@@ -84,6 +90,6 @@ def check_oci_layers(image: OciImage,
                                               image.diff_ids, strict=False):
         scan_layer(handle, where, meter, diff_id=diff_id,
                    blob_digest=f"sha256:{path.name}", error_type=ImageArchiveError,
-                   guard=guard)
+                   guard=guard, digests=digests)
     meter.finish()
     return guard

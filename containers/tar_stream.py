@@ -23,10 +23,11 @@ class EntryReader:
     """Reads exactly what is asked (short only at the end), counting and, when asked,
     keeping the bytes: the raw tar headers of the entry being read."""
 
-    def __init__(self, source: IO[bytes]) -> None:
+    def __init__(self, source: IO[bytes], seek: bool = False) -> None:
         self.source = source
         self.position = 0
         self.kept: bytearray | None = None
+        self.seeks = seek
 
     def read(self, size: int) -> bytes:
         """``size`` bytes, fewer only at the end of the stream."""
@@ -57,7 +58,12 @@ class EntryReader:
             count -= len(data)
 
     def skip(self, count: int) -> None:
-        """Read past the next ``count`` bytes (fewer at the end of the stream)."""
+        """Read (or, for a reader made with ``seek``, seek) past the next ``count``
+        bytes (fewer at the end of the stream)."""
+        if self.seeks and count > 0:
+            self.source.seek(count, 1)
+            self.position += count
+            return
         while count > 0:
             data = self.read(min(count, CHUNK))
             if not data:
@@ -133,15 +139,16 @@ class _TarReading:
 
 
 def tar_entries(plain: IO[bytes], where: str,
-                error_type: type[InvalidInput] = InvalidInput
+                error_type: type[InvalidInput] = InvalidInput, *, seek: bool = False
                 ) -> Iterator[tuple[tarfile.TarInfo, bytes, int, EntryReader]]:
     """(member, its raw header blocks, bytes of data and padding after them, reader) for
     every entry of the tar stream ``plain``; the caller copies or skips the data through
     the reader before the next entry. The raw headers are b"" after a global PAX header
     (they would lose what it says). Ends as :class:`tarfile.TarFile` does: at a zero
     block, or at a short header after the first entry; a stream with no header at all
-    is an error naming ``where``."""
-    reader = EntryReader(plain)
+    is an error naming ``where``. With ``seek``, data is skipped by seeking ``plain``
+    forward (a plain tar in a file) instead of reading it."""
+    reader = EntryReader(plain, seek)
     reading = _TarReading(reader)
     while True:
         start = reader.position

@@ -175,3 +175,27 @@ def test_an_unfinished_tree_is_not_written(tmp_path):
     archive = image(tmp_path, [layer(info("f", data=b"x"))])
     with pytest.raises(ValueError):
         write_flat_tar(lambda: layer_handles(archive), LayerTree(), io.BytesIO())
+
+
+def test_the_second_read_verifies_the_digests(tmp_path):
+    archive = image(tmp_path, LAYERS)
+    tree = LayerTree()
+    check_layers(archive, tree=tree, digests=False)      # headers only: the build's first read
+    tree.finish(archive.config)
+    wrong = [(None, "sha256:" + "0" * 64)] * len(LAYERS)
+    with pytest.raises(ImageArchiveError, match="l0/layer.tar does not match the config's diff_id"):
+        write_flat_tar(lambda: layer_handles(archive), tree, io.BytesIO(), digests=wrong)
+    right = [(None, d) for _b, d in LAYERS]
+    write_flat_tar(lambda: layer_handles(archive), tree, io.BytesIO(), digests=right)
+
+
+def test_a_corrupt_layer_leaves_no_sif(tmp_path):
+    from containers.build import build_sif_from_archive
+
+    plain, _diff_id = layer(info("f", data=b"x" * 5000))
+    archive = image(tmp_path, [(plain, "sha256:" + "1" * 64)])
+    images = tmp_path / "images"
+    with pytest.raises(ImageArchiveError, match="does not match the config's diff_id"):
+        build_sif_from_archive(archive, images / "x.sif", tmp_path / "work", builder="stream")
+    assert not images.exists() or list(images.iterdir()) == []
+    assert not (tmp_path / "work").exists()
