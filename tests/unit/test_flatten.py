@@ -183,7 +183,8 @@ def test_the_second_read_verifies_the_digests(tmp_path):
     check_layers(archive, tree=tree, digests=False)      # headers only: the build's first read
     tree.finish(archive.config)
     wrong = [(None, "sha256:" + "0" * 64)] * len(LAYERS)
-    with pytest.raises(ImageArchiveError, match="l0/layer.tar does not match the config's diff_id"):
+    with pytest.raises(ImageArchiveError,
+                       match=r"l0/layer\.tar does not match the config's diff_id"):
         write_flat_tar(lambda: layer_handles(archive), tree, io.BytesIO(), digests=wrong)
     right = [(None, d) for _b, d in LAYERS]
     write_flat_tar(lambda: layer_handles(archive), tree, io.BytesIO(), digests=right)
