@@ -77,7 +77,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir="/var/tmp") as tmp:
         default_times.append(raw_pipeline(args.archive, Path(tmp), same_options=False))
     result = report(f"gw image import ({size_mb:.0f} MB)", min(ours_times), min(base_times),
-                    "same tools, same options", 1.2)
+                    "previous pipeline, by hand", 1.2)
     print(f"  for reference: the tools with their default options took {min(default_times):.3f} s",
           flush=True)
     result["tool_defaults_s"] = min(default_times)
