@@ -344,3 +344,17 @@ def test_registry_errors_name_the_tool(registry, tmp_path):
         build_sif_from_registry(f"{registry}/nope:1", tmp_path / "x.sif", tmp_path / "work",
                                 tls_verify=False)
     assert not (tmp_path / "work").exists() and not (tmp_path / "x.sif").exists()
+
+
+def test_stream_build_where_the_file_system_cannot_insert_a_range(layers, built):
+    """tmpfs has no FALLOC_FL_INSERT_RANGE: the SquashFS is then wrapped by siftool (a
+    copy), and the SIF is the same."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as tmp:
+        _digest, sif, steps = build(Path(tmp), layers, builder="stream")
+        assert steps == STEPS["stream"]
+        assert sif_partition(sif.path) == (sif.partition_offset, sif.partition_size)
+        assert (sif.partition_offset, sif.partition_size) == (built.partition_offset,
+                                                              built.partition_size)
+        assert sorted(p.name for p in (Path(tmp) / "images").iterdir()) == ["img.sif"]
