@@ -35,9 +35,11 @@ def _image_rows(images: list[ImageRecord]) -> list[tuple[Any, ...]]:
 def image_import(tarball: Path, name: str, quiet: bool, as_json: bool) -> None:
     """Import a `docker save` TARBALL (legacy or Docker 25+ layout) as NAME:TAG.
 
-    Layers are checked (no paths leaving the image, no device nodes), applied with their
-    whiteouts, and the result becomes a SIF image. The same content imported again, under
-    any name, is converted and stored once.
+    Layers (plain, gzip or zstd) are checked (no paths leaving the image, no device
+    nodes), flattened with their whiteouts in one streaming pass into a SquashFS, and
+    the result becomes a SIF image (image_builder in `gw config`). The same content
+    imported again, under any name, is converted and stored once, also when two imports
+    of it run at the same time.
     """
     from gateway.common.display import print_json
     from gateway.common.progress import StepProgress
