@@ -82,15 +82,30 @@ def _check_runtime(gw: Gateway) -> list[Check]:
     return checks
 
 
-def _check_build_tools() -> Check:
-    if shutil.which("apptainer"):
+def _check_build_tools(gw: Gateway) -> Check:
+    """The tools of the SIF builder this home uses (``image_builder``)."""
+    from containers.build import build_method
+    from gateway.stores.images import sif_builder
+
+    try:
+        method = build_method(sif_builder(gw))
+    except GatewayError as exc:
+        return Check("image build", False, str(exc), "set image_builder to auto")
+    if method == "apptainer":
         return Check("image build", True, "apptainer build")
-    tools = ("skopeo", "umoci", "mksquashfs", "siftool")
+    if method == "stream":
+        from containers.squash import tar_writer
+
+        tools: tuple[str, ...] = (str(tar_writer()), "skopeo")   # skopeo: registry pulls
+        fix = "apt-get install squashfs-tools-ng skopeo"
+    else:
+        tools = ("skopeo", "umoci", "mksquashfs", "siftool")
+        fix = ("apt-get install skopeo umoci squashfs-tools siftool (or squashfs-tools-ng "
+               "for the streaming converter)")
     missing = [t for t in tools if shutil.which(t) is None]
     return Check("image build", not missing,
-                 "skopeo, umoci, mksquashfs, siftool" if not missing else
-                 f"missing: {', '.join(missing)}",
-                 "apt-get install skopeo umoci squashfs-tools siftool")
+                 f"{method}: {', '.join(tools)}" if not missing else
+                 f"{method}: missing {', '.join(missing)}", fix)
 
 
 _LOCK_PROBE = """
@@ -229,5 +244,5 @@ def run_checks(gw: Gateway) -> list[Check]:
         "accounting", False, "skipped: Slurm is not reachable", "fix the slurm check first")
     local = ([_check_locks(gw), _check_database(gw), _check_spool(gw), _check_watcher(gw)]
              if home.ok else [])
-    return [home, *local, slurm, accounting, *_check_runtime(gw), _check_build_tools(),
+    return [home, *local, slurm, accounting, *_check_runtime(gw), _check_build_tools(gw),
             *_check_sharing(gw)]

@@ -160,7 +160,7 @@ def image_limits(gw: StoresContext) -> ImageLimits:
     return ImageLimits(int(gw.config["max_image_bytes"]), float(gw.config["max_zip_ratio"]))
 
 
-def _builder(gw: StoresContext) -> str:
+def sif_builder(gw: StoresContext) -> str:
     """The SIF builder (``image_builder`` in the config). ``auto`` is ``tools`` when jobs
     run with bubblewrap: an ``apptainer build`` SIF lacks the mount points bubblewrap
     needs; otherwise ``auto`` (apptainer build where installed)."""
@@ -190,8 +190,8 @@ def import_archive(gw: StoresContext, tarball: Path, name: str,
         from containers.build import build_method
 
         steps = (lambda step: progress(step, 0, 0)) if progress else None
-        if build_method(_builder(gw)) == "stream":   # checks the layers as it goes
-            return build_sif_from_archive(archive, dest, work, steps, builder=_builder(gw),
+        if build_method(sif_builder(gw)) == "stream":   # checks the layers as it goes
+            return build_sif_from_archive(archive, dest, work, steps, builder=sif_builder(gw),
                                           limits=image_limits(gw), meter=progress)
         # The layer check (a read of every layer) overlaps skopeo's copy; nothing is
         # unpacked until it has passed.
@@ -200,7 +200,7 @@ def import_archive(gw: StoresContext, tarball: Path, name: str,
                                 (lambda done, total: progress("check", done, total))
                                 if progress else None, image_limits(gw))
             try:
-                return build_sif_from_archive(archive, dest, work, steps, builder=_builder(gw),
+                return build_sif_from_archive(archive, dest, work, steps, builder=sif_builder(gw),
                                               before_unpack=check.result)
             except ContainerToolError:
                 check.result()  # a failed check says better why the tool failed
@@ -222,7 +222,7 @@ def pull_image(gw: StoresContext, reference: str, name: str, *, tls_verify: bool
         _digest, _config, sif = build_sif_from_registry(
             reference, dest, work, tls_verify=tls_verify, expected_digest=digest,
             progress=(lambda step: progress(step, 0, 0)) if progress else None,
-            builder=_builder(gw), limits=image_limits(gw))
+            builder=sif_builder(gw), limits=image_limits(gw))
         return sif
 
     return _store(gw, name, digest, config, reference, build)
