@@ -123,6 +123,16 @@ def _install(tmp: Path, dest: Path) -> SifImage:
     return SifImage(dest, offset, size, dest.stat().st_size)
 
 
+def remove_partials(dest: Path) -> int:
+    """Remove the temp SIFs an earlier build of ``dest`` left when it was killed (SIGKILL,
+    a lost node); returns how many. Only for a caller that holds the build's lock."""
+    removed = 0
+    for stale in dest.parent.glob(f".{dest.name}.*.partial"):
+        stale.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
 @contextmanager
 def _temp_sif(dest: Path) -> Iterator[Path]:
     """A unique temp name beside ``dest`` (same file system), removed unless renamed."""
@@ -342,4 +352,4 @@ def build_sif_from_registry(reference: str, dest: Path, workdir: Path, *,
 
 
 __all__ = ["SifImage", "build_method", "build_sif_from_archive", "build_sif_from_registry",
-           "inspect_registry_image", "sif_partition", "use_apptainer"]
+           "inspect_registry_image", "remove_partials", "sif_partition", "use_apptainer"]

@@ -131,8 +131,10 @@ def _store(gw: StoresContext, name: str, digest: str, config: dict[str, Any], so
 def _build_and_record(gw: StoresContext, name: str, digest: str, config: dict[str, Any],
                       source: str, build: Callable[[Path, Path], Any]) -> ImageRecord:
     from containers.archive import image_config_summary
+    from containers.build import remove_partials
 
     dest = gw.layout.images / f"{digest.replace(':', '-')}.sif"
+    remove_partials(dest)        # a killed build's; ours now: we hold the digest's lock
     work = gw.layout.tmp / f"image-{uuid.uuid4().hex}"
     try:
         sif = build(dest, work)

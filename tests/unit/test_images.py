@@ -64,3 +64,15 @@ def test_last_name_of_an_image_in_use_is_kept(gw, archives):
     with pytest.raises(InvalidInput, match="used by active job"):
         remove_image(gw, "busy:v1")
     assert get_image(gw, "busy:v1").sif_path.exists()
+
+
+def test_a_killed_builds_temp_sif_goes_with_the_next_build(gw, archives):
+    from containers.archive import read_archive
+
+    gw.layout.ensure()
+    digest = read_archive(archives["legacy"]).config_digest
+    stale = gw.layout.images / f".{digest.replace(':', '-')}.sif.0123456789ab.partial"
+    stale.write_bytes(b"half a SIF")                  # as a SIGKILLed import leaves it
+    image, converted = import_archive(gw, archives["legacy"], "again:v1")
+    assert converted and not stale.exists()
+    assert sorted(p.name for p in gw.layout.images.iterdir()) == [image.sif_path.name]
