@@ -56,8 +56,11 @@ def tar_writer_argv(writer: str, dest: Path, threads: int | None = None) -> list
         return ["tar2sqfs", "--quiet", "--no-skip", "--num-jobs", jobs, "--compressor", "gzip",
                 "--comp-extra", f"level={GZIP_LEVEL}", str(dest)]
     if writer == "sqfstar":
+        # sqfstar skips a tar's "./" entry and makes the root 0777 and the caller's
+        # unless told; tar2sqfs gives it 0755 root:root (or the "./" entry's).
         return ["sqfstar", "-quiet", "-no-progress", "-processors", jobs, "-comp", "gzip",
-                "-Xcompression-level", str(GZIP_LEVEL), str(dest)]
+                "-Xcompression-level", str(GZIP_LEVEL), "-root-mode", "0755", "-root-uid",
+                "0", "-root-gid", "0", str(dest)]
     raise ValueError(f"unknown SquashFS tar writer {writer!r}")
 
 
