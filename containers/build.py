@@ -50,17 +50,14 @@ from containers.oci_layout import (
     read_oci_image,
 )
 from containers.rootfs import drop_setid_bits, prepare_rootfs
-from containers.sif import SIF_ARCH, sif_partition, wrap_in_place, write_sif
-from containers.squash import squash_tar, tar_writer
+from containers.sif import sif_arch_code, sif_partition, wrap_in_place, write_sif
+from containers.squash import GZIP_LEVEL, squash_tar, tar_writer
 from gateway.common.errors import ContainerToolError, InvalidInput
 from gateway.common.process import run_command
 from gateway.common.trees import remove_tree
 
 TOOL_TIMEOUT = 3600
 OCI_REF = "img"
-# gzip is what every Apptainer reads; level 6 packs a 320 MB rootfs ~3x faster than the
-# default 9 for 0.3% more bytes (measured: docs/containers.md).
-GZIP_LEVEL = 6
 BUILDERS = ("auto", "apptainer", "tools", "stream", "unpack")
 
 Progress = Callable[[str], None] | None
@@ -208,9 +205,7 @@ def _stream_build(layers: LayerHandles, layer_total: int, config: dict[str, Any]
     """Check the layers into a tree, then flatten them into the SquashFS writer and wrap
     its output as the SIF (see the module)."""
     architecture = image_config_summary(config)["architecture"]
-    if architecture not in SIF_ARCH:
-        raise ImageArchiveError(f"image architecture {architecture!r} has no SIF code "
-                                f"(known: {', '.join(SIF_ARCH)})")
+    sif_arch_code(architecture)          # refused before anything is squashed
     writer = tar_writer()
     if writer is None:
         raise InvalidInput("neither tar2sqfs (squashfs-tools-ng) nor sqfstar 4.6+ is "

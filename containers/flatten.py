@@ -32,6 +32,7 @@ from containers.layers import (
     check_member,
     layer_compression,
     layer_read_errors,
+    normal_path,
     plain_layer,
     verify_digests,
 )
@@ -91,11 +92,6 @@ def _kind(member: tarfile.TarInfo) -> str:
     return HARDLINK if member.islnk() else FILE
 
 
-def _normal(name: str) -> str:
-    path = posixpath.normpath(name.lstrip("/"))
-    return "" if path == "." else path
-
-
 class LayerTree:
     """The flattened image, built from every layer's entries in order (see the module)."""
 
@@ -130,7 +126,7 @@ class LayerTree:
             self._whiteouts.append(posixpath.join(parent, base[len(WHITEOUT):]))
         else:
             kind = _kind(member)
-            self._entries.append((path, kind, _normal(member.linkname)
+            self._entries.append((path, kind, normal_path(member.linkname)
                                   if kind == HARDLINK else "", here))
 
     def _apply(self) -> None:
@@ -284,7 +280,7 @@ class LayerTree:
     def decide(self, layer: int, member: tarfile.TarInfo) -> tuple[str, str] | None:
         """For an entry of ``layer``: None (leave it out), or (name, hard link target)
         to write it under (the target "" for anything that is not a hard link)."""
-        path = _normal(member.name)
+        path = normal_path(member.name)
         base = posixpath.basename(path)
         if base == OPAQUE or base.startswith(WHITEOUT):
             return None
@@ -306,8 +302,8 @@ def _header_for(member: tarfile.TarInfo, raw: bytes, name: str, linkname: str,
     """``raw`` when the entry goes out as the layer has it (and ``raw`` is there), else a
     new PAX header."""
     clear = not member.issym() and member.mode & SETID
-    same_name = name == _normal(member.name)
-    same_link = not member.islnk() or linkname == _normal(member.linkname)
+    same_name = name == normal_path(member.name)
+    same_link = not member.islnk() or linkname == normal_path(member.linkname)
     if raw and same_name and same_link and not clear:
         return raw
     if member.issparse():

@@ -173,7 +173,7 @@ class LayerGuard:
             name.encode("utf-8")
         except UnicodeEncodeError:
             raise error_type(f"{here} has a name that is not valid UTF-8") from None
-        path = _normal(name)
+        path = normal_path(name)
         if path in self._seen:
             raise error_type(f"{here} appears twice in the layer")
         self._seen.add(path)
@@ -183,7 +183,7 @@ class LayerGuard:
             if prefix in self.symlinks:
                 raise error_type(f"{here} is written through the symlink {prefix!r}")
         if member.islnk():
-            target = _normal(member.linkname)
+            target = normal_path(member.linkname)
             for prefix in (*_ancestors(target), target):
                 if prefix in self.symlinks and prefix != target:
                     raise error_type(f"{here} is a hardlink through the symlink {prefix!r}")
@@ -230,7 +230,8 @@ class LayerGuard:
                              "`gw config`)")
 
 
-def _normal(name: str) -> str:
+def normal_path(name: str) -> str:
+    """A layer entry's name as a path relative to the image root ("" for the root)."""
     path = posixpath.normpath(name.lstrip("/"))
     return "" if path == "." else path
 

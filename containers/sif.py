@@ -41,6 +41,14 @@ class SifFormatError(GatewayError):
     """A file is not a SIF, or has no squashfs primary system partition."""
 
 
+def sif_arch_code(architecture: str) -> int:
+    """SIF's code for an image architecture (``amd64`` -> 2); an unknown one is refused."""
+    if architecture not in SIF_ARCH:
+        raise SifFormatError(f"image architecture {architecture!r} has no SIF code "
+                             f"(known: {', '.join(SIF_ARCH)})")
+    return SIF_ARCH[architecture]
+
+
 def sif_partition(path: Path) -> tuple[int, int]:
     """(offset, size) in bytes of the SIF's squashfs primary system partition."""
     with open(path, "rb") as handle:
@@ -74,12 +82,10 @@ def write_sif(dest: Path, squashfs: Path, architecture: str,
 
     ``config_json`` (the image config) is added as a GenericJSON object in the same group.
     """
-    if architecture not in SIF_ARCH:
-        raise SifFormatError(f"image architecture {architecture!r} has no SIF code "
-                             f"(known: {', '.join(SIF_ARCH)})")
+    code = sif_arch_code(architecture)
     _siftool("new", str(dest))
     _siftool("add", "--datatype", "4", "--parttype", str(PART_PRIMSYS), "--partfs",
-             str(FS_SQUASH), "--partarch", str(SIF_ARCH[architecture]), "--groupid", "1",
+             str(FS_SQUASH), "--partarch", str(code), "--groupid", "1",
              str(dest), str(squashfs))
     if config_json is not None:
         _siftool("add", "--datatype", "6", "--groupid", "1", "--filename", "image-config.json",
@@ -111,11 +117,8 @@ def sif_head(partition_size: int, architecture: str, config_size: int, *,
     """The first :data:`PARTITION_OFFSET` bytes of the SIF siftool makes of a squashfs of
     ``partition_size`` bytes followed by a ``config_size``-byte image config: header and
     descriptor table, as ``siftool new`` and two ``siftool add`` write them."""
-    if architecture not in SIF_ARCH:
-        raise SifFormatError(f"image architecture {architecture!r} has no SIF code "
-                             f"(known: {', '.join(SIF_ARCH)})")
     now = int(time.time()) if created is None else created
-    arch = f"{SIF_ARCH[architecture]:02d}".encode() + b"\0"
+    arch = f"{sif_arch_code(architecture):02d}".encode() + b"\0"
     table_end = DESCRIPTORS_OFFSET + DESCRIPTORS_TOTAL * DESCRIPTOR.size
     padded = partition_size + PARTITION_OFFSET - table_end
     partition = DESCRIPTOR.pack(DATA_PARTITION, 1, 1, GROUP_ID, 0, PARTITION_OFFSET,

@@ -20,6 +20,8 @@ from typing import IO
 from gateway.common.errors import ContainerToolError
 from gateway.common.process import feed_command, run_command
 
+# gzip is what every Apptainer reads; level 6 packs a 320 MB rootfs ~3x faster than the
+# default 9 for 0.3% more bytes (measured: docs/containers.md). mksquashfs gets it too.
 GZIP_LEVEL = 6
 TOOL_TIMEOUT = 6 * 3600
 SQFSTAR_MIN = (4, 6)
