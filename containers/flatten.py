@@ -152,7 +152,7 @@ class LayerTree:
                                   "directory")
             self.root.layer = self.layer
             return
-        parent = self._parent(path, here, create=True)
+        parent = self._parent(path, here)
         name = posixpath.basename(path)
         assert parent.children is not None
         old = parent.children.get(name)
@@ -168,7 +168,8 @@ class LayerTree:
             node.source = held.source if held.kind == HARDLINK else (held.layer, target)
         parent.children[name] = node
 
-    def _parent(self, path: str, here: str, *, create: bool) -> _Node:
+    def _parent(self, path: str, here: str) -> _Node:
+        """The directory node ``path`` goes in, made (implicit) where no layer made it."""
         node = self.root
         walked = ""
         for part in path.split("/")[:-1]:
