@@ -70,7 +70,7 @@ class ContainerSpec:
     """
 
     sif: str
-    partition_offset: int
+    partition_offset: int | None   # None: read from the SIF on the node (built meanwhile)
     scratch_parent: str
     mounts: tuple[Mount, ...]
     workdir: str
@@ -99,6 +99,17 @@ class ContainerScript:
     setup: str
     run: str
     teardown: str
+
+
+def _offset_setup(spec: ContainerSpec) -> list[str]:
+    """``gw_sif_offset``: the squashfs partition's offset in the SIF, as recorded, or read
+    from the SIF on the node by the gateway's Python when the job was submitted while
+    its image was still being built (the same Python the build job ran)."""
+    import sys
+
+    if spec.partition_offset is not None:
+        return [f"gw_sif_offset={int(spec.partition_offset)}"]
+    return [f"gw_sif_offset=$({_q(sys.executable)} -m containers.sif offset {_q(spec.sif)})"]
 
 
 class Shell(str):
@@ -165,7 +176,7 @@ def check_spec(spec: ContainerSpec, runtime: str) -> None:
     for key, variable in spec.node_env:
         if not ENV_KEY.fullmatch(key) or not ENV_KEY.fullmatch(variable):
             raise InvalidInput(f"invalid node environment {key}={variable}")
-    if int(spec.partition_offset) < 0 or int(spec.gpus) < 0 or (spec.shm_bytes or 0) < 0:
+    if int(spec.partition_offset or 0) < 0 or int(spec.gpus) < 0 or (spec.shm_bytes or 0) < 0:
         raise InvalidInput("partition offset, GPU count and shm size must not be negative")
 
 
@@ -261,7 +272,8 @@ def _bwrap(spec: ContainerSpec) -> ContainerScript:
         # `import numpy` took 0.23 s with it and 0.45 s with squashfuse (docs/containers.md).
         "gw_squashfuse=$(command -v squashfuse_ll || command -v squashfuse) || "
         "{ echo 'gw: squashfuse is not installed on this node' >&2; false; }",
-        f'"$gw_squashfuse" -o offset={int(spec.partition_offset)} {_q(spec.sif)} {rootfs}',
+        *_offset_setup(spec),
+        f'"$gw_squashfuse" -o offset="$gw_sif_offset" {_q(spec.sif)} {rootfs}',
         *_identity_files(),
     ]
     argv: list[str] = ["bwrap", "--ro-bind", rootfs, "/", "--dev", "/dev", "--proc", "/proc",

@@ -183,3 +183,11 @@ def first_line_in_sif(sif: Path, partition_offset: int, path: str) -> str:
     except (ContainerToolError, UnicodeDecodeError):
         return ""
     return out.split("\n", 1)[0]
+
+
+if __name__ == "__main__":   # `python -m containers.sif offset SIF`: a job whose image was
+    import sys  # built after its script was written reads the offset so
+
+    if len(sys.argv) != 3 or sys.argv[1] != "offset":
+        sys.exit("usage: python -m containers.sif offset SIF")
+    print(sif_partition(Path(sys.argv[2]))[0])

@@ -31,6 +31,14 @@ KEYS: dict[str, tuple[Any, str]] = {
                               "apptainer (apptainer build), or auto: apptainer build when "
                               "jobs run with Apptainer, else stream where its writer is "
                               "installed, else unpack (GW_IMAGE_BUILDER)."),
+    "image_build": ("slurm", "Where `gw image import` and `gw image pull` convert an image: "
+                             "slurm (a build job, the image BUILDING until it ends; jobs "
+                             "submitted meanwhile wait for it) or here (on the node running "
+                             "gw, in the foreground, as --here) (GW_IMAGE_BUILD)."),
+    "image_build_partition": ("", "Slurm partition of image build jobs; empty: `partition`'s."),
+    "image_build_cpus": (2, "CPUs of an image build job (the SquashFS compressor's threads)."),
+    "image_build_mem": ("4G", "Memory of an image build job."),
+    "image_build_time": ("2:00:00", "Time limit of an image build job."),
     "partition": ("", "Slurm partition for jobs that name none; empty: Slurm's default "
                       "(GW_PARTITION)."),
     "cpus": (1, "CPUs per job when --cpus is not given."),
@@ -82,7 +90,7 @@ _PATH_FORBIDDEN = {"\\": "a backslash", "\n": "a newline", "\r": "a carriage ret
                    '"': "a double quote", "\0": "a NUL byte"}
 
 ENV_NAMES = {"home": "GW_HOME", "database": "GW_DATABASE", "runtime": "GW_RUNTIME",
-             "image_builder": "GW_IMAGE_BUILDER",
+             "image_builder": "GW_IMAGE_BUILDER", "image_build": "GW_IMAGE_BUILD",
              "partition": "GW_PARTITION", "submit_host": "GW_SUBMIT_HOST",
              "remote_gw": "GW_REMOTE_GW", "ssh_identity": "GW_SSH_IDENTITY",
              "ssh_known_hosts": "GW_SSH_KNOWN_HOSTS"}

@@ -172,10 +172,19 @@ def _schema_4(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE renders ADD COLUMN kind TEXT NOT NULL DEFAULT 'training'")
 
 
+def _schema_5(conn: sqlite3.Connection) -> None:
+    """Images get a state: a SIF is made by a Slurm job (the ``image_build`` kind), so an
+    image is BUILDING until that job ends, then READY, or FAILED with the reason; the
+    build job is kept beside it (its log is the build's). Images before were all made."""
+    conn.execute("ALTER TABLE images ADD COLUMN state TEXT NOT NULL DEFAULT 'READY'")
+    conn.execute("ALTER TABLE images ADD COLUMN reason TEXT NOT NULL DEFAULT ''")
+    conn.execute("ALTER TABLE images ADD COLUMN build_job_id INTEGER")
+
+
 # Step N moves the schema from N-1 to N. A new database runs every step and an old one the
 # steps it has not had, so both take the same path. Never edit a landed step; add one.
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_schema_1, _schema_2,
-                                                                 _schema_3, _schema_4)
+                                                                 _schema_3, _schema_4, _schema_5)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -40,11 +40,17 @@ def _image_path_dirs(image: ImageRecord) -> list[str]:
 
 
 def require_program(gw: Gateway, image_name: str, program: str, needs: str) -> None:
-    """Refuse an image with no ``program`` on its PATH, before anything is submitted."""
+    """Refuse an image with no ``program`` on its PATH, before anything is submitted.
+    A BUILDING image has no SIF to look into yet: the job waits for its build, and a
+    missing program ends it with the runtime's error."""
     from containers.sif import find_in_sif
+    from gateway.jobs.submit import check_runnable
     from gateway.stores.images import get_image
 
     image = get_image(gw, image_name)
+    check_runnable(image)
+    if not image.ready:
+        return
     dirs = _image_path_dirs(image)
     if not find_in_sif(image.sif_path, image.partition_offset, [f"{d}/{program}" for d in dirs]):
         raise InvalidInput(f"image {image.name} has no `{program}` on its PATH "
@@ -70,6 +76,11 @@ def headless_engine(gw: Gateway, image_name: str) -> tuple[str, str]:
     from gateway.stores.images import get_image
 
     image = get_image(gw, image_name)
+    if not image.ready:
+        raise InvalidInput(f"image {image.name} is {image.state}: a background task looks "
+                           "into the image for its notebook runner first; submit it once "
+                           f"the build is READY (gw image import ... --wait; gw image show "
+                           f"{image.name})")
     sif, offset = image.sif_path, image.partition_offset
     dirs = _image_path_dirs(image)
     on_path = {f"{d}/{p}": p for d in dirs

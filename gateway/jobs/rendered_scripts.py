@@ -42,6 +42,10 @@ def render_job(gw: Gateway, request: JobRequest) -> tuple[int, str]:
     if shape is None:
         raise InvalidInput(f"a {request.shape} job cannot be rendered as one script")
     plan = resolve_request(gw, replace(request, shape=shape))
+    if not plan.image.ready:   # a script run any day later has no build to wait for
+        raise InvalidInput(f"image {plan.image.name} is {plan.image.state}: a rendered script "
+                           "needs a READY image (gw image show "
+                           f"{plan.image.name}; `gw image import --wait` waits for it)")
     # Its runs are recorded as jobs of this shape (jobs/repository.py: adopt_run).
     plan = replace(plan, spec=replace(plan.spec, extra={**plan.spec.extra,
                                                          RENDER_SHAPE: plan.shape.name}))

@@ -40,9 +40,12 @@ if TYPE_CHECKING:
     from gateway.stores.versioned import VersionInfo
 
 def slurm_options(shape: JobShape, job: Job, resources: Resources, home_id: str,
-                  identity: str | None = None) -> list[tuple[str, object]]:
+                  identity: str | None = None, after: str | None = None
+                  ) -> list[tuple[str, object]]:
     """The gateway's sbatch options of a job as (name, value) pairs (value None: a bare
-    flag), in the order the script writes them; the shape's come after the identity."""
+    flag), in the order the script writes them; the shape's come after the identity.
+    ``after``: the Slurm id of a job this one waits for (its image's build): it starts
+    when that one completed, and Slurm ends it if that one fails."""
     from gateway.common.templating import slurm_job_name
 
     options: list[tuple[str, object]] = [
@@ -60,16 +63,19 @@ def slurm_options(shape: JobShape, job: Job, resources: Resources, home_id: str,
             options.append((name, getattr(resources, name)))
     if resources.exclusive:
         options.append(("exclusive", None))
+    if after:
+        options += [("dependency", f"afterok:{after}"), ("kill-on-invalid-dep", "yes")]
     return options
 
 
 def slurm_flags(shape: JobShape, job: Job, resources: Resources, home_id: str,
-                identity: str | None = None) -> list[str]:
+                identity: str | None = None, after: str | None = None) -> list[str]:
     """The gateway's ``#SBATCH`` flags of a job, built from data and quoted."""
     from gateway.common.templating import sbatch_flag
 
     return [f"--{name}" if value is None else sbatch_flag(name, value)
-            for name, value in slurm_options(shape, job, resources, home_id, identity)]
+            for name, value in slurm_options(shape, job, resources, home_id, identity,
+                                             after)]
 
 
 def container_spec(kind: JobKind, shape: JobShape, ctx: SubmitContext,
@@ -86,7 +92,8 @@ def container_spec(kind: JobKind, shape: JobShape, ctx: SubmitContext,
                 "GW_IMAGE": image.name})
     env.update(job.spec.env)
     return ContainerSpec(
-        sif=str(image.sif_path), partition_offset=image.partition_offset,
+        sif=str(image.sif_path),
+        partition_offset=image.partition_offset if image.ready else None,
         scratch_parent=str(ctx.gw.config["node_scratch"]),
         mounts=tuple(kind.mounts(ctx, shape.unit_dir(ctx))), workdir=CODE,
         env=tuple(env.items()), command=shape.container_command(ctx),
@@ -107,7 +114,8 @@ def render_script(kind: JobKind, shape: JobShape, ctx: SubmitContext, *, home_id
     description = [f"algorithm {job.spec.algo or 'none'}, dataset {job.spec.dataset or 'none'}",
                    f"image {image.name} ({image.digest}), runtime {runtime}"]
     spec = container_spec(kind, shape, ctx, resources)
-    values = dict(sbatch_flags=slurm_flags(shape, job, resources, home_id, identity),
+    after = image.pending_build if kind.runs_image else None
+    values = dict(sbatch_flags=slurm_flags(shape, job, resources, home_id, identity, after),
                   kind=kind.name, job_id=job.id, home_id=home_id, description=description,
                   spool_dir=str(ctx.gw.layout.spool), spool_writer=shell_writer(),
                   container=shape.launch(ctx, container_script(spec, runtime)),
@@ -157,6 +165,8 @@ def resolve_request(gw: Gateway, request: JobRequest) -> ResolvedJob:
     algo = gw.version("algo", request.algo) if request.algo else None
     data = gw.version("data", request.data) if request.data else None
     image = get_image(gw, request.image)
+    if kind.runs_image:
+        check_runnable(image)
     default_model = (algo.meta.get("model_name") or algo.name) if algo else kind.name
     model_name = check_name(request.model_name or default_model, "model")
     runtime = detect_runtime(str(gw.config["runtime"]))
@@ -175,9 +185,26 @@ def resolve_request(gw: Gateway, request: JobRequest) -> ResolvedJob:
                        data=data)
 
 
+def check_runnable(image: ImageRecord) -> None:
+    """Refuse an image a job cannot run or wait for: one that failed to build, or one
+    whose build has no Slurm job to wait for (built on a login node, or being submitted)."""
+    if image.state == "FAILED":
+        raise InvalidInput(f"image {image.name} failed to build: {image.reason} (its log: "
+                           f"gw image logs {image.name}; import it again to retry)")
+    if image.state == "BUILDING" and image.pending_build is None:
+        raise InvalidInput(f"image {image.name} is still being built outside Slurm (or its "
+                           f"build job is being submitted): submit again once `gw image show "
+                           f"{image.name}` says READY")
+
+
 def submit_job(gw: Gateway, request: JobRequest) -> Job:
     """Validate, record, lay out and submit a job; returns it as recorded."""
     job, script = prepare_job(gw, request)
+    return _sbatch(gw, job, script)
+
+
+def submit_prepared(gw: Gateway, job: Job, script: Path) -> Job:
+    """Submit a job :func:`prepare_job` made (Slurm's refusal: FAILED, and raised)."""
     return _sbatch(gw, job, script)
 
 

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gateway.common.errors import ContainerToolError, InvalidInput, NotFound
+from gateway.common.errors import InvalidInput, NotFound
 from gateway.common.specs import check_image_name
 from gateway.common.trees import remove_tree
 from gateway.home import database as db
@@ -31,13 +31,17 @@ __all__ = ["ImageRecord", "get_image", "list_images"]
 Progress = Callable[[str, int, int], None]
 
 
-_SELECT = """SELECT t.name AS name, i.* FROM image_tags t JOIN images i ON i.id = t.image_id"""
+_SELECT = """SELECT t.name AS name, i.*, j.slurm_job_id AS build_slurm_id
+    FROM image_tags t JOIN images i ON i.id = t.image_id
+    LEFT JOIN jobs j ON j.id = i.build_job_id"""
 
 
 def _record(row: sqlite3.Row | dict[str, Any]) -> ImageRecord:
     return ImageRecord(row["id"], row["name"], row["digest"], Path(row["sif_path"]),
                        row["partition_offset"], row["size_bytes"],
-                       db.loads(row["config_json"]), row["source"], row["created"])
+                       db.loads(row["config_json"]), row["source"], row["created"],
+                       state=row["state"], reason=row["reason"],
+                       build_job_id=row["build_job_id"], build_slurm_id=row["build_slurm_id"])
 
 
 def list_images(gw: StoresContext, *, site: bool = True) -> list[ImageRecord]:
@@ -57,7 +61,7 @@ def get_image(gw: StoresContext, name: str) -> ImageRecord:
     if digest:
         pinned = _existing_by_digest(gw, digest)
         if pinned is not None:
-            return _record({**dict(pinned), "name": name})
+            return _record({**dict(pinned), "name": name, "build_slurm_id": None})
         site = site_image_by_digest(gw.config, digest)
         if site is None:
             raise NotFound(f"image {digest} (once {name}) is no longer in this home: import "
@@ -107,51 +111,133 @@ def _one_build_of(gw: StoresContext, digest: str) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _store(gw: StoresContext, name: str, digest: str, config: dict[str, Any], source: str,
-           build: Callable[[Path, Path], Any]) -> tuple[ImageRecord, bool]:
-    """Tag an existing image with this digest, or build a SIF with ``build`` and record it
-    (one build per digest at a time: see :func:`_one_build_of`)."""
+def sif_destination(gw: StoresContext, digest: str) -> Path:
+    """Where the SIF of the image ``digest`` is kept."""
+    return gw.layout.images / f"{digest.replace(':', '-')}.sif"
+
+
+def claim_image(gw: StoresContext, name: str, digest: str, config: dict[str, Any],
+                source: str) -> tuple[ImageRecord, bool]:
+    """Name the image of ``digest`` ``name``; returns (image, whether the caller must build
+    it). An image READY or BUILDING is only named (its build is the one to wait for); one
+    that FAILED, or none, is recorded BUILDING, for the caller to build or to abandon
+    (:func:`abandon_build`). One transaction: two imports of one content at once make one
+    record, and one of them builds."""
+    from containers.archive import image_config_summary
+
     with db.transaction(gw.conn):
         existing = _existing_by_digest(gw, digest)
-        if existing is not None:
+        if existing is not None and existing["state"] != "FAILED":
             _tag(gw, name, existing["id"])
-    if existing is not None:
-        return get_image(gw, name), False
-    gw.layout.ensure()
-    with _one_build_of(gw, digest):
-        with db.transaction(gw.conn):
-            existing = _existing_by_digest(gw, digest)
-            if existing is not None:        # built by the import we waited for
-                _tag(gw, name, existing["id"])
-        if existing is not None:
-            return get_image(gw, name), False
-        return _build_and_record(gw, name, digest, config, source, build), True
-
-
-def _build_and_record(gw: StoresContext, name: str, digest: str, config: dict[str, Any],
-                      source: str, build: Callable[[Path, Path], Any]) -> ImageRecord:
-    from containers.archive import image_config_summary
-    from containers.build import remove_partials
-
-    dest = gw.layout.images / f"{digest.replace(':', '-')}.sif"
-    remove_partials(dest)        # a killed build's; ours now: we hold the digest's lock
-    work = gw.layout.tmp / f"image-{uuid.uuid4().hex}"
-    try:
-        sif = build(dest, work)
-    finally:
-        remove_tree(work)
-    try:
-        with db.transaction(gw.conn):
+            build = False
+        elif existing is not None:
+            gw.conn.execute("UPDATE images SET state = 'BUILDING', reason = '', build_job_id = "
+                            "NULL, source = ?, created = ? WHERE id = ?",
+                            (source, time.time(), existing["id"]))
+            _tag(gw, name, existing["id"])
+            build = True
+        else:
             cursor = gw.conn.execute(
                 """INSERT INTO images (digest, sif_path, partition_offset, size_bytes,
-                   config_json, source, created) VALUES (?, ?, ?, ?, ?, ?, ?)""",
-                (digest, str(sif.path), sif.partition_offset, sif.size_bytes,
+                   config_json, source, created, state) VALUES (?, ?, 0, 0, ?, ?, ?,
+                   'BUILDING')""",
+                (digest, str(sif_destination(gw, digest)),
                  db.dumps(image_config_summary(config)), source, time.time()))
             _tag(gw, name, int(cursor.lastrowid or 0))
-    except BaseException:
-        dest.unlink(missing_ok=True)
+            build = True
+    return get_image(gw, name), build
+
+
+def set_build_job(gw: StoresContext, image_id: int, job_id: int) -> None:
+    """Record the job that builds the image."""
+    with db.transaction(gw.conn):
+        gw.conn.execute("UPDATE images SET build_job_id = ? WHERE id = ?", (job_id, image_id))
+
+
+def record_build_end(gw: StoresContext, image_id: int, job_id: int | None, *,
+                     result: dict[str, Any] | None = None, reason: str = "") -> str | None:
+    """The build of a BUILDING image ended: READY with the SIF of ``result`` (its
+    ``sif``, ``partition_offset``, ``size_bytes``), else FAILED with ``reason``, its temp
+    files removed. Only the image's own build (``job_id``; None: a build here) may end
+    it. Returns the image's first name, or None when the image is not this build's
+    (removed, or built again since). Repeatable: a decided image stays as it is."""
+    from containers.build import remove_partials
+
+    with db.transaction(gw.conn):
+        row = gw.conn.execute("SELECT * FROM images WHERE id = ?", (image_id,)).fetchone()
+        if row is None or row["build_job_id"] != job_id:
+            return None
+        if row["state"] == "BUILDING":
+            if result is not None:
+                gw.conn.execute("UPDATE images SET state = 'READY', reason = '', sif_path = ?, "
+                                "partition_offset = ?, size_bytes = ? WHERE id = ?",
+                                (str(result["sif"]), int(result["partition_offset"]),
+                                 int(result["size_bytes"]), image_id))
+            else:
+                gw.conn.execute("UPDATE images SET state = 'FAILED', reason = ? WHERE id = ?",
+                                (reason[:2000] or "the build failed", image_id))
+        name = gw.conn.execute("SELECT name FROM image_tags WHERE image_id = ? ORDER BY "
+                               "created, name LIMIT 1", (image_id,)).fetchone()
+    if result is None:
+        remove_partials(Path(row["sif_path"]))
+    return str(name[0]) if name is not None else str(row["digest"])
+
+
+def abandon_build(gw: StoresContext, image: ImageRecord, reason: str) -> None:
+    """A build claimed by :func:`claim_image` could not start or finish: the image and its
+    names go, as if never imported (its record and every name given since), and
+    nothing of its SIF stays."""
+    from containers.build import remove_partials
+
+    with db.transaction(gw.conn):
+        gw.jobs.forget_image(image.id)
+        gw.conn.execute("DELETE FROM image_tags WHERE image_id = ?", (image.id,))
+        gw.conn.execute("DELETE FROM images WHERE id = ? AND state = 'BUILDING'", (image.id,))
+    remove_partials(image.sif_path)
+
+
+def build_here(gw: StoresContext, name: str, digest: str, config: dict[str, Any],
+               source: str, build: Callable[[Path, Path], SifImage]
+               ) -> tuple[ImageRecord, bool]:
+    """Name (and, where no one has, build with ``build(dest, work)``) the image ``digest``
+    in this process; returns (image, whether this call built it). A build of it here in
+    another process is waited for (the digest's lock), one in a Slurm job is not: the
+    image comes back BUILDING."""
+    gw.layout.ensure()
+    while True:
+        image, must_build = claim_image(gw, name, digest, config, source)
+        if not must_build and (image.state != "BUILDING" or image.build_job_id is not None):
+            return image, False
+        with _one_build_of(gw, digest):
+            image = get_image(gw, name)
+            if image.state == "BUILDING" and image.build_job_id is None:
+                # ours, or left BUILDING by a build here that died (we hold its lock)
+                return _build_and_record(gw, image, build), True
+        # built (or failed) by the build we waited for: look again
+
+
+def _build_and_record(gw: StoresContext, image: ImageRecord,
+                      build: Callable[[Path, Path], SifImage]) -> ImageRecord:
+    from containers.build import remove_partials
+
+    remove_partials(image.sif_path)   # a killed build's; ours now: we hold the digest's lock
+    work = gw.layout.tmp / f"image-{uuid.uuid4().hex}"
+    try:
+        try:
+            sif = build(image.sif_path, work)
+        finally:
+            remove_tree(work)
+        try:
+            record_build_end(gw, image.id, None, result={
+                "sif": str(sif.path), "partition_offset": sif.partition_offset,
+                "size_bytes": sif.size_bytes})
+        except BaseException:
+            sif.path.unlink(missing_ok=True)
+            raise
+    except BaseException as exc:
+        abandon_build(gw, image, str(exc))
         raise
-    return get_image(gw, name)
+    return get_image(gw, image.name)
 
 
 def image_limits(gw: StoresContext) -> ImageLimits:
@@ -175,59 +261,29 @@ def sif_builder(gw: StoresContext) -> str:
     return chosen
 
 
-def import_archive(gw: StoresContext, tarball: Path, name: str,
-                   progress: Progress | None = None) -> tuple[ImageRecord, bool]:
-    """Import a `docker save` tarball as ``name``; returns (image, whether it was converted)."""
-    from containers.archive import check_layers, read_archive
-    from containers.build import build_sif_from_archive
-
-    name = check_image_name(name)
-    if not tarball.is_file():
-        raise InvalidInput(f"{tarball}: no such file")
-    archive = read_archive(tarball)
+def archive_build(gw: StoresContext, tarball: Path, progress: Progress | None = None
+                  ) -> Callable[[Path, Path], SifImage]:
+    """``build(dest, work)`` converting ``tarball`` in this process."""
+    from containers.convert import convert_archive
 
     def build(dest: Path, work: Path) -> SifImage:
-        from concurrent.futures import ThreadPoolExecutor
+        return convert_archive(tarball, dest, work, builder=sif_builder(gw),
+                               limits=image_limits(gw), progress=progress)
 
-        from containers.build import build_method
-
-        steps = (lambda step: progress(step, 0, 0)) if progress else None
-        if build_method(sif_builder(gw)) == "stream":   # checks the layers as it goes
-            return build_sif_from_archive(archive, dest, work, steps, builder=sif_builder(gw),
-                                          limits=image_limits(gw), meter=progress)
-        # The layer check (a read of every layer) overlaps skopeo's copy; nothing is
-        # unpacked until it has passed.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            check = pool.submit(check_layers, archive,
-                                (lambda done, total: progress("check", done, total))
-                                if progress else None, image_limits(gw))
-            try:
-                return build_sif_from_archive(archive, dest, work, steps, builder=sif_builder(gw),
-                                              before_unpack=check.result)
-            except ContainerToolError:
-                check.result()  # a failed check says better why the tool failed
-                raise
-
-    return _store(gw, name, archive.config_digest, archive.config, str(tarball.absolute()),
-                  build)
+    return build
 
 
-def pull_image(gw: StoresContext, reference: str, name: str, *, tls_verify: bool = True,
-               progress: Progress | None = None) -> tuple[ImageRecord, bool]:
-    """Take ``reference`` from a registry as ``name``; converted once per digest."""
-    from containers.build import build_sif_from_registry, inspect_registry_image
-
-    name = check_image_name(name)
-    digest, config = inspect_registry_image(reference, tls_verify=tls_verify)
+def registry_build(gw: StoresContext, reference: str, digest: str, *, tls_verify: bool,
+                   progress: Progress | None = None) -> Callable[[Path, Path], SifImage]:
+    """``build(dest, work)`` pulling and converting ``reference`` in this process."""
+    from containers.convert import convert_registry
 
     def build(dest: Path, work: Path) -> SifImage:
-        _digest, _config, sif = build_sif_from_registry(
-            reference, dest, work, tls_verify=tls_verify, expected_digest=digest,
-            progress=(lambda step: progress(step, 0, 0)) if progress else None,
-            builder=sif_builder(gw), limits=image_limits(gw))
-        return sif
+        return convert_registry(reference, dest, work, builder=sif_builder(gw),
+                                limits=image_limits(gw), expected_digest=digest,
+                                tls_verify=tls_verify, progress=progress)
 
-    return _store(gw, name, digest, config, reference, build)
+    return build
 
 
 def remove_image(gw: StoresContext, name: str) -> tuple[ImageRecord, bool]:
@@ -244,7 +300,8 @@ def remove_image(gw: StoresContext, name: str) -> tuple[ImageRecord, bool]:
         others = gw.conn.execute("SELECT COUNT(*) FROM image_tags WHERE image_id = ? AND "
                                  "name != ?", (image.id, image.name)).fetchone()[0]
         if others == 0:
-            active = gw.jobs.active_using("image_id", image.id)
+            active = [job for job in gw.jobs.active_using("image_id", image.id)
+                      if job != image.build_job_id]
             if active:
                 raise InvalidInput(f"{image.name} is used by active job(s) "
                                    f"{', '.join(map(str, active))}; cancel them first")
@@ -253,5 +310,8 @@ def remove_image(gw: StoresContext, name: str) -> tuple[ImageRecord, bool]:
         if others == 0:
             gw.conn.execute("DELETE FROM images WHERE id = ?", (image.id,))
     if others == 0:
+        from containers.build import remove_partials
+
         image.sif_path.unlink(missing_ok=True)
+        remove_partials(image.sif_path)
     return image, others == 0

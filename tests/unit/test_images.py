@@ -3,7 +3,8 @@
 import pytest
 
 from gateway.common.errors import InvalidInput, NotFound
-from gateway.stores.images import get_image, import_archive, list_images, remove_image
+from gateway.jobs.image_builds import BuildOptions, import_image
+from gateway.stores.images import get_image, list_images, remove_image
 from tests.support.images import busybox_rootfs, make_archive
 
 pytestmark = pytest.mark.container
@@ -23,9 +24,9 @@ def home_files(gw):
 
 
 def test_import_dedups_across_names_and_layouts(gw, archives):
-    first, converted = import_archive(gw, archives["legacy"], "bb:v1")
+    first, converted = import_image(gw, archives["legacy"], "bb:v1", BuildOptions(here=True))
     assert converted and first.sif_path.is_file() and first.partition_offset > 0
-    second, converted = import_archive(gw, archives["oci"], "other/bb:v2")
+    second, converted = import_image(gw, archives["oci"], "other/bb:v2", BuildOptions(here=True))
     assert not converted and second.digest == first.digest
     assert len(list(gw.layout.images.glob("*.sif"))) == 1
     assert [i.name for i in list_images(gw)] == ["bb:v1", "other/bb:v2"]
@@ -44,9 +45,9 @@ def test_failed_import_leaves_nothing(gw, tmp_path):
     bad = tmp_path / "bad.tar"
     bad.write_bytes(b"garbage" * 1000)
     with pytest.raises(InvalidInput, match="not a tar"):
-        import_archive(gw, bad, "bad:v1")
+        import_image(gw, bad, "bad:v1", BuildOptions(here=True))
     with pytest.raises(InvalidInput, match="invalid image name"):
-        import_archive(gw, bad, "Bad Name")
+        import_image(gw, bad, "Bad Name", BuildOptions(here=True))
     assert home_files(gw) == before
     assert list_images(gw) == []
 
@@ -56,7 +57,7 @@ def test_last_name_of_an_image_in_use_is_kept(gw, archives):
 
     from gateway.home import database as db
 
-    image, _ = import_archive(gw, archives["legacy"], "busy:v1")
+    image, _ = import_image(gw, archives["legacy"], "busy:v1", BuildOptions(here=True))
     with db.transaction(gw.conn):
         gw.conn.execute("INSERT INTO jobs (name, state, submitted, image_id, model_name, "
                         "spec_json, job_dir) VALUES ('j', 'RUNNING', ?, ?, 'm', '{}', '')",
@@ -73,6 +74,6 @@ def test_a_killed_builds_temp_sif_goes_with_the_next_build(gw, archives):
     digest = read_archive(archives["legacy"]).config_digest
     stale = gw.layout.images / f".{digest.replace(':', '-')}.sif.0123456789ab.partial"
     stale.write_bytes(b"half a SIF")                  # as a SIGKILLed import leaves it
-    image, converted = import_archive(gw, archives["legacy"], "again:v1")
+    image, converted = import_image(gw, archives["legacy"], "again:v1", BuildOptions(here=True))
     assert converted and not stale.exists()
     assert sorted(p.name for p in gw.layout.images.iterdir()) == [image.sif_path.name]

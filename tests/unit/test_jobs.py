@@ -5,9 +5,9 @@ import pytest
 from gateway.common.errors import InvalidInput, SlurmError, SlurmUnavailable
 from gateway.common.specs import Resources, VersionRef
 from gateway.jobs.actions import cancel_job, list_jobs
+from gateway.jobs.image_builds import BuildOptions, import_image
 from gateway.jobs.request import JobRequest
 from gateway.jobs.submit import submit_job
-from gateway.stores.images import import_archive
 from tests.support.fakes import FakeScheduler
 from tests.support.images import busybox_rootfs, make_archive
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.container
 @pytest.fixture()
 def ready(gw, tmp_path):
     rootfs = busybox_rootfs(tmp_path / "rootfs")
-    import_archive(gw, make_archive(tmp_path / "bb.tar", [rootfs]), "bb:v1")
+    import_image(gw, make_archive(tmp_path / "bb.tar", [rootfs]), "bb:v1", BuildOptions(here=True))
     code = tmp_path / "code"
     code.mkdir()
     (code / "run.sh").write_text("echo hi\n")

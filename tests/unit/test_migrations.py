@@ -33,8 +33,14 @@ def test_schema1_database_migrates_with_nothing_lost(tmp_path):
     assert before["jobs"] and before["versions"]  # the fixture is not empty
     conn = db.connect(path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == db.SCHEMA_VERSION
-    for table in ("images", "image_tags", "collections", "versions"):
+    for table in ("image_tags", "collections", "versions"):
         assert rows(conn, table) == before[table]
+    images = rows(conn, "images")
+    assert [{k: row[k] for k in old} for row, old in zip(images, before["images"],
+                                                          strict=True)] == before["images"]
+    # schema 5: the images made before are READY, with no build job of their own
+    assert {(row["state"], row["reason"], row["build_job_id"]) for row in images} == {
+        ("READY", "", None)}
     after = rows(conn, "jobs")
     assert len(after) == len(before["jobs"])
     for old_row, new_row in zip(before["jobs"], after, strict=True):

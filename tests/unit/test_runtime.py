@@ -147,7 +147,8 @@ def test_bwrap_setup_and_teardown_are_quoted_and_repeatable(tmp_path):
     parent = tmp_path / "scr $(touch pwned) 'x'"
     parent.mkdir()
     script = container_script(spec(scratch_parent=str(parent)), "bwrap")
-    assert f"-o offset=32768 {shlex.quote('/shared/gw/images/x y.sif')}" in script.setup
+    assert "gw_sif_offset=32768\n" in script.setup
+    assert f'-o offset="$gw_sif_offset" {shlex.quote("/shared/gw/images/x y.sif")}' in script.setup
     first = script.setup.splitlines()[0]  # gw_scratch=$(mktemp -d ...)
     made = subprocess.run(["bash", "-ec", f'{first}\nmkdir "$gw_scratch/rootfs"\n'
                            f'echo "$gw_scratch"'], capture_output=True, text=True,

@@ -1,4 +1,4 @@
-"""Job kinds: what runs (a training job, a notebook, a headless notebook).
+"""Job kinds: what runs (a training job, a notebook, a headless notebook, an image build).
 
 A kind brings its sbatch template (which extends templates/sbatch/base.sh.j2), lays out
 its job directory and names its mounts, and says what happens when a unit of a job ends;
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from gateway.common.errors import InvalidInput
 from gateway.jobs.kinds.base import JobKind
 from gateway.jobs.kinds.headless import HeadlessKind
+from gateway.jobs.kinds.image_build import ImageBuildKind
 from gateway.jobs.kinds.notebook import NotebookKind
 from gateway.jobs.kinds.training import TrainingKind
 
@@ -20,7 +21,8 @@ if TYPE_CHECKING:
     from gateway.jobs.model import Job
 
 KINDS: dict[str, JobKind] = {kind.name: kind for kind in (TrainingKind(), NotebookKind(),
-                                                            HeadlessKind())}
+                                                            HeadlessKind(),
+                                                            ImageBuildKind())}
 
 
 def get_kind(name: str) -> JobKind:

@@ -30,6 +30,7 @@ class JobKind(Protocol):
     renders: bool       # its script runs with no gw on the node (`gw job render`)
     serves: bool        # a server people open (`gw notebook ...` acts on it)
     gangs: bool         # may run as a gang: ranks on many nodes (a distributed job)
+    runs_image: bool    # its units run the image's SIF: it waits for the image's build
 
     def prepare(self, ctx: SubmitContext) -> None:
         """Lay out the job directory (it exists, empty, private) before the script."""

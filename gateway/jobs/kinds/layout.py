@@ -49,6 +49,7 @@ class StandardKind:
     template, the recipe and its request as they are."""
 
     node_env: tuple[tuple[str, str], ...] = ()
+    runs_image = True
 
     def prepare(self, ctx: SubmitContext) -> None:
         """``code/``: a writable copy of the algorithm version; ``model/``: empty."""
