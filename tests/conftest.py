@@ -12,6 +12,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
+# Imports convert in the test's own process (`--here`) unless a test asks for the build
+# job (tests/integration/test_image_build_jobs.py, with GW_IMAGE_BUILD=slurm): most tests
+# import to have an image, and a build job each would double their Slurm jobs.
+os.environ.setdefault("GW_IMAGE_BUILD", "here")
 
 
 @pytest.fixture()
