@@ -99,7 +99,7 @@ def run_rounds(work: Path, env: dict[str, str], rounds: int) -> list[dict[str, o
            "GW_USER_CONFIG": str(work / "none-user.toml")}
     archive = make_archive(work / "bb.tar", [busybox_rootfs(work / "rootfs")],
                            env={"PATH": "/bin"}, workdir="/", cmd=["sh"])
-    gw(env, "image", "import", str(archive), "--name", "bb:v1", "-q")
+    gw(env, "image", "import", str(archive), "--name", "bb:v1", "--here", "-q")
     (work / "algo").mkdir()
     (work / "algo" / "README").write_text("gang benchmark\n")
     gw(env, "algo", "push", str(work / "algo"), "--name", "gang", "-q")

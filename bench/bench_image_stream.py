@@ -160,8 +160,9 @@ def import_run(archive: Path, builder: str, scratch: Path) -> tuple[float, int, 
     os.sync()
     sampler.start()
     start = time.perf_counter()
-    out = subprocess.run([gw_exe(), "image", "import", str(archive), "--name", "big:v1", "-q",
-                          "--json"], env=env, check=True, capture_output=True, text=True).stdout
+    out = subprocess.run([gw_exe(), "image", "import", str(archive), "--name", "big:v1",
+                          "--here", "-q", "--json"], env=env, check=True, capture_output=True,
+                         text=True).stdout
     seconds = time.perf_counter() - start
     done.set()
     sampler.join()

@@ -70,7 +70,7 @@ def main() -> None:
         env = {**os.environ, "GW_HOME": home}
         start = time.perf_counter()
         subprocess.run([gw_exe(), "image", "import", str(args.archive), "--name", "bench:v1",
-                        "-q"], env=env, check=True, stdout=subprocess.DEVNULL)
+                        "--here", "-q"], env=env, check=True, stdout=subprocess.DEVNULL)
         ours_times.append(time.perf_counter() - start)
         shutil.rmtree(home)
     os.sync()

@@ -110,7 +110,7 @@ def main() -> None:
     env = {"GW_HOME": args.home or str(work / "home")}
     archive = subprocess.run(["bash", str(repo / "scripts" / "make-jupyter-image.sh")],
                              capture_output=True, text=True, check=True).stdout.strip()
-    run([gw_exe(), "image", "import", archive, "--name", "jupyter:v1", "-q"], env)
+    run([gw_exe(), "image", "import", archive, "--name", "jupyter:v1", "--here", "-q"], env)
     (work / "algo").mkdir()
     (work / "algo" / "train.py").write_text("print('bench')\n")
     run([gw_exe(), "algo", "push", str(work / "algo"), "--name", "bench", "-q"], env)

@@ -28,7 +28,7 @@ base = Path('$work')
 make_archive(base / 'bench.tar', [busybox_rootfs(base / 'rootfs')])
 (base / 'algo').mkdir(); (base / 'algo' / 'run.sh').write_text('true\n')
 "
-gw image import "$work/bench.tar" --name bench:v1 -q >/dev/null
+gw image import "$work/bench.tar" --name bench:v1 --here -q >/dev/null
 gw algo push "$work/algo" --name bench -q >/dev/null
 
 echo "== gw vs baselines (median of $repeat runs; harvest and import: best run) =="

@@ -10,8 +10,8 @@ step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 step "building the demo image (Debian 12 + python3 + numpy) as a docker save archive"
 archive=$(bash "$REPO/scripts/make-demo-image.sh")
 
-step "gw image import $archive --name demo-numpy:v1"
-gw image import "$archive" --name demo-numpy:v1
+step "gw image import $archive --name demo-numpy:v1 --wait"
+gw image import "$archive" --name demo-numpy:v1 --wait
 
 step "gw data push (a generated regression dataset)"
 data_dir=$(mktemp -d)

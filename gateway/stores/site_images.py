@@ -149,6 +149,9 @@ def publish(gw: StoresContext, image: ImageRecord, as_name: str | None = None,
     root = _writable_root(gw.config)
     if image.site:
         raise InvalidInput(f"{image.name} is already a site image")
+    if not image.ready:
+        raise InvalidInput(f"{image.name} is {image.state}: only a READY image is published "
+                           f"(gw image show {image.name})")
     target_name = check_image_name(as_name or image.name)
     if "@" in target_name:
         raise InvalidInput("a site image is published under NAME:TAG, without a digest")

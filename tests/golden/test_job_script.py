@@ -165,3 +165,42 @@ def test_rendered_gang_script():
     assert "GW_RENDER=7" in text and "export GW_RUN_DIR" in text
     assert 'gw_rank_dir="$GW_RUN_DIR"/tasks/"$SLURM_PROCID"' in text
     assert text.index("export GW_RUN_DIR") < text.index("srun --export=ALL --kill-on-bad-exit=1")
+
+
+def test_a_job_of_a_building_image_waits_for_its_build_and_reads_the_offset_on_the_node():
+    import sys
+    from dataclasses import replace
+
+    global IMAGE
+    made = IMAGE
+    IMAGE = replace(made, state="BUILDING", build_job_id=3, build_slurm_id="4242")
+    try:
+        text = render(9, "waits", "bwrap", DATA, ("sh", "train.sh"), {},
+                      Resources(1, 0, 1024, 64, 600, "debug"))
+        ready = render(9, "waits", "bwrap", DATA, ("sh", "train.sh"), {},
+                       Resources(1, 0, 1024, 64, 600, "debug"))
+    finally:
+        IMAGE = made
+    assert "#SBATCH --dependency=afterok:4242\n#SBATCH --kill-on-invalid-dep=yes\n" in text
+    assert f"gw_sif_offset=$({sys.executable} -m containers.sif offset " in text
+    text_ready = render(9, "waits", "bwrap", DATA, ("sh", "train.sh"), {},
+                        Resources(1, 0, 1024, 64, 600, "debug"))
+    assert "--dependency" not in text_ready and "gw_sif_offset=4096\n" in text_ready
+    assert ready == text
+
+
+def test_an_image_build_job_runs_the_converter_and_no_container():
+    from dataclasses import replace
+
+    global IMAGE
+    made = IMAGE
+    IMAGE = replace(made, state="BUILDING", build_job_id=3, build_slurm_id=None)
+    try:
+        text = render(3, "image-build-detectron2-v1", "bwrap", None,
+                      ("/venv/bin/python", "-m", "containers.build_job", "build-request.json"),
+                      {}, Resources(2, 0, 4096, 1, 7200, "debug"), kind="image_build")
+    finally:
+        IMAGE = made
+    check("job_image_build.sbatch", text)
+    assert "bwrap --" not in text and "squashfuse" not in text and "--dependency" not in text
+    assert "\n/venv/bin/python -m containers.build_job build-request.json\n" in text
