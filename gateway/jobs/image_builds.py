@@ -148,7 +148,8 @@ def _submit_build(gw: Gateway, image: ImageRecord, source: dict[str, Any],
 def wait_for_image(gw: Gateway, name: str, progress: Progress | None = None,
                    poll: float = 1.0) -> ImageRecord:
     """Follow the image's build until it ends (the spool and Slurm synced as `gw job
-    wait` does); ``progress`` gets the build log's last progress line."""
+    wait` does); ``progress`` gets the build log's last progress line, or the build
+    job's state while it waits in the queue."""
     from gateway.stores.images import get_image
     from spool.sync import sync_state
 
@@ -159,9 +160,10 @@ def wait_for_image(gw: Gateway, name: str, progress: Progress | None = None,
         if image.state != "BUILDING" or image.build_job_id is None:
             return image
         if progress is not None:
-            line = last_progress_line(gw, image)
-            if line:
-                progress(line, 0, 0)
+            build = gw.jobs.get(image.build_job_id)
+            queued = f"build job {build.slurm_job_id or ''} {build.state}".replace("  ", " ")
+            progress(last_progress_line(gw, image) or
+                     (f"{queued} ({build.reason})" if build.reason else queued), 0, 0)
         time.sleep(delay)
         delay = min(delay * 1.5, 5.0)
 
