@@ -127,12 +127,36 @@ def test_a_corrupt_archive_fails_its_build_and_the_job_waiting_on_it(slurm_home,
     assert again.returncode == 1 and "failed to build" in again.stderr
 
 
-def test_rm_during_a_build_cancels_it_and_leaves_no_file(slurm_home, tmp_path):
+@pytest.fixture()
+def busy_node(cluster_env):
+    """The cluster's node taken whole by another job, so a build job stays queued."""
+    blocker = subprocess.run(["sbatch", "--parsable", "--cpus-per-task=2", "--mem=64M",
+                              "--output=/dev/null", "--job-name=blocker", "--wrap",
+                              "sleep 600"], capture_output=True, text=True,
+                             check=True).stdout.strip().split(";")[0]
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            state = subprocess.run(["squeue", "-h", "-j", blocker, "-o", "%T"],
+                                   capture_output=True, text=True).stdout.strip()
+            if state == "RUNNING":
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail("the blocking job never started")
+        yield blocker
+    finally:
+        subprocess.run(["scancel", blocker], check=False)
+
+
+def test_rm_during_a_build_cancels_it_and_leaves_no_file(slurm_home, tmp_path, busy_node):
     archive = marked_archive(tmp_path, "removed")
-    # a build that cannot start at once: held in the queue until it is removed
     out = json.loads(gw_ok(slurm_home, "image", "import", str(archive), "--name", "gone:v1",
                            "--json"))
-    subprocess.run(["scontrol", "hold", out["build_slurm_job"]], check=False)
+    queued = subprocess.run(["squeue", "-h", "-j", out["build_slurm_job"], "-o", "%T"],
+                            capture_output=True, text=True, check=False).stdout.strip()
+    assert queued == "PENDING"
+    assert show(slurm_home, "gone:v1")["state"] == "BUILDING"
     removed = json.loads(gw_ok(slurm_home, "image", "rm", "gone:v1", "--json"))
     assert removed["sif_deleted"]
     state = subprocess.run(["squeue", "-h", "-j", out["build_slurm_job"], "-o", "%T"],
@@ -141,7 +165,7 @@ def test_rm_during_a_build_cancels_it_and_leaves_no_file(slurm_home, tmp_path):
     assert run_gw("image", "show", "gone:v1", env=slurm_home, check=False).returncode != 0
     assert [n for n in images_dir(slurm_home) if "sha256" in n] == []
     build = wait_job(slurm_home, out["build_job"])
-    assert build["state"] == "CANCELLED"
+    assert build["state"] == "CANCELLED", build
 
 
 def test_two_imports_at_once_make_one_build(slurm_home, tmp_path):

@@ -52,7 +52,8 @@ def sshd(flow_home, tmp_path_factory):
     client_key = keygen(base / "client_key")
     (base / "authorized_keys").write_text((base / "client_key.pub").read_text())
     port = free_port()
-    env_line = " ".join(f"{k}={v}" for k, v in flow_home.items())
+    # the login node converts imports in-process, as the other tests do (GW_IMAGE_BUILD)
+    env_line = " ".join(f"{k}={v}" for k, v in {**flow_home, "GW_IMAGE_BUILD": "here"}.items())
     (base / "sshd_config").write_text(f"""Port {port}
 ListenAddress 127.0.0.1
 HostKey {host_key}
