@@ -46,6 +46,8 @@ sweep_tasks=1000; if [ "${1:-}" = "--quick" ]; then sweep_tasks=100; fi
 if [ "${1:-}" = "--quick" ]; then image_args=(--files 10000 --gb 0.2); else image_args=(); fi
 "$PY" "$REPO/bench/bench_image_stream.py" "${image_args[@]}" --scratch /var/tmp \
     --json "$work/image_stream.json"
+"$PY" "$REPO/bench/bench_dashboard.py" --home "$work/web-home" --repeat "$repeat" \
+    --json "$work/dashboard.json"
 "$PY" -c "
-import json; print(json.dumps(sum((json.load(open(f'$work/{n}.json')) for n in ('cli', 'import', 'notebook', 'watcher', 'sweep', 'gang', 'image_stream')), []), indent=2))" > "$REPO/bench/results.json"
+import json; print(json.dumps(sum((json.load(open(f'$work/{n}.json')) for n in ('cli', 'import', 'notebook', 'watcher', 'sweep', 'gang', 'image_stream', 'dashboard')), []), indent=2))" > "$REPO/bench/results.json"
 echo "results: $REPO/bench/results.json"

@@ -15,6 +15,8 @@ PACKAGES=(
     bindfs  # tests/faults: a spool view inotify cannot see into, as on NFS
     procps  # pgrep in cluster.sh (pulled in by mariadb-server anyway)
     ruby chromium  # tests: Open OnDemand's ERB rendered by real Ruby; its view drawn
+    chromium-driver  # tests: the dashboard driven in headless Chromium (Selenium)
+    fonts-wqy-microhei  # the dashboard's Chinese state names (制作中) in its screenshots
     openssh-server openssh-client  # tests: `gw --host` against a real sshd on localhost
 )
 

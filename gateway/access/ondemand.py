@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 import uuid
 from pathlib import Path
 
@@ -25,19 +26,31 @@ APP_FILES = {
                  "template/after.sh.erb", "README.md"),
     "training": ("manifest.yml", "form.yml.erb", "submit.yml.erb", "view.html.erb",
                  "template/before.sh.erb", "template/script.sh.erb", "README.md"),
+    "dashboard": ("manifest.yml", "passenger_wsgi.py", "README.md"),
 }
-APP_DIRS = {"notebook": "gw_notebook", "training": "gw_training"}
-APP_TITLES = {"notebook": "Gateway JupyterLab", "training": "Gateway training job"}
+APP_DIRS = {"notebook": "gw_notebook", "training": "gw_training", "dashboard": "gw_dashboard"}
+APP_TITLES = {"notebook": "Gateway JupyterLab", "training": "Gateway training job",
+              "dashboard": "Gateway"}
 # OnDemand gives each rendered template/*.erb the mode of its .erb, and the job wrapper
 # runs script.sh itself ("./script.sh" &): it must be executable (ood_core issue 948).
 EXECUTABLE = frozenset({"template/script.sh.erb"})
 CLUSTER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
+def _gw_python(gw: str) -> tuple[str, str]:
+    """The Python of gw's virtualenv (beside it), which the dashboard app runs in, and
+    that environment's prefix."""
+    beside = Path(gw).parent / "python3"
+    if beside.exists():
+        return str(beside), str(beside.parent.parent)
+    return sys.executable, sys.prefix
+
+
 def install_apps(dest: Path, *, cluster: str, gw: str, hours: int = 2, max_hours: int = 72,
                  force: bool = False) -> list[Path]:
-    """Write the notebook and training apps under ``dest`` (``dest/gw_notebook``,
-    ``dest/gw_training``); returns their directories. Each is written whole into a staging
+    """Write the notebook, training and dashboard apps under ``dest``
+    (``dest/gw_notebook``, ``dest/gw_training``, ``dest/gw_dashboard``); returns their
+    directories. Each is written whole into a staging
     directory and renamed into place: an app is never half-written."""
     from gateway.common.templating import environment
 
@@ -50,6 +63,7 @@ def install_apps(dest: Path, *, cluster: str, gw: str, hours: int = 2, max_hours
     if not 1 <= hours <= max_hours:
         raise InvalidInput(f"--hours {hours} is not within 1..{max_hours}")
     env = environment()
+    python, python_prefix = _gw_python(gw)
     dest.mkdir(parents=True, exist_ok=True)
     made = []
     for app, files in APP_FILES.items():
@@ -63,7 +77,8 @@ def install_apps(dest: Path, *, cluster: str, gw: str, hours: int = 2, max_hours
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(env.get_template(f"ood/{app}/{name}.j2").render(
                     gw=gw, cluster=cluster, hours=hours, max_hours=max_hours,
-                    title=APP_TITLES[app],
+                    title=APP_TITLES[app], python=python,
+                    python_prefix=python_prefix,
                     app_dir=APP_DIRS[app]))
             for dirpath, _dirs, _files in os.walk(staging):
                 os.chmod(dirpath, 0o755)  # the portal reads the app as every user

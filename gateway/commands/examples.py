@@ -78,6 +78,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "spool sync": ("gw spool sync --json",),
     "spool watch": ("gw spool watch",),
     "ood install": ("gw ood install ~/ondemand/dev --cluster mycluster",),
+    "web": ("gw web --port 8642",),
     "completion": ('eval "$(gw completion bash)"',),
     "config": ("gw config --json",),
     "doctor": ("gw doctor",),

@@ -65,21 +65,14 @@ def notebook_start(image_name: str, algo: str, data: str | None, name: str | Non
     time limit, scancel) the draft becomes the next version of the algorithm if it
     changed; `gw notebook save` does it at any time.
     """
-    from gateway.common.specs import check_image_name, parse_resources, parse_version_ref
-    from gateway.jobs.notebooks import describe, start_notebook
+    from gateway.common.specs import check_image_name, parse_version_ref
+    from gateway.jobs.notebooks import describe, notebook_resources, start_notebook
 
     gw = open_gateway()
     if for_portal and wait:
         raise click.UsageError("--wait does not go with --for-portal: the portal submits")
-    shape = None
-    if flavor:
-        from gateway.home.flavors import get_flavor
-
-        shape = get_flavor(gw.config, flavor)
-    resources = parse_resources(cpus=cpus, gpus=gpus, mem=mem, shm=shm,
-                                time=time_limit or (None if shape and shape.time
-                                                    else str(gw.config["notebook_time"])),
-                                partition=partition, flavor=shape, defaults=gw.config)
+    resources = notebook_resources(gw, flavor=flavor, time=time_limit, cpus=cpus, gpus=gpus,
+                                   mem=mem, shm=shm, partition=partition)
     job = start_notebook(gw, image=check_image_name(image_name),
                          algo=parse_version_ref(algo, "algorithm"),
                          data=parse_version_ref(data, "dataset") if data else None,

@@ -33,6 +33,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "sbatch-template": ("sbatch_templates", "sbatch_template", "Your site's or your own "
                         "script around a job."),
     "template": ("recipes", "template", "Old name of `recipe` and `sbatch-template`."),
+    "web": ("web", "web_cmd", "Serve the dashboard on 127.0.0.1 (the web platform's "
+            "pages)."),
 }
 
 

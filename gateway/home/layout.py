@@ -53,6 +53,16 @@ class HomeLayout:
         """Staging area on the same filesystem, so finished work is renamed into place."""
         return self.root / "tmp"
 
+    @property
+    def web_secret(self) -> Path:
+        """The dashboard's signing key (0600): its cross-site request tokens."""
+        return self.root / "web-secret"
+
+    @property
+    def uploads(self) -> Path:
+        """Files uploaded through the dashboard while they are received (then removed)."""
+        return self.tmp / "uploads"
+
     def kind_root(self, kind: str) -> Path:
         """Root of the versioned store for ``kind`` ("algo", "data" or "model")."""
         return self.root / KIND_DIRS[kind]

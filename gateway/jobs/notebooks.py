@@ -145,6 +145,25 @@ def headless_request(gw: Gateway, *, notebook: str, params: dict[str, str], imag
                       extra={"notebook": clean, "params": params})
 
 
+def notebook_resources(gw: Gateway, *, flavor: str | None = None, time: str | None = None,
+                       cpus: int | None = None, gpus: str | None = None,
+                       mem: str | None = None, shm: str | None = None,
+                       partition: str | None = None) -> Resources:
+    """A notebook's resources: these, then the flavor's, then the site's defaults; its
+    time limit the flavor's, else ``notebook_time`` (the seed's 2 hours)."""
+    from gateway.common.specs import parse_resources
+
+    shape = None
+    if flavor:
+        from gateway.home.flavors import get_flavor
+
+        shape = get_flavor(gw.config, flavor)
+    return parse_resources(cpus=cpus, gpus=gpus, mem=mem, shm=shm,
+                           time=time or (None if shape and shape.time
+                                         else str(gw.config["notebook_time"])),
+                           partition=partition, flavor=shape, defaults=gw.config)
+
+
 def start_notebook(gw: Gateway, *, image: str, algo: VersionRef, data: VersionRef | None,
                    resources: Resources, name: str | None, proxy_prefix: str = "",
                    submit: bool = True) -> Job:

@@ -395,3 +395,57 @@ def test_site_images_are_published_by_administrators_only(site):
     finally:
         os.chmod(site.images, 0o755)
     assert "busybox:site" in site.run("gwbob", "gw", "image", "list").stdout
+
+
+def _dashboard(site: Site, user: str) -> tuple[subprocess.Popen[str], dict]:
+    server = subprocess.Popen(["runuser", "-u", user, "--", *site.env(user), str(site.gw),
+                               "web", "--json"], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True)
+    line = server.stdout.readline() if server.stdout else ""
+    assert line, f"{user}'s gw web printed no address"
+    return server, json.loads(line)
+
+
+def _ask(address: dict, path: str, token: str | None = None, method: str = "GET",
+         form: dict[str, str] | None = None, origin: str | None = None) -> int:
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    headers = {"Cookie": f"gw_token={token}"} if token else {}
+    if origin:
+        headers["Origin"] = origin
+    data = urllib.parse.urlencode(form).encode() if form is not None else None
+    request = urllib.request.Request(f"http://127.0.0.1:{address['port']}{path}", data=data,
+                                     method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def test_a_dashboard_shows_its_owner_alone(site, alice):
+    """Two people's `gw web` on one login node: each answers its own token only, shows
+    its owner's home only, and refuses forged cross-site requests."""
+    done = alice["done"]["id"]
+    bob_server, bob = _dashboard(site, "gwbob")
+    alice_server, mine = _dashboard(site, "gwalice")
+    try:
+        assert _ask(mine, f"/jobs/{done}", mine["token"]) == 200
+        assert _ask(mine, "/models/secretalgo", mine["token"]) == 200
+        for token in (None, mine["token"], bob["token"][:-1]):
+            assert _ask(bob, "/jobs", token) == 403, token
+        for path in (f"/jobs/{done}", f"/jobs/{done}/log", f"/jobs/{done}/outputs",
+                     "/models/secretalgo", "/models/secretalgo/v1/download",
+                     "/algorithms/secretalgo", "/datasets/imagenet"):
+            assert _ask(bob, path, bob["token"]) == 404, path
+        running = alice["running"]["id"]
+        assert _ask(mine, f"/jobs/{running}/cancel", mine["token"], "POST", {}) == 403
+        assert _ask(mine, f"/jobs/{running}/cancel", mine["token"], "POST",
+                    {"csrf": "0" * 64}, origin="http://127.0.0.1:1") == 403
+        assert site.gw_json("gwalice", "job", "show", str(running))["state"] == "RUNNING"
+    finally:
+        for server in (bob_server, alice_server):
+            server.terminate()
+            server.wait(timeout=30)

@@ -42,7 +42,7 @@ def portal(jupyter_home, tmp_path_factory):
     gw_ok(flow_home, "data", "push", str(base / "data"), "--name", "ds", "-q")
     apps = base / "apps"
     out = gw_ok(flow_home, "ood", "install", str(apps), "--cluster", "gw")
-    assert "gw_notebook" in out and "gw_training" in out
+    assert "gw_notebook" in out and "gw_training" in out and "gw_dashboard" in out
     return {"env": flow_home, "apps": apps, "base": base}
 
 
@@ -60,6 +60,50 @@ def test_install_writes_complete_apps_and_refuses_to_overwrite(portal):
     proc = run_gw("ood", "install", str(portal["base"] / "x"), "--cluster", "bad name",
                   env=portal["env"], check=False)
     assert proc.returncode == 2 and not (portal["base"] / "x" / "gw_notebook").exists()
+
+
+# What Passenger's Python loader (wsgi-loader.py) does with an app: import passenger_wsgi.py
+# from the app's directory in the system's python3 and serve its ``application``; here
+# through wsgiref.
+PASSENGER_LOADER = """
+import importlib.util, os, sys, wsgiref.simple_server
+os.chdir(sys.argv[1])
+spec = importlib.util.spec_from_file_location("passenger_wsgi", "passenger_wsgi.py")
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+application = module.application
+server = wsgiref.simple_server.make_server("127.0.0.1", 0, application)
+print(server.server_port, sys.prefix, flush=True)
+server.serve_forever()
+"""
+
+
+def test_the_dashboard_app_runs_as_passenger_runs_it_under_its_base_uri(portal, tmp_path):
+    app = portal["apps"] / "gw_dashboard"
+    for name in ("manifest.yml", "passenger_wsgi.py", "README.md"):
+        assert (app / name).is_file() and (app / name).stat().st_mode & 0o777 == 0o644, name
+    loader = tmp_path / "wsgi-loader.py"
+    loader.write_text(PASSENGER_LOADER)
+    base = "/pun/sys/gw_dashboard"
+    env = {**os.environ, **portal["env"], "PASSENGER_BASE_URI": base}
+    server = subprocess.Popen(["/usr/bin/python3", str(loader), str(app)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = server.stdout.readline() if server.stdout else ""
+        assert line, server.stderr.read() if server.stderr else "no output"
+        port, prefix = line.split()
+        assert Path(prefix) != Path("/usr"), "the app did not move into gw's virtualenv"
+        for page in ("/jobs", "/images", "/algorithms", "/notebooks", "/models",
+                     "/templates", "/jobs/new"):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{base}{page}",
+                                        timeout=30) as answer:
+                html = answer.read().decode()
+            links = re.findall(r'(?:href|src|action)="(/[^"]*)"', html)
+            assert links and all(link.startswith(base + "/") for link in links), (page, links)
+        assert 'value="nbalgo"' in html   # the job form offers the person's algorithm
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def test_the_form_offers_the_persons_own_images_algorithms_and_datasets(portal):

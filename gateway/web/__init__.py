@@ -1,0 +1,1 @@
+"""The dashboard: the web platform's pages as a WSGI app (Open OnDemand, `gw web`)."""
