@@ -54,8 +54,13 @@ def build(request: dict[str, Any], progress: _LogMeter) -> dict[str, Any]:
                                limits=limits, expected_digest=request["digest"],
                                tls_verify=bool(request["tls_verify"]), progress=progress)
     else:
-        sif = convert_archive(Path(request["archive"]), dest, work,
-                              builder=request["builder"], limits=limits, progress=progress)
+        archive = Path(request["archive"])
+        try:
+            sif = convert_archive(archive, dest, work, builder=request["builder"],
+                                  limits=limits, progress=progress)
+        finally:   # an upload kept for this build alone (gw's dashboard)
+            if request.get("remove_archive"):
+                archive.unlink(missing_ok=True)
     return {"sif": str(sif.path), "partition_offset": sif.partition_offset,
             "size_bytes": sif.size_bytes}
 

@@ -149,12 +149,10 @@ def notebook_show(job_id: int, as_json: bool) -> None:
 def notebook_list(as_json: bool) -> None:
     """List notebooks, newest first."""
     from gateway.common.display import human_time, print_json, print_table
-    from gateway.jobs.kinds import get_kind
-    from gateway.jobs.notebooks import describe
+    from gateway.jobs.notebooks import describe, notebook_jobs
 
     gw = synced_gateway()
-    rows = [describe(gw, gw.jobs.get(r["id"])) for r in gw.jobs.summaries()
-            if get_kind(r["kind"]).serves]
+    rows = [describe(gw, job) for job in notebook_jobs(gw)]
     if as_json:
         print_json(rows)
     else:

@@ -30,11 +30,15 @@ def web_cmd(port: int, as_json: bool) -> None:
 
     token = new_access_token()
     app = create_app(access_token=token)
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
-        server = make_server("127.0.0.1", port, app, threaded=True)
+        listener.bind(("127.0.0.1", port))
+        listener.listen(64)
     except OSError as exc:
+        listener.close()
         raise InvalidInput(f"cannot listen on 127.0.0.1:{port} ({exc.strerror or exc})") from exc
-    port = server.server_port
+    port = listener.getsockname()[1]
+    server = make_server("127.0.0.1", port, app, threaded=True, fd=listener.fileno())
     url = f"http://127.0.0.1:{port}/?token={token}"
     if as_json:
         click.echo(json.dumps({"url": url, "port": port, "token": token}), nl=True)

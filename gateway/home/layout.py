@@ -59,6 +59,11 @@ class HomeLayout:
         return self.root / "web-secret"
 
     @property
+    def archives(self) -> Path:
+        """Image archives uploaded through the dashboard, kept until their build ends."""
+        return self.root / "archives"
+
+    @property
     def uploads(self) -> Path:
         """Files uploaded through the dashboard while they are received (then removed)."""
         return self.tmp / "uploads"

@@ -62,26 +62,39 @@ class BuildOptions:
 
 
 def import_image(gw: Gateway, tarball: Path, name: str, options: BuildOptions,
-                 progress: Progress | None = None) -> tuple[ImageRecord, bool]:
+                 progress: Progress | None = None, *, consume: bool = False
+                 ) -> tuple[ImageRecord, bool]:
     """Import a `docker save` (or OCI) archive as ``name``; returns (image, whether this
-    call started or ran its build). In Slurm, the image comes back BUILDING."""
+    call started or ran its build). In Slurm, the image comes back BUILDING.
+
+    ``consume`` (an archive uploaded into ``layout.archives``): the archive is removed
+    once nothing needs it: after this call, or, when a build job reads it, by that job
+    when it ends (or by `gw image rm` when it never ran)."""
     from containers.archive import read_archive
     from gateway.common.specs import check_image_name
     from gateway.stores.images import archive_build, build_here, claim_image
 
-    name = check_image_name(name)
-    if not tarball.is_file():
-        raise InvalidInput(f"{tarball}: no such file")
-    archive = read_archive(tarball)   # its manifest and config: the digest, quickly
-    source = str(tarball.absolute())
-    if not options.in_slurm(gw):
-        return build_here(gw, name, archive.config_digest, archive.config, source,
-                          archive_build(gw, tarball.absolute(), progress))
-    resources = options.resources(gw)
-    image, must_build = claim_image(gw, name, archive.config_digest, archive.config, source)
-    if must_build:
-        image = _submit_build(gw, image, {"source": "archive", "archive": source}, resources)
-    return image, must_build
+    handed_over = False
+    try:
+        name = check_image_name(name)
+        if not tarball.is_file():
+            raise InvalidInput(f"{tarball}: no such file")
+        archive = read_archive(tarball)   # its manifest and config: the digest, quickly
+        source = str(tarball.absolute())
+        if not options.in_slurm(gw):
+            return build_here(gw, name, archive.config_digest, archive.config, source,
+                              archive_build(gw, tarball.absolute(), progress))
+        resources = options.resources(gw)
+        image, must_build = claim_image(gw, name, archive.config_digest, archive.config,
+                                        source)
+        if must_build:
+            image = _submit_build(gw, image, {"source": "archive", "archive": source,
+                                              "remove_archive": consume}, resources)
+            handed_over = consume
+        return image, must_build
+    finally:
+        if consume and not handed_over:
+            tarball.unlink(missing_ok=True)
 
 
 def pull_image(gw: Gateway, reference: str, name: str, options: BuildOptions, *,
@@ -209,6 +222,8 @@ def remove_image(gw: Gateway, name: str) -> tuple[ImageRecord, bool]:
         if build.active and build.slurm_job_id:
             gw.slurm.cancel(build.slurm_job_id)
             _wait_until_gone(gw, build.slurm_job_id)
+        if build.spec.extra.get("build", {}).get("remove_archive"):   # it never ran to the end
+            Path(build.spec.extra["build"]["archive"]).unlink(missing_ok=True)
     return remove_name(gw, name)
 
 

@@ -193,6 +193,15 @@ def start_notebook(gw: Gateway, *, image: str, algo: VersionRef, data: VersionRe
     return job
 
 
+def notebook_jobs(gw: Gateway) -> list[Job]:
+    """Every notebook job (of a kind that serves), newest first: SQLite picks them out,
+    no job of another kind is loaded."""
+    from gateway.jobs.kinds import KINDS
+
+    serving = [name for name, kind in KINDS.items() if kind.serves]
+    return [gw.jobs.get(row["id"]) for row in gw.jobs.summaries(kinds=serving)]
+
+
 def get_notebook(gw: Gateway, job_id: int) -> Job:
     """The notebook job ``job_id`` (another kind of job is refused)."""
     from gateway.jobs.kinds import kind_of

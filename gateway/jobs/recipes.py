@@ -30,6 +30,18 @@ def placeholders(command: list[str] | tuple[str, ...]) -> list[str]:
     return list(seen)
 
 
+def split_command_line(line: str) -> tuple[str, ...]:
+    """A command typed as one line (a web form) as its words, shell-style, with each
+    ``{{ name }}`` kept within its word as the CLI's argv keeps it."""
+    import shlex
+
+    try:
+        return tuple(shlex.split(PLACEHOLDER_RE.sub(lambda m: "{{" + m.group(1) + "}}",
+                                                    line)))
+    except ValueError as exc:
+        raise InvalidInput(f"the command cannot be read as shell words ({exc})") from exc
+
+
 def fill(command: list[str] | tuple[str, ...], values: dict[str, str]) -> tuple[str, ...]:
     """The command with every ``{{ name }}`` replaced by its value, literally (no quoting
     is needed: each argument stays one argument, and the script quotes it)."""

@@ -137,24 +137,31 @@ class JobRepository:
             raise NotFound(f"no job {job_id} (see `gw job list`)")
         return job
 
-    def summaries(self, states: Iterable[str] = (), limit: int | None = None
-                  ) -> list[dict[str, Any]]:
-        """Light rows for listings, newest first."""
+    def summaries(self, states: Iterable[str] = (), limit: int | None = None,
+                  kinds: Iterable[str] = ()) -> list[dict[str, Any]]:
+        """Light rows for listings, newest first (only ``kinds``, when given)."""
         return [dict(zip(_SUMMARY_COLUMNS, row, strict=False))
-                for row in self.summary_rows(states, limit, _SUMMARY_COLUMNS)]
+                for row in self.summary_rows(states, limit, _SUMMARY_COLUMNS, kinds)]
 
     def summary_rows(self, states: Iterable[str] = (), limit: int | None = None,
-                     columns: tuple[str, ...] = _SUMMARY_COLUMNS) -> list[tuple[Any, ...]]:
+                     columns: tuple[str, ...] = _SUMMARY_COLUMNS, kinds: Iterable[str] = ()
+                     ) -> list[tuple[Any, ...]]:
         """``columns`` of each job (among the summary's), newest first, as plain tuples:
         a table of 10,000 jobs builds no row objects."""
         if not set(columns) <= set(_SUMMARY_COLUMNS):
             raise ValueError(f"not summary columns: {sorted(set(columns) - set(_SUMMARY_COLUMNS))}")
-        states = tuple(states)
+        states, kinds = tuple(states), tuple(kinds)
         query = f"SELECT {', '.join(columns)} FROM jobs"
         args: list[Any] = []
+        where = []
         if states:
-            query += f" WHERE state IN ({_placeholders(states)})"
+            where.append(f"state IN ({_placeholders(states)})")
             args.extend(states)
+        if kinds:
+            where.append(f"kind IN ({_placeholders(kinds)})")
+            args.extend(kinds)
+        if where:
+            query += " WHERE " + " AND ".join(where)
         query += " ORDER BY id DESC"
         if limit is not None:
             query += " LIMIT ?"

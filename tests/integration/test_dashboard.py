@@ -159,8 +159,12 @@ def _home_counts(env: dict[str, str]) -> tuple[int, ...]:
 def _submit_training(driver, web, form_values: dict[str, str]) -> int:
     _fill(driver, "#job-form", form_values)
     _by(driver, "#submit-job").click()
-    _until("the job page", lambda: "/jobs/" in driver.current_url
-           and driver.current_url.rstrip("/").split("/")[-1].isdigit(), 30, 0.2)
+    try:
+        _until("the job page", lambda: "/jobs/" in driver.current_url
+               and driver.current_url.rstrip("/").split("/")[-1].isdigit(), 30, 0.2)
+    except AssertionError:
+        errors = [e.text for e in _all(driver, ".field-error, .error")]
+        raise AssertionError(f"the job form was not taken: {errors}") from None
     return int(driver.current_url.rstrip("/").split("/")[-1])
 
 
@@ -190,6 +194,15 @@ def test_the_seeds_flow_in_a_browser(web, browser, busybox_archive):
     _until("the image to be made", lambda: (_page(driver, web, "/images"),
                                             "READY" in _by(driver, row).text)[1], 180, 2)
     _shot(driver, "images")
+    # the same content uploaded from the browser: stored once, its upload gone once read
+    _by(driver, "#upload-form [name=name]").send_keys("uploaded:v1")
+    _by(driver, "#upload-form [name=archive]").send_keys(str(busybox_archive))
+    _by(driver, "#upload-form button").click()
+    uploaded = '#images tr[data-image="uploaded:v1"]'
+    _until("the uploaded image", lambda: _all(driver, uploaded), 60, 0.5)
+    assert "READY" in _by(driver, uploaded).text      # the same digest: already made
+    archives = Path(web["env"]["GW_HOME"]) / "archives"
+    assert not archives.exists() or list(archives.iterdir()) == []
 
     # 算法管理 / 数据集管理: zips uploaded through the form (with its progress bar)
     algo_zip = _zip(base / "proj.zip", {"proj/train.sh": TRAIN})
@@ -208,6 +221,7 @@ def test_the_seeds_flow_in_a_browser(web, browser, busybox_archive):
     _by(driver, "#new-form button").click()
     _until("the dataset's versions", lambda: _all(driver, '#versions tr[data-version]'),
            60, 0.5)
+    _shot(driver, "dataset-versions")
     _page(driver, web, "/algorithms")
     assert "shell" in _by(driver, '#collections tr[data-name="proj"]').text
     _shot(driver, "algorithms")
@@ -248,6 +262,7 @@ def test_the_seeds_flow_in_a_browser(web, browser, busybox_archive):
 
     # a second job from the template, one field changed
     _page(driver, web, "/templates")
+    _shot(driver, "templates")
     _by(driver, '#templates tr[data-template="lr-run"] a').click()
     assert _by(driver, "#f-command").get_attribute("value") == "sh /code/proj/train.sh 0.1"
     second_job = _submit_training(driver, web, {"command": "sh /code/proj/train.sh 0.2"})
@@ -265,8 +280,18 @@ def test_the_seeds_flow_in_a_browser(web, browser, busybox_archive):
     with tarfile.open(fileobj=io.BytesIO(packed)) as tar:
         weights = tar.extractfile("proj-v2/weights.txt")
         assert weights is not None and weights.read() == b"lr=0.2\n"
+
+    # a sweep from the form: one array job, a task (and a model version) per value
+    _page(driver, web, "/jobs/new")
+    sweep = _submit_training(driver, web, {**training, "command": "sh /code/proj/train.sh "
+                                           "{{ lr }}", "sweep": "lr=0.3,0.4"})
+    _wait_completed(driver, web, sweep)
+    tasks = _by(driver, "#tasks").text
+    assert "lr=0.3" in tasks and "lr=0.4" in tasks and tasks.count("COMPLETED") == 2, tasks
     _page(driver, web, "/jobs")
     _shot(driver, "jobs")
+    _page(driver, web, "/models/proj")
+    _shot(driver, "model-versions")
 
 
 def test_a_notebook_and_a_background_task_from_the_dashboard(web, browser):

@@ -408,6 +408,13 @@ def _dashboard(site: Site, user: str) -> tuple[subprocess.Popen[str], dict]:
 
 def _ask(address: dict, path: str, token: str | None = None, method: str = "GET",
          form: dict[str, str] | None = None, origin: str | None = None) -> int:
+    return _answer(address, path, token, method, form, origin)[0]
+
+
+def _answer(address: dict, path: str, token: str | None = None, method: str = "GET",
+            form: dict[str, str] | None = None, origin: str | None = None
+            ) -> tuple[int, bytes]:
+    """The status and body the dashboard at `address` answers."""
     import urllib.error
     import urllib.parse
     import urllib.request
@@ -420,9 +427,9 @@ def _ask(address: dict, path: str, token: str | None = None, method: str = "GET"
                                      method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
-            return int(response.status)
+            return int(response.status), response.read()
     except urllib.error.HTTPError as exc:
-        return int(exc.code)
+        return int(exc.code), exc.read()
 
 
 def test_a_dashboard_shows_its_owner_alone(site, alice):
@@ -436,9 +443,25 @@ def test_a_dashboard_shows_its_owner_alone(site, alice):
         assert _ask(mine, "/models/secretalgo", mine["token"]) == 200
         for token in (None, mine["token"], bob["token"][:-1]):
             assert _ask(bob, "/jobs", token) == 403, token
-        for path in (f"/jobs/{done}", f"/jobs/{done}/log", f"/jobs/{done}/outputs",
-                     "/models/secretalgo", "/models/secretalgo/v1/download",
-                     "/algorithms/secretalgo", "/datasets/imagenet"):
+        # Job numbers are each home's own: alice's job number names, in bob's dashboard,
+        # bob's job of that number or nothing; never alice's job.
+        bobs_jobs = {job["id"] for job in site.gw_json("gwbob", "job", "list")}
+        for path in (f"/jobs/{done}", f"/jobs/{done}/log"):
+            status, body = _answer(bob, path, bob["token"])
+            assert status == (200 if done in bobs_jobs else 404), path
+            if status == 200:   # bob's own job: its Slurm job, never alice's
+                his = site.gw_json("gwbob", "job", "show", str(done))["slurm_job_id"]
+                assert his != alice["done"]["slurm_job_id"]
+                assert path.endswith("/log") or f"<dd>{his}</dd>".encode() in body, path
+                assert f"<dd>{alice['done']['slurm_job_id']}</dd>".encode() not in body
+        if done not in bobs_jobs:
+            assert _ask(bob, f"/jobs/{done}/outputs", bob["token"]) == 404
+        # bob's models are his own (one named after alice's shared algorithm included)
+        bobs_models = {m["name"] for m in site.gw_json("gwbob", "model", "list")}
+        for path in ("/models/secretalgo", "/models/secretalgo/v1/download"):
+            assert _ask(bob, path, bob["token"]) == (
+                200 if "secretalgo" in bobs_models else 404), path
+        for path in ("/algorithms/secretalgo", "/datasets/imagenet"):
             assert _ask(bob, path, bob["token"]) == 404, path
         running = alice["running"]["id"]
         assert _ask(mine, f"/jobs/{running}/cancel", mine["token"], "POST", {}) == 403

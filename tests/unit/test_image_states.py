@@ -77,3 +77,25 @@ def test_an_abandoned_build_leaves_no_record_name_or_file(gw, archive):
     assert list_images(gw, site=False) == []
     assert gw.conn.execute("SELECT COUNT(*) FROM images").fetchone()[0] == 0
     assert not partial.exists()
+
+
+def test_a_build_of_an_uploaded_archive_removes_it_even_when_it_fails(tmp_path):
+    """An archive the dashboard kept for its build job alone goes when the build ends."""
+    import json
+
+    from containers.build_job import ERROR_FILE, main
+
+    archive = tmp_path / "archives" / "upload.tar"
+    archive.parent.mkdir()
+    archive.write_bytes(b"not an image archive" * 50)
+    request = {"source": "archive", "archive": str(archive), "remove_archive": True,
+               "digest": "sha256:" + "0" * 64, "dest": str(tmp_path / "images" / "x.sif"),
+               "scratch": str(tmp_path), "builder": "auto", "max_image_bytes": 1 << 30,
+               "max_zip_ratio": 200.0}
+    job_dir = tmp_path / "job"
+    job_dir.mkdir()
+    (job_dir / "build-request.json").write_text(json.dumps(request))
+    assert main([str(job_dir / "build-request.json")]) == 1
+    assert (job_dir / ERROR_FILE).read_text().strip()
+    assert not archive.exists()
+    assert not (tmp_path / "images" / "x.sif").exists()

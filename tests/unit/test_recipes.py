@@ -46,3 +46,13 @@ def test_sweep_is_every_combination_first_key_slowest():
 def test_bad_sweeps(bad):
     with pytest.raises(InvalidInput):
         parse_sweeps(bad)
+
+
+def test_a_command_line_keeps_each_placeholder_in_its_word():
+    from gateway.jobs.recipes import placeholders, split_command_line
+
+    words = split_command_line("sh /code/train.sh --lr {{ lr }} 'a b' x{{ seed}}y")
+    assert words == ("sh", "/code/train.sh", "--lr", "{{lr}}", "a b", "x{{seed}}y")
+    assert placeholders(words) == ["lr", "seed"]
+    with pytest.raises(InvalidInput, match="cannot be read as shell words"):
+        split_command_line("echo 'unclosed")

@@ -133,6 +133,22 @@ def test_an_upload_past_the_limit_is_refused_before_it_is_stored(gw_env: Path, t
     assert not uploads.exists() or list(uploads.iterdir()) == []
 
 
+def test_an_uploaded_image_archive_that_is_no_image_leaves_nothing(client):
+    token = _csrf(client)
+    home = gw_home(client)
+    refused = client.post("/images/upload", data={
+        "csrf": token, "name": "bad:v1", "archive": (io.BytesIO(b"not a tar" * 100), "x.tar")},
+        content_type="multipart/form-data")
+    assert refused.status_code == 400 and _errors(refused), refused.get_data(as_text=True)
+    wrong = client.post("/images/upload", data={
+        "csrf": token, "name": "bad:v1", "archive": (io.BytesIO(b"x"), "x.zip")},
+        content_type="multipart/form-data")
+    assert wrong.status_code == 400 and "not a .tar" in _errors(wrong)[0]
+    assert _rows(home, "images") == 0
+    for folder in ("archives", "tmp/uploads"):
+        assert not (home / folder).exists() or list((home / folder).iterdir()) == [], folder
+
+
 def test_a_job_form_error_names_its_field_and_records_nothing(client):
     token = _csrf(client)
     answer = client.post("/jobs/new", data={"csrf": token, "algo": "proj",
@@ -202,3 +218,31 @@ def test_errors_land_next_to_the_field_they_name():
                     ("algo", "image")) == "image"
     assert field_of("invalid --time '1x'", ("name", "time")) == "time"
     assert field_of("Slurm did not answer", ("name", "time")) is None
+
+
+def test_gw_web_prints_its_address_and_refuses_a_taken_port(gw_env: Path):
+    import json
+    import socket
+    import subprocess
+    import urllib.error
+    import urllib.request
+
+    from tests.conftest import gw_executable, run_gw
+
+    server = subprocess.Popen([gw_executable(), "web", "--json"], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True)
+    try:
+        address = json.loads(server.stdout.readline())
+        assert address["url"] == (f"http://127.0.0.1:{address['port']}/?token="
+                                  f"{address['token']}")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"http://127.0.0.1:{address['port']}/jobs", timeout=10)
+        assert refused.value.code == 403
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        proc = run_gw("web", "--port", str(taken.getsockname()[1]), check=False)
+    assert proc.returncode == 2 and "cannot listen" in proc.stderr, proc.stderr

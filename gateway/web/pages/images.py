@@ -10,7 +10,7 @@ from flask import Blueprint, Response, g, redirect, render_template, request, ur
 from gateway.common.errors import GatewayError
 
 pages = Blueprint("images", __name__)
-FIELDS = ("name", "path", "reference")
+FIELDS = ("name", "path", "reference", "archive")
 
 
 def _listing(**context: object) -> str:
@@ -39,6 +39,35 @@ def image_import() -> Response | tuple[str, int]:
             raise _missing("path", "the archive's path on the cluster (a `docker save` .tar)")
         import_image(g.gw, Path(path).expanduser(), request.form.get("name", "").strip(),
                      BuildOptions())
+    except GatewayError as exc:
+        return _failed(exc)
+    return redirect(url_for("images.image_list"))  # type: ignore[return-value]
+
+
+@pages.post("/images/upload")
+def image_upload() -> Response | tuple[str, int]:
+    """An archive uploaded from the browser: kept in the home's ``archives`` (a link to
+    the streamed upload, on the same file system) until its build has read it."""
+    import os
+    import uuid
+
+    from gateway.jobs.image_builds import BuildOptions, import_image
+
+    upload = request.files.get("archive")
+    try:
+        if upload is None or not upload.filename:
+            raise _missing("archive", "the `docker save` .tar to upload")
+        if not upload.filename.lower().endswith(".tar"):
+            from gateway.common.errors import InvalidInput
+
+            raise InvalidInput(f"archive {upload.filename!r}: not a .tar (`docker save` "
+                               "writes one)")
+        upload.stream.flush()
+        kept = g.gw.layout.archives / f"{uuid.uuid4().hex}.tar"
+        kept.parent.mkdir(mode=0o700, exist_ok=True)
+        os.link(upload.stream.name, kept)
+        import_image(g.gw, kept, request.form.get("name", "").strip(), BuildOptions(),
+                     consume=True)
     except GatewayError as exc:
         return _failed(exc)
     return redirect(url_for("images.image_list"))  # type: ignore[return-value]

@@ -120,6 +120,7 @@ def _job_id(text: str) -> int:
 def _recipe_from_form() -> tuple[dict[str, Any], tuple[str, ...]]:
     """The recipe and command the form describes, checked as the CLI checks its options."""
     from gateway.commands.submit_options import recipe_from_options
+    from gateway.jobs.recipes import split_command_line
 
     options: dict[str, Any] = {}
     for key in OPTION_FIELDS:
@@ -136,11 +137,7 @@ def _recipe_from_form() -> tuple[dict[str, Any], tuple[str, ...]]:
               if line.strip()]
     if params:
         options["param"] = tuple(params)
-    try:
-        command = tuple(shlex.split(request.form.get("command", "")))
-    except ValueError as exc:
-        raise InvalidInput(f"the command cannot be read as shell words ({exc})") from exc
-    return recipe_from_options(options), command
+    return recipe_from_options(options), split_command_line(request.form.get("command", ""))
 
 
 @pages.post("/jobs/new")

@@ -34,8 +34,7 @@ def open_url(info: dict[str, object], prefix: str) -> str | None:
 
 
 def _listing(**context: object) -> str:
-    from gateway.jobs.kinds import get_kind
-    from gateway.jobs.notebooks import describe
+    from gateway.jobs.notebooks import describe, notebook_jobs
     from gateway.web.pages.jobs import _form_choices
     from spool.sync import sync_state
 
@@ -43,10 +42,9 @@ def _listing(**context: object) -> str:
     sync_state(gw, quiet=True)
     prefix = _proxy_prefix()
     rows = []
-    for summary in gw.jobs.summaries():
-        if get_kind(summary["kind"]).serves:
-            info = describe(gw, gw.jobs.get(summary["id"]))
-            rows.append({**info, "open": open_url(info, prefix)})
+    for job in notebook_jobs(gw):
+        info = describe(gw, job)
+        rows.append({**info, "open": open_url(info, prefix)})
     return render_template("notebooks.html.j2", rows=rows, form=request.form,
                            hours=str(gw.config["notebook_time"]), **_form_choices(),
                            **context)
