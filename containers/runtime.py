@@ -99,6 +99,30 @@ class ContainerScript:
     setup: str
     run: str
     teardown: str
+    signal: str = ""    # defines gw_signal_command SIGNAL PID (see SIGNAL_COMMAND)
+
+
+# How a job script signals the command in its container, given the PID of the background
+# shell that runs the container (a resumable job's "time to save", docs/resume.md).
+# Apptainer forwards signals to the container's process; bubblewrap does not (its outer
+# process dies of the signal and --die-with-parent kills the rest): below a bwrap, the
+# signal goes to the first process that is not bwrap, the container's own command. Never
+# to every process: a data loader's workers would die of a SIGUSR1 they do not catch.
+SIGNAL_COMMAND = r"""gw_first_child() {
+    { cat /proc/"$1"/task/*/children 2>/dev/null || pgrep -P "$1"; } | tr ' ' '\n' |
+        awk 'NF { print; exit }'
+}
+gw_signal_command() {
+    local signal=$1 pid=$2 comm
+    # $2 is the shell running the container line: the container is its child.
+    read -r comm < /proc/"$pid"/comm 2>/dev/null || return 0
+    if [ "$comm" = bash ]; then pid=$(gw_first_child "$pid"); fi
+    while [ -n "$pid" ] && read -r comm < /proc/"$pid"/comm 2>/dev/null \
+            && [ "$comm" = bwrap ]; do
+        pid=$(gw_first_child "$pid")
+    done
+    if [ -n "$pid" ]; then kill -s "$signal" "$pid" 2>/dev/null; fi
+}"""
 
 
 def _offset_setup(spec: ContainerSpec) -> list[str]:
@@ -310,7 +334,7 @@ def _bwrap(spec: ContainerSpec) -> ContainerScript:
         f"    rmdir {SCRATCH} 2>/dev/null || true",
         "esac",
     ]
-    return ContainerScript("\n".join(setup), run, "\n".join(teardown))
+    return ContainerScript("\n".join(setup), run, "\n".join(teardown), SIGNAL_COMMAND)
 
 
 def _passed_env_shell(prefixes: tuple[str, ...], words: str) -> list[str]:
@@ -398,4 +422,5 @@ def _apptainer(spec: ContainerSpec) -> ContainerScript:
     if spec.gpus:
         words.append("--nv")
     words += [spec.sif, *spec.command]
-    return ContainerScript("\n".join(setup), f"{prefix} {_line(words)}", ": # nothing to undo")
+    return ContainerScript("\n".join(setup), f"{prefix} {_line(words)}", ": # nothing to undo",
+                           SIGNAL_COMMAND)

@@ -309,6 +309,9 @@ SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=$def_mem
 SchedulerType=sched/backfill
 SchedulerParameters=batch_sched_delay=0,sched_min_interval=0,bf_interval=1
+# Jobs of a higher PriorityTier partition requeue those of a lower one in their way.
+PreemptType=preempt/partition_prio
+PreemptMode=REQUEUE
 
 # Accounting through slurmdbd, so sacct works as on every real cluster.
 AccountingStorageType=accounting_storage/slurmdbd
@@ -340,9 +343,13 @@ ReturnToService=2
 UnkillableStepTimeout=30
 
 $(node_lines "$cpus" "$real_mem")
-PartitionName=debug Nodes=$nodes Default=YES MaxTime=INFINITE State=UP
+PartitionName=debug Nodes=$nodes Default=YES MaxTime=INFINITE State=UP PreemptMode=OFF
 # A partition with a time limit, as most clusters have (tests refuse --time beyond it).
-PartitionName=short Nodes=$nodes MaxTime=00:30:00 State=UP
+PartitionName=short Nodes=$nodes MaxTime=00:30:00 State=UP PreemptMode=OFF
+# A preemptible partition and one that takes its nodes back, as sites run spare GPUs: a
+# job on "urgent" requeues the jobs of "scavenger" in its way (docs/resume.md).
+PartitionName=scavenger Nodes=$nodes MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=REQUEUE
+PartitionName=urgent Nodes=$nodes MaxTime=INFINITE State=UP PriorityTier=10 PreemptMode=OFF
 EOF
     # What a site's TaskProlog does for its interconnect: in each namespace the nodes'
     # network is eth0 (this machine's host name resolves to no address there), so the

@@ -24,6 +24,7 @@ from gateway.common.atomic import write_atomic
 from gateway.common.backoff import SLURM_FIRST_SECONDS, SLURM_MAX_SECONDS, delay_after
 from gateway.common.errors import SlurmUnavailable
 from gateway.context import Gateway
+from gateway.jobs.attempts import release_requeue_delay
 from gateway.jobs.end import decide_end
 from gateway.jobs.identity import parse_identity_comment
 from gateway.jobs.model import ACTIVE, Job, state_from_slurm
@@ -108,6 +109,7 @@ def _follow_units(gw: Gateway, jobs: list[Job], queue: dict[str, SlurmJobState])
                 continue
             said = live.get(unit.slurm_id)
             if said is not None and state_from_slurm(said.slurm_state) in ACTIVE:
+                release_requeue_delay(gw, job, unit, said)
                 shape.follow(gw, job, unit, said)
             else:
                 gone.append((job, unit))

@@ -106,8 +106,11 @@ def finish_submission(gw: Gateway, submitted: Job, wait: bool, as_json: bool) ->
         _print_job({**submitted.as_dict(), **shape_of(submitted).summary(gw, submitted)},
                    as_json, short=True)
         return
+    from gateway.jobs.attempts import job_attempts
+
     final = _wait_for(gw, submitted.id)
-    _print_job({**final.as_dict(), **shape_of(final).summary(gw, final)}, as_json)
+    _print_job({**final.as_dict(), **shape_of(final).summary(gw, final),
+                "attempts": job_attempts(gw, final)}, as_json)
     if final.state != "COMPLETED":
         sys.exit(1)
 
@@ -165,6 +168,16 @@ def _print_job(job_info: dict[str, Any], as_json: bool, short: bool = False) -> 
         ("job dir", job_info["job_dir"]), ("script", job_info["script"]),
         ("log", job_info["log"]),
     ])
+    if job_info.get("attempts"):
+        from gateway.common.display import print_table
+
+        click.echo(f"\nattempts (--restarts {job_info['resources'].get('restarts')}):")
+        print_table([(*([a["task"]] if a["task"] is not None else []), a["attempt"],
+                      a["node"] or None, human_time(a["started"]), human_time(a["ended"]),
+                      a["end"] if a["end"] is not None else "running")
+                     for a in job_info["attempts"]],
+                    [*(["TASK"] if job_info["attempts"][0]["task"] is not None else []),
+                     "ATTEMPT", "NODE", "STARTED", "ENDED", "END"])
     if job_info.get("tasks"):
         from gateway.common.display import print_table
 
@@ -216,12 +229,14 @@ def job_list(states: tuple[str, ...], limit: int | None, as_json: bool) -> None:
 def job_show(job_id: int, as_json: bool) -> None:
     """Show a job: state, Slurm id, node, times, exit code, resources, versions, files."""
     from gateway.jobs.actions import get_job
+    from gateway.jobs.attempts import job_attempts
     from gateway.jobs.shapes import shape_of
 
     gw = synced_gateway()
     shown = get_job(gw, job_id)
     _print_job({**shown.as_dict(), **shape_of(shown).summary(gw, shown),
-                "usage": _accounted_usage(gw, shown)}, as_json)
+                "usage": _accounted_usage(gw, shown), "attempts": job_attempts(gw, shown)},
+               as_json)
 
 
 def _accounted_usage(gw: Gateway, shown: Job) -> dict[str, Any] | None:

@@ -48,6 +48,15 @@ RECIPE_OPTIONS: tuple[tuple[str, str, bool, Any, str], ...] = (
      "Node features, Slurm's syntax (a100&ib); checked against the partition's nodes."),
     ("--exclusive/--no-exclusive", "exclusive", False, bool,
      "The whole node for this job (or not, over a flavor that says so)."),
+    ("--restarts", "restarts", False, int,
+     "Run the job again, up to N times, when it reaches its time limit, is preempted or "
+     "loses its node; /model is kept between attempts as its checkpoint "
+     "(docs/resume.md). Default 0."),
+    ("--restart-on-failure/--no-restart-on-failure", "restart_on_failure", False, bool,
+     "With --restarts: also run it again when the command fails on its own."),
+    ("--save-seconds", "save_seconds", False, int,
+     "With --restarts: SIGUSR1 reaches the command this long before the time limit "
+     "(default: the site's resume_save_seconds, at most half the limit)."),
     ("--env", "env", True, str,
      "NAME=VALUE in the container, or NAME to pass your own $NAME without typing it "
      "(repeatable). Values are secrets: kept in a 0600 file, never on a command line, "
@@ -157,6 +166,9 @@ def build_request(gw: Gateway, recipe: dict[str, Any], command: tuple[str, ...],
                                 nodes=recipe.get("nodes"),
                                 tasks_per_node=recipe.get("tasks_per_node"),
                                 one_task_per_node=recipe.get("launcher") == "torchrun",
+                                restarts=recipe.get("restarts"),
+                                restart_on_failure=recipe.get("restart_on_failure"),
+                                save_seconds=recipe.get("save_seconds"),
                                 defaults=gw.config)
     algo_ref = parse_version_ref(recipe["algo"], "algorithm")
     data_ref = parse_version_ref(recipe["data"], "dataset") if recipe.get("data") else None

@@ -247,6 +247,9 @@ class Resources:
     flavor: str = ""            # the site flavor the values came from, if any
     nodes: int = 1              # --nodes: more than one (or tasks_per_node > 1) is a gang
     tasks_per_node: int = 1     # --tasks-per-node: ranks on each node
+    restarts: int = 0           # --restarts: requeued after a time limit, preemption or
+    restart_on_failure: bool = False   # lost node; also after a failure of its own
+    save_seconds: int = 0       # --save-seconds: the signal's lead time (0: the default)
 
     @property
     def tasks(self) -> int:
@@ -270,9 +273,19 @@ class Resources:
                 "time": format_time(self.time_seconds), "partition": self.partition,
                 "account": self.account, "qos": self.qos, "constraint": self.constraint,
                 "exclusive": self.exclusive, "flavor": self.flavor, "nodes": self.nodes,
-                "tasks_per_node": self.tasks_per_node}
+                "tasks_per_node": self.tasks_per_node, "restarts": self.restarts,
+                "restart_on_failure": self.restart_on_failure,
+                "save_seconds": self.save_seconds}
+
+    def signal_lead_seconds(self, default: int) -> int:
+        """How long before the time limit a resumable job is signalled to save: the
+        asked (or ``default``) lead, at most half the limit (Slurm may signal up to a
+        minute early)."""
+        return max(min(self.save_seconds or default, self.time_seconds // 2), 1)
 
 
+MAX_RESTARTS = 100
+MIN_SAVE_SECONDS = 10     # Slurm's signal may come this early or up to a minute earlier
 SLURM_WORD_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 GPUS_RE = re.compile(r"(?:([A-Za-z0-9][A-Za-z0-9_.-]{0,63}):)?([0-9]{1,4})")
 CONSTRAINT_RE = re.compile(r"[A-Za-z0-9_.&|,()\[\]*:-]{1,256}")
@@ -307,8 +320,9 @@ def parse_resources(*, cpus: int | None, gpus: str | int | None, mem: str | None
                     account: str | None = None, qos: str | None = None,
                     constraint: str | None = None, exclusive: bool | None = None,
                     flavor: Any = None, nodes: int | None = None,
-                    tasks_per_node: int | None = None, one_task_per_node: bool = False
-                    ) -> Resources:
+                    tasks_per_node: int | None = None, one_task_per_node: bool = False,
+                    restarts: int | None = None, restart_on_failure: bool | None = None,
+                    save_seconds: int | None = None) -> Resources:
     """Resources from the command line, then the flavor's (a gateway.home.flavors.Flavor:
     its fields by these names), then the configured defaults. Tasks per node default, on
     more than one node, to the GPUs per node (one rank per GPU), else 1;
@@ -340,6 +354,16 @@ def parse_resources(*, cpus: int | None, gpus: str | int | None, mem: str | None
         # A job on one node stays one task (a command such as train_net.py --num-gpus 2
         # uses the node's GPUs itself) unless --tasks-per-node says otherwise.
         per_node = 1 if one_task_per_node or node_count == 1 else max(gpu_count, 1)
+    restart_count = int(pick(restarts, "restarts") or 0)
+    if not 0 <= restart_count <= MAX_RESTARTS:
+        raise InvalidInput(f"invalid --restarts {restart_count}: 0 to {MAX_RESTARTS}")
+    lead = int(pick(save_seconds, "save_seconds") or 0)
+    if lead and not MIN_SAVE_SECONDS <= lead <= 86400:
+        raise InvalidInput(f"invalid --save-seconds {lead}: {MIN_SAVE_SECONDS} to 86400")
+    on_failure = bool(pick(restart_on_failure, "restart_on_failure"))
+    if (lead or on_failure) and not restart_count:
+        raise InvalidInput(f"{'--save-seconds' if lead else '--restart-on-failure'} goes "
+                           "with --restarts N (how many times the job may run again)")
     constraint = pick(constraint, "constraint") or ""
     if constraint and not CONSTRAINT_RE.fullmatch(constraint):
         raise InvalidInput(f"invalid --constraint {constraint!r}: features joined by & | , "
@@ -353,7 +377,8 @@ def parse_resources(*, cpus: int | None, gpus: str | int | None, mem: str | None
         account=_slurm_word(pick(account, "account"), "--account"),
         qos=_slurm_word(pick(qos, "qos"), "--qos"),
         constraint=constraint, exclusive=bool(pick(exclusive, "exclusive")),
-        flavor=flavor.name if flavor else "", nodes=node_count, tasks_per_node=int(per_node))
+        flavor=flavor.name if flavor else "", nodes=node_count, tasks_per_node=int(per_node),
+        restarts=restart_count, restart_on_failure=on_failure, save_seconds=lead)
 
 
 def _count(unit: str) -> Callable[[int], str]:

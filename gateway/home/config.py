@@ -48,7 +48,8 @@ KEYS: dict[str, tuple[Any, str]] = {
     "time": ("1:00:00", "Time limit when --time is not given (Slurm time format)."),
     "slurm_timeout": (60, "Seconds to wait for a Slurm command before calling the state UNKNOWN."),
     "flavors": ({}, "Named resource shapes for --flavor NAME: [flavors.NAME] tables of cpus, "
-                "gpus, mem, shm, time, partition, account, qos, constraint, exclusive "
+                "gpus, mem, shm, time, partition, account, qos, constraint, exclusive, "
+                "nodes, tasks_per_node, restarts, restart_on_failure, save_seconds "
                 "(a user's add to or replace the site's)."),
     "sbatch_templates": ("", "Directory of the site's own sbatch templates (NAME.sh.j2, "
                          "extending sbatch/training.sh.j2), named by --template NAME."),
@@ -58,6 +59,9 @@ KEYS: dict[str, tuple[Any, str]] = {
     "notebook_save_seconds": (120, "Slurm signals a notebook this many seconds before its "
                                    "time limit, so it stops and its code is saved before "
                                    "the kill."),
+    "resume_save_seconds": (90, "A job with --restarts gets SIGUSR1 this many seconds "
+                                "before its time limit (at most half the limit) to save "
+                                "its checkpoint in /model; --save-seconds overrides it."),
     "notebook_proxy_prefix": ("", "Reverse-proxy prefix notebooks serve under, as "
                               "PREFIX/<node>/<port>/ (Open OnDemand: /node); empty: at /."),
     "login_host": ("", "Host name people ssh to for a notebook tunnel (ssh -N -L ...). "

@@ -7,7 +7,8 @@
     shm = "16G"
     partition = "gpu"
     time = "1-00:00:00"
-    # account, qos, constraint, exclusive as well
+    # account, qos, constraint, exclusive as well; restarts, restart_on_failure and
+    # save_seconds for a partition that preempts (docs/resume.md)
 
 `--flavor NAME` takes its values; options given on the command line override them. A
 user's configuration may add flavors or replace a site's of the same name.
@@ -31,7 +32,8 @@ from gateway.common.specs import (
 _FIELDS: dict[str, tuple[type, ...]] = {
     "cpus": (int,), "gpus": (int, str), "mem": (str,), "shm": (str,), "time": (str,),
     "partition": (str,), "account": (str,), "qos": (str,), "constraint": (str,),
-    "exclusive": (bool,), "nodes": (int,), "tasks_per_node": (int,)}
+    "exclusive": (bool,), "nodes": (int,), "tasks_per_node": (int,), "restarts": (int,),
+    "restart_on_failure": (bool,), "save_seconds": (int,)}
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,9 @@ class Flavor:
     exclusive: bool | None = None
     nodes: int | None = None
     tasks_per_node: int | None = None
+    restarts: int | None = None          # a preemptible partition's flavor resumes jobs
+    restart_on_failure: bool | None = None
+    save_seconds: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The values it sets."""
@@ -73,22 +78,7 @@ def parse_flavor(name: str, table: Any, where: str) -> Flavor:
             raise InvalidInput(f"{where}: flavors.{name}.{key} has the wrong type: {value!r}")
         values[key] = value
     try:
-        for key, what in (("cpus", "CPU"), ("nodes", "node"), ("tasks_per_node", "task")):
-            if values.get(key) is not None and values[key] < 1:
-                raise InvalidInput(f"{key}: at least 1 {what}")
-        if "gpus" in values:
-            parse_gpus(values["gpus"])
-        if "mem" in values:
-            parse_size_mib(values["mem"], "mem", 16)
-        if "shm" in values:
-            parse_size_mib(values["shm"], "shm")
-        if "time" in values:
-            parse_time_seconds(values["time"])
-        for key in ("partition", "account", "qos"):
-            if key in values and not SLURM_WORD_RE.fullmatch(values[key]):
-                raise InvalidInput(f"invalid {key} {values[key]!r}")
-        if "constraint" in values and not CONSTRAINT_RE.fullmatch(values["constraint"]):
-            raise InvalidInput(f"invalid constraint {values['constraint']!r}")
+        _check_values(values)
     except InvalidInput as exc:
         raise InvalidInput(f"{where}: flavors.{name}: {exc}") from exc
     return Flavor(name=name, **values)
@@ -142,3 +132,27 @@ def available_now(gw: Any) -> list[dict[str, Any]]:
                       "exclusive": res.exclusive, "fits_now": fits,
                       "partition_exists": partition in partitions})
     return shown
+
+
+def _check_values(values: dict[str, Any]) -> None:
+    """Each value of a flavor as its option checks it."""
+    for key, what in (("cpus", "CPU"), ("nodes", "node"), ("tasks_per_node", "task")):
+        if values.get(key) is not None and values[key] < 1:
+            raise InvalidInput(f"{key}: at least 1 {what}")
+    if "gpus" in values:
+        parse_gpus(values["gpus"])
+    if "mem" in values:
+        parse_size_mib(values["mem"], "mem", 16)
+    if "shm" in values:
+        parse_size_mib(values["shm"], "shm")
+    if "time" in values:
+        parse_time_seconds(values["time"])
+    for key in ("partition", "account", "qos"):
+        if key in values and not SLURM_WORD_RE.fullmatch(values[key]):
+            raise InvalidInput(f"invalid {key} {values[key]!r}")
+    if values.get("restarts") is not None and not 0 <= values["restarts"] <= 100:
+        raise InvalidInput("restarts: 0 to 100")
+    if values.get("save_seconds") is not None and values["save_seconds"] < 10:
+        raise InvalidInput("save_seconds: at least 10")
+    if "constraint" in values and not CONSTRAINT_RE.fullmatch(values["constraint"]):
+        raise InvalidInput(f"invalid constraint {values['constraint']!r}")

@@ -126,7 +126,8 @@ def exact_recipe(job: Job) -> tuple[dict[str, Any], tuple[str, ...]]:
     # Every value explicitly, so a flavor redefined since changes nothing; its name is
     # kept for the record (and it must still exist).
     for key in ("cpus", "nodes", "tasks_per_node", "mem", "shm", "time", "partition",
-                "account", "qos", "constraint", "exclusive", "flavor"):
+                "account", "qos", "constraint", "exclusive", "flavor", "restarts",
+                "restart_on_failure", "save_seconds"):
         if resources.get(key) not in (None, ""):
             options[key] = resources[key]
     if resources.get("gpus") is not None:

@@ -65,7 +65,21 @@ def slurm_options(shape: JobShape, job: Job, resources: Resources, home_id: str,
         options.append(("exclusive", None))
     if after:
         options += [("dependency", f"afterok:{after}"), ("kill-on-invalid-dep", "yes")]
+    if resources.restarts:   # docs/resume.md: requeued, signalled ahead of the limit
+        options += [("requeue", None), ("open-mode", "append"),
+                    ("signal", f"B:USR1@{resources.save_seconds}")]
     return options
+
+
+def resume_values(resources: Resources) -> dict[str, int | bool] | None:
+    """What sbatch/resume.sh.j2 needs of a job with --restarts (None: not resumable). The
+    command has ``wait_seconds`` after the signal to save before the job requeues itself:
+    the lead time less the time to requeue and tear down."""
+    if not resources.restarts:
+        return None
+    lead = resources.save_seconds
+    return {"restarts": resources.restarts, "on_failure": resources.restart_on_failure,
+            "save_seconds": lead, "wait_seconds": max(lead - 10, lead // 2, 1)}
 
 
 def slurm_flags(shape: JobShape, job: Job, resources: Resources, home_id: str,
@@ -76,6 +90,10 @@ def slurm_flags(shape: JobShape, job: Job, resources: Resources, home_id: str,
     return [f"--{name}" if value is None else sbatch_flag(name, value)
             for name, value in slurm_options(shape, job, resources, home_id, identity,
                                              after)]
+
+
+# What a resumable job's command is told of its attempt (sbatch/resume.sh.j2's variables).
+RESUME_ENV = (("GW_ATTEMPT", "gw_attempt"), ("GW_RESUMED", "gw_resumed"))
 
 
 def container_spec(kind: JobKind, shape: JobShape, ctx: SubmitContext,
@@ -98,7 +116,8 @@ def container_spec(kind: JobKind, shape: JobShape, ctx: SubmitContext,
         mounts=tuple(kind.mounts(ctx, shape.unit_dir(ctx))), workdir=CODE,
         env=tuple(env.items()), command=shape.container_command(ctx),
         env_file=str(job.layout.env_file), gpus=resources.gpus,
-        shm_bytes=resources.shm_mib * 1024 * 1024, node_env=kind.node_env + shape.node_env,
+        shm_bytes=resources.shm_mib * 1024 * 1024,
+        node_env=kind.node_env + shape.node_env + (RESUME_ENV if resources.restarts else ()),
         passed_prefixes=shape.passed_prefixes)
 
 
@@ -119,7 +138,7 @@ def render_script(kind: JobKind, shape: JobShape, ctx: SubmitContext, *, home_id
                   kind=kind.name, job_id=job.id, home_id=home_id, description=description,
                   spool_dir=str(ctx.gw.layout.spool), spool_writer=shell_writer(),
                   container=shape.launch(ctx, container_script(spec, runtime)),
-                  shape_macros=shape.macros,
+                  shape_macros=shape.macros, resume=resume_values(resources),
                   **shape.template_values(ctx), **kind.template_values(ctx))
     custom = job.spec.extra.get("sbatch_template")
     if custom:
@@ -157,6 +176,9 @@ def resolve_request(gw: Gateway, request: JobRequest) -> ResolvedJob:
     kind = get_kind(request.kind)
     shape = get_shape(request.shape)
     shape.check_request(request)
+    if request.resources.restarts and not (kind.resumes and shape.resumes):
+        raise InvalidInput(f"--restarts: a {shape.label(kind.name)} job cannot be resumed "
+                           "(training and background tasks can, as one job or a sweep)")
     if request.name is not None:
         check_job_name(request.name)
     if not request.command:
@@ -173,6 +195,9 @@ def resolve_request(gw: Gateway, request: JobRequest) -> ResolvedJob:
     slurm_filename(gw.layout.jobs)  # a home Slurm cannot name is refused before any record
     partition = check_against_partitions(request.resources, gw.slurm.partitions())
     resources = replace(request.resources, partition=partition)
+    if resources.restarts:
+        resources = replace(resources, save_seconds=resources.signal_lead_seconds(
+            int(gw.config["resume_save_seconds"])))
     base_name = algo.name if algo else kind.name
     name = request.name or f"{base_name}-{time.strftime('%Y%m%d-%H%M%S')}"
     spec = JobSpec(command=tuple(request.command), env=dict(request.env), runtime=runtime,

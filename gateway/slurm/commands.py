@@ -98,6 +98,12 @@ class SlurmCommands:
         """``scancel ID``."""
         self._run(["scancel", slurm_job_id], "scancel", self.timeout)
 
+    def start_now(self, slurm_job_id: str) -> None:
+        """``scontrol update JobId=ID StartTime=now``: a job's owner may move its begin
+        time (Slurm holds a requeued job back two minutes)."""
+        self._run(["scontrol", "update", f"JobId={slurm_job_id}", "StartTime=now"],
+                  "scontrol update", self.timeout)
+
     def usage(self, slurm_job_id: str) -> dict[str, float | int | None]:
         """What accounting says one job used: peak memory of any step, CPU and elapsed
         seconds (one ``sacct`` over the allocation and its steps)."""

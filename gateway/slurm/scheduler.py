@@ -42,6 +42,10 @@ class Scheduler(Protocol):
         """Cancel one job."""
         ...
 
+    def start_now(self, slurm_job_id: str) -> None:
+        """Let a pending job start as soon as it fits (its begin time: now)."""
+        ...
+
     def partitions(self) -> dict[str, PartitionLimits]:
         """Per partition, its largest node."""
         ...

@@ -204,3 +204,26 @@ def test_an_image_build_job_runs_the_converter_and_no_container():
     check("job_image_build.sbatch", text)
     assert "bwrap --" not in text and "squashfuse" not in text and "--dependency" not in text
     assert "\n/venv/bin/python -m containers.build_job build-request.json\n" in text
+
+
+def test_resumable_job():
+    """--restarts: requeued by Slurm or by itself ahead of the limit, its command told the
+    attempt and signalled to save (docs/resume.md)."""
+    resources = Resources(2, 0, 4096, 64, 3600, "debug", restarts=3, save_seconds=90)
+    text = render(13, "long", "bwrap", DATA, ("python", "train.py"), {}, resources)
+    check("job_resumable_bwrap.sbatch", text)
+    for flag in ("--requeue", "--open-mode=append", "--signal=B:USR1@90"):
+        assert f"#SBATCH {flag}\n" in text
+    assert '--setenv GW_ATTEMPT "$gw_attempt"' in text
+    assert "gw_resume_end \"$gw_status\"" in text and "gw_command &" in text
+    assert "gw_requeue \"exit" not in text    # a failure of its own is not restarted
+    again = render(13, "long", "bwrap", DATA, ("python", "train.py"), {},
+                   Resources(2, 0, 4096, 64, 3600, "debug", restarts=1, save_seconds=90,
+                             restart_on_failure=True))
+    assert "gw_requeue \"exit $gw_status\"" in again
+
+
+def test_a_job_without_restarts_is_neither_requeued_nor_signalled():
+    text = render(7, "train run", "bwrap", DATA, ("python", "train.py"), {},
+                  Resources(4, 0, 16384, 2048, 7200, "debug"))
+    assert "requeue" not in text and "--signal" not in text and "GW_ATTEMPT" not in text

@@ -62,6 +62,9 @@ class FakeScheduler:
     def cancel(self, slurm_job_id: str) -> None:
         self.calls.append(("scancel", slurm_job_id))
 
+    def start_now(self, slurm_job_id: str) -> None:
+        self.calls.append(("start-now", slurm_job_id))
+
     def partitions(self) -> dict[str, PartitionLimits]:
         return {"debug": PartitionLimits("debug", 4, 8192, 0, True, True)}
 

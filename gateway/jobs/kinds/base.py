@@ -31,6 +31,7 @@ class JobKind(Protocol):
     serves: bool        # a server people open (`gw notebook ...` acts on it)
     gangs: bool         # may run as a gang: ranks on many nodes (a distributed job)
     runs_image: bool    # its units run the image's SIF: it waits for the image's build
+    resumes: bool       # may run again after a time limit or preemption (--restarts)
 
     def prepare(self, ctx: SubmitContext) -> None:
         """Lay out the job directory (it exists, empty, private) before the script."""

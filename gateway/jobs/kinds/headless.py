@@ -89,6 +89,7 @@ class HeadlessKind(StandardKind):
     name = "headless"
     template = "sbatch/headless.sh.j2"
     arrays, renders, serves, gangs = False, False, False, False
+    resumes = True
 
     def recipe(self, job: Job, options: dict[str, Any], command: tuple[str, ...]
                ) -> tuple[dict[str, Any], tuple[str, ...]]:

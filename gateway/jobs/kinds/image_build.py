@@ -32,6 +32,7 @@ class ImageBuildKind:
     template = "sbatch/image_build.sh.j2"
     node_env: tuple[tuple[str, str], ...] = ()
     arrays, renders, serves, gangs = False, False, False, False
+    resumes = False
     runs_image = False   # it makes the image's SIF
 
     def prepare(self, ctx: SubmitContext) -> None:

@@ -49,6 +49,7 @@ class NotebookKind(StandardKind):
                                              ("GW_NOTEBOOK_PORT", "gw_nb_port"),
                                              ("GW_NOTEBOOK_BASE_URL", "gw_nb_base_url"))
     arrays, renders, serves, gangs = False, False, True, False
+    resumes = False     # a notebook saves its code and stops at its limit
 
     def template_values(self, ctx: SubmitContext) -> dict[str, Any]:
         """Where the job writes its connection details, and when Slurm warns it."""

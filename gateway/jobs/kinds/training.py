@@ -22,6 +22,7 @@ class TrainingKind(StandardKind):
     template = "sbatch/training.sh.j2"
 
     arrays, renders, serves, gangs = True, True, False, True
+    resumes = True
 
     def on_end(self, gw: Gateway, job: Job, unit: Unit, end: JobEnd) -> str:
         """Harvest /model into the model store when the command succeeded."""

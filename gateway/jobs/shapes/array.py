@@ -42,6 +42,7 @@ class ArrayShape:
     name = "array"
     macros = "sbatch/shapes/array.sh.j2"
     reruns_as = "array"
+    resumes = True      # each unit requeued on its own (sbatch/resume.sh.j2)
     renders_as: str | None = None
     node_env: tuple[tuple[str, str], ...] = (("GW_TASK", "GW_TASK"),)
     passed_prefixes: tuple[str, ...] = ()

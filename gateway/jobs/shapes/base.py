@@ -37,6 +37,7 @@ class JobShape(Protocol):
     macros: str
     reruns_as: str      # the shape a rerun of such a job is submitted as
     renders_as: str | None  # the shape `gw job render` writes it as (None: not renderable)
+    resumes: bool       # its units may be requeued and run again (--restarts)
     # Variables only the node knows, passed into the container (as a kind's node_env).
     node_env: tuple[tuple[str, str], ...]
     # Prefixes of the node's own variables that pass into the container (interconnect).

@@ -61,6 +61,7 @@ class GangShape(SingleShape):
     macros = "sbatch/shapes/gang.sh.j2"
     reruns_as = "gang"
     renders_as = "rendered_gang"
+    resumes = False     # its ranks do not pass the save signal into their containers yet
     node_env = RANK_ENV
     passed_prefixes = PASSED_PREFIXES
 

@@ -27,6 +27,7 @@ class SingleShape:
     name = "single"
     macros = "sbatch/shapes/single.sh.j2"
     reruns_as = "single"
+    resumes = True      # each unit requeued on its own (sbatch/resume.sh.j2)
     renders_as: str | None = "rendered"
     node_env: tuple[tuple[str, str], ...] = ()
     passed_prefixes: tuple[str, ...] = ()

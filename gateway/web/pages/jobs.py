@@ -29,8 +29,9 @@ pages = Blueprint("jobs", __name__)
 PAGE_SIZE = 200
 # The form's fields that are recipe options as typed (the CLI's --OPTION).
 OPTION_FIELDS = ("algo", "image", "data", "name", "flavor", "cpus", "gpus", "nodes", "mem",
-                 "shm", "time", "partition", "model_name", "notebook")
-INT_FIELDS = ("cpus", "nodes")
+                 "shm", "time", "partition", "model_name", "notebook", "restarts",
+                 "save_seconds")
+INT_FIELDS = ("cpus", "nodes", "restarts", "save_seconds")
 FIELDS = (*OPTION_FIELDS, "command", "param", "sweep", "template_name")
 LOG_CHUNK = 256 << 10
 
@@ -222,7 +223,10 @@ def job_detail(job_id: int) -> str:
     gw = g.gw
     sync_state(gw, quiet=True)
     job = gw.jobs.get(job_id)
-    info = {**job.as_dict(), **shape_of(job).summary(gw, job)}
+    from gateway.jobs.attempts import job_attempts
+
+    info = {**job.as_dict(), **shape_of(job).summary(gw, job),
+            "attempts": job_attempts(gw, job)}
     script = job.script_path.read_text() if job.script_path.exists() else ""
     return render_template("job.html.j2", job=job, info=info, script=script,
                            chart=load_chart(_samples(job)))
