@@ -216,3 +216,45 @@ def test_more_than_the_partition_has_is_refused_before_any_record(gang, args, li
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert json.loads(gw_ok(gang, "job", "list", "--json")) == before
     assert (sorted(p.name for p in jobs_dir.iterdir()) if jobs_dir.exists() else []) == dirs
+
+
+GANG_WORK = r"""
+d=/model/rank$RANK
+mkdir -p "$d"
+step=0
+if [ -f "$d/step" ]; then step=$(cat "$d/step"); fi
+echo "$GW_ATTEMPT:$GW_RESUMED:$step" >> "$d/starts"
+trap 'echo "$step" > "$d/step"; echo "rank $RANK saved step $step"; exit 0' USR1
+while [ "$step" -lt "$1" ]; do
+    sleep 1 & wait $!
+    step=$((step + 1))
+done
+echo "$step" > "$d/result"
+"""
+
+
+def test_a_resumable_gang_is_requeued_whole_and_every_rank_resumes(gang, tmp_path):
+    """--restarts on two nodes: SIGUSR1 reaches every rank's container through srun, the
+    whole gang is requeued, each rank goes on from its own checkpoint, one version."""
+    algo = tmp_path / "work"
+    algo.mkdir()
+    (algo / "work.sh").write_text(GANG_WORK)
+    gw_ok(gang, "algo", "push", str(algo), "--name", "gangwork", "-q")
+    job = json.loads(run_gw("job", "submit", "--json", "--algo", "gangwork", "--image",
+                            "torch:v1", "--mem", "256M", "--nodes", "2", "--time", "1",
+                            "--restarts", "2", "--save-seconds", "10", "--", "sh",
+                            "work.sh", "70", env=gang).stdout)
+    final = wait_for(lambda: (lambda j: j if j["state"] not in (
+        "SUBMITTING", "PENDING", "RUNNING") else None)(show(gang, job["id"])), timeout=400,
+        step=3)
+    log = gw_ok(gang, "job", "logs", str(job["id"]))
+    assert final["state"] == "COMPLETED", (final, log)
+    assert [a["end"] for a in final["attempts"]] == ["time limit: requeued", "exit 0"], \
+        final["attempts"]
+    assert "rank 0 saved step" in log and "rank 1 saved step" in log, log
+    made = Path(json.loads(gw_ok(gang, "model", "show", final["model"], "--json"))["path"])
+    for rank in (0, 1):
+        assert (made / f"rank{rank}" / "result").read_text() == "70\n"
+        starts = (made / f"rank{rank}" / "starts").read_text().split()
+        assert starts[0] == "1:0:0" and starts[1].startswith("2:1:"), starts
+        assert int(starts[1].split(":")[2]) > 0, starts

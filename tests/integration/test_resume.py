@@ -103,8 +103,8 @@ def test_what_cannot_resume_is_refused_before_anything_is_recorded(home):
     before = json.loads(gw_ok(home, "job", "list", "--json"))
     from tests.conftest import run_gw
 
-    proc = run_gw("job", "submit", "--algo", "long", "--image", "bb:v1", "--nodes", "2",
-                  "--restarts", "1", "--", "true", env=home, check=False)
+    proc = run_gw("job", "render", "--algo", "long", "--image", "bb:v1", "--restarts", "1",
+                  "--", "true", env=home, check=False)   # a script run by plain sbatch
     assert proc.returncode == 2 and "cannot be resumed" in proc.stderr, proc.stderr
     proc = run_gw("job", "submit", "--algo", "long", "--image", "bb:v1", "--save-seconds",
                   "30", "--", "true", env=home, check=False)
@@ -184,3 +184,25 @@ def test_a_job_whose_node_is_lost_is_requeued_and_completes(home, cluster_env):
     assert starts[1].startswith("2:1:") and int(starts[1].split(":")[2]) >= 3, starts
     assert "no end written" in final["attempts"][0]["end"] or \
         final["attempts"][0]["end"].startswith("signal"), final["attempts"]
+
+
+def test_each_task_of_a_sweep_resumes_on_its_own(home):
+    """A sweep with --restarts: each array task is requeued on its own (its Slurm id
+    ARRAY_TASK), from its own /model, and makes its own one version."""
+    gw_ok(home, "recipe", "save", "resumable", "--algo", "long", "--image", "bb:v1",
+          "--mem", "64M", "--time", "1", "--restarts", "2", "--save-seconds", "10", "--",
+          "sh", "work.sh", "{{ steps }}")
+    job = json.loads(gw_ok(home, "recipe", "run", "resumable", "--sweep", "steps=65,70",
+                           "--json"))
+    final = _wait_final(home, job["id"], 420)
+    assert final["state"] == "COMPLETED", final
+    for task in (0, 1):
+        mine = [a for a in final["attempts"] if a["task"] == task]
+        assert [a["attempt"] for a in mine] == [1, 2], final["attempts"]
+        assert [a["end"] for a in mine] == ["time limit: requeued", "exit 0"], mine
+    models = [t["model"] for t in final["tasks"]]
+    assert len(set(models)) == 2 and None not in models, final["tasks"]
+    for ref, steps in zip(models, (65, 70), strict=True):
+        made = Path(json.loads(gw_ok(home, "model", "show", ref, "--json"))["path"])
+        assert (made / "result").read_text() == f"finished after {steps} steps\n"
+        assert (made / "starts").read_text().split()[1].startswith("2:1:")

@@ -78,4 +78,5 @@ def test_kinds_and_shapes_say_whether_they_resume():
     assert get_kind("training").resumes and get_kind("headless").resumes
     assert not get_kind("notebook").resumes and not get_kind("image_build").resumes
     assert get_shape("single").resumes and get_shape("array").resumes
-    assert not get_shape("gang").resumes and not get_shape("rendered").resumes
+    assert get_shape("gang").resumes
+    assert not get_shape("rendered").resumes and not get_shape("rendered_gang").resumes

@@ -54,6 +54,13 @@ def is_gang(resources: Resources, launcher: str | None) -> bool:
     return resources.tasks > 1 or launcher is not None
 
 
+# A resumable gang's batch script tells every rank to save through a file in the job's
+# units directory, one per attempt; each task watches for it and passes SIGUSR1 into its
+# own container (templates/sbatch/gang_task.sh.j2). Not a Slurm signal to the step: that
+# reaches every process of a task, bwrap too, which dies of it.
+SAVE_FLAG = "save-now"
+
+
 class GangShape(SingleShape):
     """The ``gang`` shape: a single job's end and record, with ranks for its output."""
 
@@ -61,7 +68,7 @@ class GangShape(SingleShape):
     macros = "sbatch/shapes/gang.sh.j2"
     reruns_as = "gang"
     renders_as = "rendered_gang"
-    resumes = False     # its ranks do not pass the save signal into their containers yet
+    resumes = True      # the whole gang is requeued; every rank gets the save signal
     node_env = RANK_ENV
     passed_prefixes = PASSED_PREFIXES
 
@@ -119,7 +126,9 @@ class GangShape(SingleShape):
                       units_dir=self.units_dir(ctx),
                       gpus=int(resources.get("gpus") or 0),
                       tasks_per_node=int(resources["tasks_per_node"]),
-                      node_file=NODE_FILE, exit_file=EXIT_FILE)
+                      node_file=NODE_FILE, exit_file=EXIT_FILE,
+                      resume=bool(int(resources.get("restarts") or 0)),
+                      save_flag=SAVE_FLAG)
         if any(line == TASK_MARKER for line in task.splitlines()):
             raise InvalidInput(f"the command holds a line {TASK_MARKER!r}, which ends the "
                                "gang's task script")
@@ -127,7 +136,11 @@ class GangShape(SingleShape):
             setup=": # each task sets up its own container (gw_task below)",
             run=render("sbatch/gang_launch.sh.j2", task=task.rstrip("\n"),
                        marker=TASK_MARKER).rstrip("\n"),
-            teardown=": # each task tears down its own container")
+            teardown=": # each task tears down its own container",
+            signal=f"gw_signal_command() {{ : > {self.units_dir(ctx)}/{SAVE_FLAG}."
+                   '"$gw_attempt"; }')
+
+
 
     # ---- a recorded job ------------------------------------------------------------------
     def _ranks(self, job: Job) -> int:

@@ -29,6 +29,7 @@ class RenderedGangShape(GangShape):
     macros = "sbatch/shapes/rendered_gang.sh.j2"
     reruns_as = "gang"   # a rerun is submitted by gw, not run from the script
     renders_as = "rendered_gang"
+    resumes = False     # each run of the script makes its own directory: nothing to resume
     _rendered = RenderedShape()
 
     def check_request(self, request: JobRequest) -> None:
