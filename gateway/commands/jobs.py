@@ -159,6 +159,9 @@ def _print_job(job_info: dict[str, Any], as_json: bool, short: bool = False) -> 
                                 if v not in (None, "", False, 0) or k == "gpus")),
         ("runtime", job_info["runtime"]),
         ("model", job_info["model"] or f"(none yet; becomes {job_info['model_name']})"),
+        *[(f"left in /model{'' if m['task'] is None else ' of task ' + str(m['task'])}",
+           f"{m['path']} ({m['files']} files; no version: the job did not complete)")
+          for m in job_info.get("model_left") or ()],
         ("recipe", job_info.get("recipe")), ("rerun of", job_info.get("rerun_of")),
         ("overrides", ", ".join(f"{k}={v}" for k, v in job_info["overrides"].items())
          if job_info.get("overrides") else None),
@@ -229,14 +232,14 @@ def job_list(states: tuple[str, ...], limit: int | None, as_json: bool) -> None:
 def job_show(job_id: int, as_json: bool) -> None:
     """Show a job: state, Slurm id, node, times, exit code, resources, versions, files."""
     from gateway.jobs.actions import get_job
-    from gateway.jobs.attempts import job_attempts
+    from gateway.jobs.attempts import job_attempts, model_left
     from gateway.jobs.shapes import shape_of
 
     gw = synced_gateway()
     shown = get_job(gw, job_id)
     _print_job({**shown.as_dict(), **shape_of(shown).summary(gw, shown),
-                "usage": _accounted_usage(gw, shown), "attempts": job_attempts(gw, shown)},
-               as_json)
+                "usage": _accounted_usage(gw, shown), "attempts": job_attempts(gw, shown),
+                "model_left": model_left(gw, shown)}, as_json)
 
 
 def _accounted_usage(gw: Gateway, shown: Job) -> dict[str, Any] | None:

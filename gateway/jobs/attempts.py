@@ -68,6 +68,30 @@ def release_requeue_delay(gw: Gateway, job: Job, unit: Unit, said: SlurmJobState
     return True
 
 
+def model_left(gw: Gateway, job: Job, most: int = 10_000) -> list[dict[str, Any]]:
+    """What an ended job's units left in their /model without becoming a version (a job
+    whose restarts ran out ends TIMEOUT with its last checkpoint there): ``task``,
+    ``path`` and ``files`` (counted up to ``most``)."""
+    import os
+
+    from gateway.jobs.shapes import shape_of
+
+    if job.active:
+        return []
+    left = []
+    for unit in shape_of(job).units(gw, job):
+        if unit.model_ref or not unit.model.is_dir():
+            continue
+        files = 0
+        for _root, _dirs, names in os.walk(unit.model):
+            files += len(names)
+            if files >= most:
+                break
+        if files:
+            left.append({"task": unit.index, "path": str(unit.model), "files": files})
+    return left
+
+
 def job_attempts(gw: Gateway, job: Job) -> list[dict[str, Any]]:
     """Every attempt of every unit of ``job`` (``task``: the unit's index, None for a job
     of one unit); empty for a job that was not resumable."""

@@ -35,8 +35,9 @@ echo "finished after $step steps" > /model/result
 def home(flow_home, busybox_archive, tmp_path_factory) -> dict[str, str]:
     base = tmp_path_factory.mktemp("resume")
     env = {**flow_home, "GW_HOME": str(base / "home")}
+    failing = "echo failing; echo partial > /model/partial; exit 1\n"
     return image_and_algo(env, busybox_archive, base, "long",
-                          {"work.sh": WORK, "fail.sh": "echo failing; exit 1\n"})
+                          {"work.sh": WORK, "fail.sh": failing})
 
 
 def _submit(env: dict[str, str], *args: str) -> dict:
@@ -95,6 +96,10 @@ def test_a_failing_command_is_restarted_only_when_asked(home):
     assert [a["end"] for a in thrice["attempts"]] == [
         "exit 1: requeued", "exit 1: requeued", "exit 1"], thrice["attempts"]
     assert once["model"] is None and thrice["model"] is None
+    # what the attempts left in /model is kept, and shown
+    assert [m["files"] for m in thrice["model_left"]] == [1], thrice["model_left"]
+    assert (Path(thrice["model_left"][0]["path"]) / "partial").read_text() == "partial\n"
+    assert "left in /model" in gw_ok(home, "job", "show", str(asked["id"]))
     log = gw_ok(home, "job", "logs", str(asked["id"]))
     assert log.count("failing") == 3, log
 

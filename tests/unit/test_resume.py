@@ -80,3 +80,41 @@ def test_kinds_and_shapes_say_whether_they_resume():
     assert get_shape("single").resumes and get_shape("array").resumes
     assert get_shape("gang").resumes
     assert not get_shape("rendered").resumes and not get_shape("rendered_gang").resumes
+
+
+def _resumable_job(gw, restarts: int, slurm_id: str) -> int:
+    from gateway.jobs.model import JobSpec
+
+    gw.layout.ensure()
+    spec = JobSpec(command=("sh", "t.sh"), env={}, runtime="bwrap",
+                   resources={"cpus": 1, "restarts": restarts}, algo="det@v1",
+                   image="img:v1", image_digest="sha256:abc", dataset=None)
+    job = gw.jobs.create(kind="training", origin="cli", name="r", spec=spec,
+                         model_name="det", jobs_root=gw.layout.jobs, algo_version_id=None,
+                         data_version_id=None, image_id=None)
+    assert gw.jobs.attach_slurm_id(job.id, slurm_id, "RUNNING")
+    job.job_dir.mkdir(parents=True, exist_ok=True)
+    return int(job.id)
+
+
+def test_a_requeued_resumable_job_is_let_start_at_once(gw):
+    """Slurm holds a requeued job back two minutes (BeginTime); a sync lifts that for a
+    resumable job that has run an attempt, and for nothing else."""
+    from spool.reconcile import reconcile
+    from tests.support.fakes import FakeScheduler, slurm_state
+
+    requeued = _resumable_job(gw, 2, "100")
+    (gw.jobs.get(requeued).job_dir / "attempts.jsonl").write_text(
+        '{"attempt": 1, "event": "start", "node": "n1", "time": 1}\n')
+    never_ran = _resumable_job(gw, 2, "101")            # waits for a --begin of its own
+    plain = _resumable_job(gw, 0, "102")
+    (gw.jobs.get(plain).job_dir / "attempts.jsonl").write_text("")
+    from dataclasses import replace
+
+    queue = {slurm_id: replace(slurm_state(slurm_id, "PENDING"), reason="BeginTime")
+             for slurm_id in ("100", "101", "102")}
+    gw.slurm = FakeScheduler(queue=queue)
+    reconcile(gw)
+    assert [c for c in gw.slurm.calls if isinstance(c, tuple) and c[0] == "start-now"] == [
+        ("start-now", "100")]
+    assert {gw.jobs.get(i).state for i in (requeued, never_ran, plain)} == {"PENDING"}

@@ -161,6 +161,12 @@ def test_a_job_form_error_names_its_field_and_records_nothing(client):
     bad_quote = client.post("/jobs/new", data={"csrf": token, "algo": "a", "image": "b:1",
                                                "command": "echo 'unclosed"})
     assert bad_quote.status_code == 400 and "shell words" in bad_quote.get_data(as_text=True)
+    for fields, words in (({"save_seconds": "30"}, "goes with --restarts"),
+                          ({"restarts": "-1"}, "invalid --restarts")):
+        refused = client.post("/jobs/new", data={"csrf": token, "algo": "a", "image": "b:1",
+                                                 "command": "true", **fields})
+        assert refused.status_code == 400 and words in refused.get_data(as_text=True)
+    assert _rows(gw_home(client), "jobs") == 0
 
 
 def test_missing_things_are_404_with_the_gateways_line(client):
