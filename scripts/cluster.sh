@@ -134,10 +134,8 @@ launch() {
     shift
     rm -f "$(pidfile "$name")"
     # Non-interactive bash puts background children in its own process group, so setsid
-    # need not fork and $! is the daemon's pid (the subshell execs it). From /: a daemon
-    # keeps no directory of whoever started it, which may be removed (slurmstepd inherits
-    # slurmd's, and says so in every job's log when it is gone).
-    ( cd / && exec setsid "$@" < /dev/null >> "$LOG/$name.out" 2>&1 9>&- ) &
+    # need not fork and $! is the daemon's pid.
+    setsid "$@" < /dev/null >> "$LOG/$name.out" 2>&1 9>&- &
     LAUNCHED[$name]=$!
 }
 

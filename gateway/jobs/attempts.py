@@ -58,8 +58,13 @@ def release_requeue_delay(gw: Gateway, job: Job, unit: Unit, said: SlurmJobState
     from gateway.jobs.model import state_from_slurm
 
     if (not int(job.spec.resources.get("restarts") or 0) or said.reason != "BeginTime"
-            or state_from_slurm(said.slurm_state) != "PENDING" or unit.slurm_id is None
-            or not read_attempts(unit.directory)):
+            or state_from_slurm(said.slurm_state) != "PENDING" or unit.slurm_id is None):
+        return False
+    attempts = read_attempts(unit.directory)
+    # Only after the job requeued itself: after a lost node (or a preemption) Slurm's delay
+    # stays, as a relaunch on a node still aborting the old attempt is refused ("Job
+    # credential revoked") and the job would end FAILED.
+    if not attempts or not str(attempts[-1]["end"] or "").endswith(": requeued"):
         return False
     try:
         gw.slurm.start_now(unit.slurm_id)

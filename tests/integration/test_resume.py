@@ -179,8 +179,12 @@ def test_a_job_whose_node_is_lost_is_requeued_and_completes(home, cluster_env):
             assert time.monotonic() < deadline, "the node was never declared down"
             time.sleep(3)
     finally:
-        started = subprocess.run(["bash", "scripts/cluster.sh", "start"], capture_output=True,
-                                 text=True, env={**os.environ, **cluster_env})
+        from tests.conftest import REPO
+
+        # from /: slurmd keeps the directory it was started in
+        started = subprocess.run(["bash", str(REPO / "scripts" / "cluster.sh"), "start"],
+                                 capture_output=True, text=True, cwd="/",
+                                 env={**os.environ, **cluster_env})
         assert started.returncode == 0, started.stderr
     final = _wait_final(home, job["id"], 300)
     assert final["state"] == "COMPLETED", final

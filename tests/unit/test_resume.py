@@ -105,6 +105,11 @@ def test_a_requeued_resumable_job_is_let_start_at_once(gw):
 
     requeued = _resumable_job(gw, 2, "100")
     (gw.jobs.get(requeued).job_dir / "attempts.jsonl").write_text(
+        '{"attempt": 1, "event": "start", "node": "n1", "time": 1}\n'
+        '{"attempt": 1, "event": "end", "node": "n1", "time": 9, '
+        '"end": "time limit: requeued"}\n')
+    lost = _resumable_job(gw, 2, "103")                 # its node was lost: Slurm's delay
+    (gw.jobs.get(lost).job_dir / "attempts.jsonl").write_text(
         '{"attempt": 1, "event": "start", "node": "n1", "time": 1}\n')
     never_ran = _resumable_job(gw, 2, "101")            # waits for a --begin of its own
     plain = _resumable_job(gw, 0, "102")
@@ -112,7 +117,7 @@ def test_a_requeued_resumable_job_is_let_start_at_once(gw):
     from dataclasses import replace
 
     queue = {slurm_id: replace(slurm_state(slurm_id, "PENDING"), reason="BeginTime")
-             for slurm_id in ("100", "101", "102")}
+             for slurm_id in ("100", "101", "102", "103")}
     gw.slurm = FakeScheduler(queue=queue)
     reconcile(gw)
     assert [c for c in gw.slurm.calls if isinstance(c, tuple) and c[0] == "start-now"] == [
