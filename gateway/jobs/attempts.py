@@ -18,6 +18,11 @@ if TYPE_CHECKING:
 
 ATTEMPTS_FILE = "attempts.jsonl"
 MAX_ATTEMPT_LINES = 10_000   # a file grown past this is read no further
+# How long after an attempt requeued itself its next attempt may be let start. slurmd
+# revokes the old attempt's credential when the requeue reaches it and refuses a new
+# credential made in the same second or earlier ("Job credential revoked": the job ends
+# FAILED); the revoke comes a moment after the attempt's end line, later on a loaded node.
+REQUEUE_SETTLE_SECONDS = 5
 
 
 def read_attempts(directory: Path) -> list[dict[str, Any]]:
@@ -50,10 +55,14 @@ def read_attempts(directory: Path) -> list[dict[str, Any]]:
     return ordered
 
 
-def release_requeue_delay(gw: Gateway, job: Job, unit: Unit, said: SlurmJobState) -> bool:
+def release_requeue_delay(gw: Gateway, job: Job, unit: Unit, said: SlurmJobState,
+                          now: float | None = None) -> bool:
     """A resumable unit that Slurm requeued (after its time limit, a preemption or a lost
     node) waits out Slurm's requeue delay (two minutes, reason ``BeginTime``): let it start
-    at once. Returns whether it was asked; a refusal is left to the delay."""
+    now, once its last attempt's end is REQUEUE_SETTLE_SECONDS old. Returns whether it was
+    asked; a refusal is left to the delay."""
+    import time
+
     from gateway.common.errors import SlurmError
     from gateway.jobs.model import state_from_slurm
 
@@ -66,6 +75,9 @@ def release_requeue_delay(gw: Gateway, job: Job, unit: Unit, said: SlurmJobState
     # credential revoked") and the job would end FAILED.
     if not attempts or not str(attempts[-1]["end"] or "").endswith(": requeued"):
         return False
+    ended = attempts[-1]["ended"] or 0
+    if (time.time() if now is None else now) - ended < REQUEUE_SETTLE_SECONDS:
+        return False   # a later sync lets it start
     try:
         gw.slurm.start_now(unit.slurm_id)
     except SlurmError:

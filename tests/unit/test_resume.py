@@ -1,5 +1,6 @@
 """Resumable jobs (--restarts): their options, what refuses them, their attempts file."""
 
+import time
 from pathlib import Path
 
 import pytest
@@ -112,12 +113,17 @@ def test_a_requeued_resumable_job_is_let_start_at_once(gw):
     (gw.jobs.get(lost).job_dir / "attempts.jsonl").write_text(
         '{"attempt": 1, "event": "start", "node": "n1", "time": 1}\n')
     never_ran = _resumable_job(gw, 2, "101")            # waits for a --begin of its own
+    just_now = _resumable_job(gw, 2, "104")   # slurmd may not have revoked it yet: wait
+    (gw.jobs.get(just_now).job_dir / "attempts.jsonl").write_text(
+        '{"attempt": 1, "event": "start", "node": "n1", "time": 1}\n'
+        f'{{"attempt": 1, "event": "end", "node": "n1", "time": {int(time.time())}, '
+        '"end": "time limit: requeued"}\n')
     plain = _resumable_job(gw, 0, "102")
     (gw.jobs.get(plain).job_dir / "attempts.jsonl").write_text("")
     from dataclasses import replace
 
     queue = {slurm_id: replace(slurm_state(slurm_id, "PENDING"), reason="BeginTime")
-             for slurm_id in ("100", "101", "102", "103")}
+             for slurm_id in ("100", "101", "102", "103", "104")}
     gw.slurm = FakeScheduler(queue=queue)
     reconcile(gw)
     assert [c for c in gw.slurm.calls if isinstance(c, tuple) and c[0] == "start-now"] == [
