@@ -283,7 +283,9 @@ SlurmdPort=$SLURMD_PORT
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
-AuthInfo=socket=$MUNGE_SOCKET
+# cred_expire: how long a requeued job waits before it may start again (Slurm's default,
+# 120 s, is what sites run; 30 s here keeps the preemption and lost-node tests short).
+AuthInfo=socket=$MUNGE_SOCKET,cred_expire=30
 CredType=cred/munge
 PlugStackConfig=$ETC/plugstack.conf
 
