@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 
 from gateway.common.errors import InvalidInput
+from gateway.common.specs import MAX_RESTARTS
 from gateway.common.trees import remove_tree
 
 # Each app: the files `gw ood install` writes, from templates/ood/<app>/<file>.j2.
@@ -78,7 +79,7 @@ def install_apps(dest: Path, *, cluster: str, gw: str, hours: int = 2, max_hours
                 path.write_text(env.get_template(f"ood/{app}/{name}.j2").render(
                     gw=gw, cluster=cluster, hours=hours, max_hours=max_hours,
                     title=APP_TITLES[app], python=python,
-                    python_prefix=python_prefix,
+                    python_prefix=python_prefix, max_restarts=MAX_RESTARTS,
                     app_dir=APP_DIRS[app]))
             for dirpath, _dirs, _files in os.walk(staging):
                 os.chmod(dirpath, 0o755)  # the portal reads the app as every user

@@ -183,4 +183,5 @@ def sample_context() -> dict[str, object]:
             "home_id": "0123456789abcdef", "description": ["a template check"],
             "spool_dir": "/gw/spool", "spool_writer": shell_writer(),
             "container": ContainerScript(": set-up", f"{_RUN_MARK} run", ": teardown"),
-            "shape_macros": "sbatch/shapes/single.sh.j2", "resume": None}
+            "shape_macros": "sbatch/shapes/single.sh.j2", "job_dir": "/gw/jobs/1",
+            "resume": None}

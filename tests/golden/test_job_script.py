@@ -223,6 +223,27 @@ def test_resumable_job():
     assert "gw_requeue \"exit $gw_status\"" in again
 
 
+def test_resumable_rendered_script():
+    """A rendered script with --restarts: a requeued run (same Slurm id) keeps its
+    directory, /code and /model; its first attempt lays them out as any run does."""
+    resources = Resources(2, 0, 4096, 64, 3600, "debug", restarts=2, save_seconds=60)
+    text = render(0, "rendered", "bwrap", DATA, ("python", "train.py"), {}, resources,
+                  shape="rendered", extra={"render_id": 5})
+    check("job_rendered_resumable_bwrap.sbatch", text)
+    for flag in ("--requeue", "--open-mode=append", "--signal=B:USR1@60"):
+        assert f"#SBATCH {flag}\n" in text
+    kept = text.index('if [ "${SLURM_RESTART_COUNT:-0}" -gt 0 ] && [ -d "$GW_RUN_DIR/model" ]')
+    assert kept < text.index('    mkdir -m 700 -- "$GW_RUN_DIR"') < text.index("\nfi\n", kept)
+    assert "gw_resume_end" in text
+    gang = render(0, "ddp", "bwrap", DATA, ("python", "train.py"), {},
+                  Resources(2, 0, 4096, 64, 3600, "debug", nodes=2, tasks_per_node=1,
+                            restarts=1, save_seconds=60),
+                  shape="rendered_gang", extra={"render_id": 7, "launcher": "srun"})
+    kept = gang.index('if [ "${SLURM_RESTART_COUNT:-0}" -gt 0 ]')
+    assert kept < gang.index('mkdir -m 700 -p -- "$GW_RUN_DIR/tasks/$gw_rank"')
+    assert "#SBATCH --requeue\n" in gang and "gw_resume_end" in gang
+
+
 def test_a_job_without_restarts_is_neither_requeued_nor_signalled():
     text = render(7, "train run", "bwrap", DATA, ("python", "train.py"), {},
                   Resources(4, 0, 16384, 2048, 7200, "debug"))

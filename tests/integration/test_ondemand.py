@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
 
@@ -121,6 +122,8 @@ def test_the_form_offers_the_persons_own_images_algorithms_and_datasets(portal):
         assert form["attributes"]["bc_num_hours"]["value"] == 2
         if app == "gw_training":
             assert options["gw_template"] == ["", "tpl"]
+            assert form["attributes"]["gw_restarts"]["value"] == 0
+            assert "gw_restarts" in form["form"]
 
 
 def test_a_portal_session_is_a_gateway_notebook_with_a_working_link(portal, tmp_path):
@@ -226,6 +229,30 @@ def test_a_portal_training_job_on_several_tasks_is_a_gang(portal, tmp_path):
     assert done["ranks"] == 2 and done["resources"]["tasks_per_node"] == 2
     assert gw_ok(env, "model", "cat", done["model"], "rank1") == "1 of 2\n"
     assert gw_ok(env, "model", "cat", done["model"], "rank0") == "0 of 2\n"
+
+
+def test_a_portal_training_job_with_restarts_resumes_after_a_requeue(portal, tmp_path):
+    """Restarts from the form: the portal's job, requeued (as a preemption or an admin
+    does), runs the portal's wrapper again; the gateway's script is attempt 2, resumed,
+    with the first attempt's /model; one version, the attempts in the job's record."""
+    env = portal["env"]
+    session, conn = training_session(portal, tmp_path, {
+        "gw_restarts": "1",
+        "gw_command": "if [ -f /model/step ]; then echo \"$GW_ATTEMPT $GW_RESUMED\" > "
+                      "/model/resumed; exit 0; fi; echo 1 > /model/step; sleep 300"})
+    job_id, slurm_id = int(conn["gw_job"]), str(session["slurm_id"])
+    step = Path(conn["gw_job_dir"]) / "model" / "step"
+    deadline = time.monotonic() + 120
+    while not step.exists():
+        assert time.monotonic() < deadline, gw_ok(env, "job", "logs", str(job_id))
+        time.sleep(1)
+    subprocess.run(["scontrol", "requeue", slurm_id], check=True, env={**os.environ, **env})
+    done = job_when_ended(env, job_id)   # Slurm holds attempt 2 back for cred_expire
+    assert done["state"] == "COMPLETED" and done["slurm_job_id"] == slurm_id, done
+    assert [a["attempt"] for a in done["attempts"]] == [1, 2], done["attempts"]
+    assert done["attempts"][-1]["end"] == "exit 0", done["attempts"]
+    assert gw_ok(env, "model", "cat", done["model"], "resumed") == "2 1\n"
+    assert gw_ok(env, "model", "cat", done["model"], "step") == "1\n"
 
 
 def test_a_launch_while_slurm_answers_slowly_still_gives_a_session(portal, tmp_path):

@@ -108,13 +108,45 @@ def test_what_cannot_resume_is_refused_before_anything_is_recorded(home):
     before = json.loads(gw_ok(home, "job", "list", "--json"))
     from tests.conftest import run_gw
 
-    proc = run_gw("job", "render", "--algo", "long", "--image", "bb:v1", "--restarts", "1",
-                  "--", "true", env=home, check=False)   # a script run by plain sbatch
-    assert proc.returncode == 2 and "cannot be resumed" in proc.stderr, proc.stderr
     proc = run_gw("job", "submit", "--algo", "long", "--image", "bb:v1", "--save-seconds",
                   "30", "--", "true", env=home, check=False)
     assert proc.returncode == 2 and "goes with --restarts" in proc.stderr, proc.stderr
+    proc = run_gw("job", "submit", "--algo", "long", "--image", "bb:v1", "--restarts", "-1",
+                  "--", "true", env=home, check=False)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert json.loads(gw_ok(home, "job", "list", "--json")) == before
+
+
+def test_a_rendered_script_run_by_plain_sbatch_resumes(home, tmp_path):
+    """`gw job render --restarts`: the run, requeued ahead of its limit, keeps its Slurm id
+    and so its directory and /model; it is one job with its attempts and one version."""
+    import os
+    import subprocess
+
+    script = tmp_path / "long.sbatch"
+    gw_ok(home, "job", "render", "--algo", "long", "--image", "bb:v1", "--mem", "64M",
+          "--time", "1", "--restarts", "1", "--save-seconds", "10", "-o", str(script),
+          "--", "sh", "work.sh", "62")
+    before = {j["id"] for j in json.loads(gw_ok(home, "job", "list", "--json"))}
+    slurm_id = subprocess.run(["sbatch", "--parsable", str(script)], capture_output=True,
+                              text=True, check=True, cwd=tmp_path,
+                              env={**os.environ, **home}).stdout.strip().split(";")[0]
+    deadline = time.monotonic() + 60
+    runs: list[dict] = []
+    while not runs:
+        runs = [j for j in json.loads(gw_ok(home, "job", "list", "--json"))
+                if j["id"] not in before]
+        assert time.monotonic() < deadline, "the run was never recorded"
+        time.sleep(2)
+    assert [r["slurm_job_id"] for r in runs] == [slurm_id], runs
+    final = _wait_final(home, runs[0]["id"], 300)
+    assert final["state"] == "COMPLETED" and final["origin"] == "sbatch", final
+    assert [a["end"] for a in final["attempts"]] == ["time limit: requeued", "exit 0"], final
+    starts = _one_version_from(home, final, 62)
+    assert starts[0] == "1:0:0" and starts[1].startswith("2:1:"), starts
+    assert int(starts[1].split(":")[2]) > 0, starts   # it went on from its checkpoint
+    log = gw_ok(home, "job", "logs", str(final["id"]))
+    assert "---- attempt 2 of at most 2, resumed" in log and "kept from the attempt" in log
 
 
 def _wait_progress(home: dict[str, str], job_id: int, steps: int, timeout: float = 180

@@ -80,7 +80,8 @@ def test_kinds_and_shapes_say_whether_they_resume():
     assert not get_kind("notebook").resumes and not get_kind("image_build").resumes
     assert get_shape("single").resumes and get_shape("array").resumes
     assert get_shape("gang").resumes
-    assert not get_shape("rendered").resumes and not get_shape("rendered_gang").resumes
+    # a requeued run of a rendered script keeps its Slurm id, and so its directory
+    assert get_shape("rendered").resumes and get_shape("rendered_gang").resumes
 
 
 def _resumable_job(gw, restarts: int, slurm_id: str) -> int:

@@ -29,7 +29,7 @@ class RenderedShape(SingleShape):
     macros = "sbatch/shapes/rendered.sh.j2"
     reruns_as = "single"   # a rerun is submitted by gw, not run from the script
     renders_as = "rendered"
-    resumes = False     # each run of the script makes its own directory: nothing to resume
+    resumes = True      # a requeued run keeps its Slurm id, so its directory
 
     def check_request(self, request: JobRequest) -> None:
         """Only kinds whose script needs no gw on the node, with the gateway's template."""

@@ -29,7 +29,7 @@ class RenderedGangShape(GangShape):
     macros = "sbatch/shapes/rendered_gang.sh.j2"
     reruns_as = "gang"   # a rerun is submitted by gw, not run from the script
     renders_as = "rendered_gang"
-    resumes = False     # each run of the script makes its own directory: nothing to resume
+    resumes = True      # a requeued run keeps its Slurm id, so its directory
     _rendered = RenderedShape()
 
     def check_request(self, request: JobRequest) -> None:

@@ -59,8 +59,8 @@ class SingleShape:
         return tuple(ctx.job.spec.command)
 
     def template_values(self, ctx: SubmitContext) -> dict[str, Any]:
-        """Nothing beyond the base template's."""
-        return {}
+        """The job's directory, where its load samples and attempts are written."""
+        return {"job_dir": str(ctx.job.job_dir)}
 
     def launch(self, ctx: SubmitContext, script: ContainerScript) -> ContainerScript:
         """Once, on the job's node."""
