@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 system packages hpc-gateway needs (Slurm + slurmdbd + MariaDB +
+# Installs the Debian 12 or 13 system packages hpc-gateway needs (Slurm + slurmdbd + MariaDB +
 # munge for the local cluster; bubblewrap, squashfs-tools, squashfs-tools-ng (tar2sqfs),
 # squashfuse, fuse3, siftool, skopeo, umoci for containers; debootstrap and busybox-static
 # for test images; bindfs for the FUSE view of the spool that the watcher's polling test

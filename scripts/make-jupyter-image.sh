@@ -34,7 +34,13 @@ if [ "$(cat "$ROOTFS/.gw-complete" 2>/dev/null)" != "${PACKAGES[*]}" ]; then
     rm -f "$ROOTFS.partial/.gw-complete"
     site="$ROOTFS.partial/usr/local/lib/python3.11/dist-packages"
     mkdir -p "$site"
-    "$REPO/.venv/bin/pip" install --quiet --disable-pip-version-check --no-compile \
+    # The project's pip (or, in the Debian 13 root of scripts/slurm-root.sh, the root's):
+    # it fetches wheels for the image's Python, whatever its own is.
+    pip=$REPO/.venv/bin/pip
+    "$pip" --version > /dev/null 2>&1 || pip=$(command -v pip)
+    wheels=()
+    if [ -d /opt/wheels ]; then wheels=(--find-links /opt/wheels); fi
+    "$pip" install --quiet --disable-pip-version-check --no-compile "${wheels[@]}" \
         --target "$site" --python-version 3.11 --implementation cp --abi cp311 \
         --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 \
         --platform manylinux_2_28_x86_64 --only-binary=:all: "${PACKAGES[@]}" \

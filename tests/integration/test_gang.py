@@ -23,7 +23,7 @@ from tests.support import gang_cluster
 
 pytestmark = pytest.mark.container
 
-NODES = ["gwgangnode1", "gwgangnode2"]
+NODES = [f"{gang_cluster.GANG_CLUSTER['GW_CLUSTER_NAME']}node{i}" for i in (1, 2)]
 
 
 @pytest.fixture(scope="module")
@@ -102,13 +102,14 @@ def test_ddp_on_two_nodes_makes_one_model_version_with_both_nodes(gang):
     result = json.loads(Path(model["path"], "result.json").read_text())
     assert result["world"] == 2 and result["sum"] == 3.0
     assert result["nodes"] == ",".join(NODES)
-    assert result["master"].startswith("10.232.0.11:")   # the first node's own address
+    # the first node's own address
+    assert result["master"].startswith(gang_cluster.GANG_CLUSTER["GW_NODE_NET"] + ".11:")
     top = json.loads(gw_ok(gang, "job", "top", str(job["id"]), "--json"))
     assert [u["label"] for u in top["units"]] == [f"rank 0 on {NODES[0]}",
                                                   f"rank 1 on {NODES[1]}"]
     assert all(u["samples"] > 0 for u in top["units"])
     text = gw_ok(gang, "job", "show", str(job["id"]))
-    assert "gwgangnode1,gwgangnode2" in text
+    assert ",".join(NODES) in text
     assert "2 (2 nodes x 1 tasks, launcher srun)" in text
 
 
@@ -173,7 +174,7 @@ def test_a_failing_rank_ends_the_gang_failed_within_seconds_naming_it(gang):
                             "FAIL_RANK=1", "--env", "HANG=1", "--wait", "--",
                             "python3", "ddp.py", check=False).stdout)
     assert job["state"] == "FAILED", job
-    assert "rank 1 on gwgangnode2 exited with status 3" in job["reason"], job["reason"]
+    assert f"rank 1 on {NODES[1]} exited with status 3" in job["reason"], job["reason"]
     rank_dir = Path(job["job_dir"], "tasks", "1")
     failed_at = float((rank_dir / "exit").read_text().split()[1])
     # rank 0 sleeps 600 s: the gang ended because rank 1 failed, not at its time limit

@@ -9,10 +9,15 @@ import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+# GW_GANG_*: another instance's name, first port and network, so that the suite of another
+# Slurm release (scripts/slurm-root.sh sets them) runs beside this one on one machine.
+_NAME = os.environ.get("GW_GANG_CLUSTER_NAME", "gwgang")
+_PORT = int(os.environ.get("GW_GANG_PORT_BASE", "6827"))
 GANG_CLUSTER = {
-    "GW_CLUSTER_DIR": "/var/lib/gw-cluster-gang", "GW_CLUSTER_NAME": "gwgang",
-    "GW_SLURMCTLD_PORT": "6827", "GW_SLURMD_PORT": "6828", "GW_SLURMDBD_PORT": "6829",
-    "GW_MARIADB_PORT": "3317", "GW_NODE_NET": "10.232.0"}
+    "GW_CLUSTER_DIR": f"/var/lib/gw-cluster-{_NAME[2:] or 'gang'}", "GW_CLUSTER_NAME": _NAME,
+    "GW_SLURMCTLD_PORT": str(_PORT), "GW_SLURMD_PORT": str(_PORT + 1),
+    "GW_SLURMDBD_PORT": str(_PORT + 2), "GW_MARIADB_PORT": str(_PORT - 3510),
+    "GW_NODE_NET": os.environ.get("GW_GANG_NODE_NET", "10.232.0")}
 
 
 def cluster_sh(*args: str) -> subprocess.CompletedProcess[str]:
