@@ -114,9 +114,12 @@ def parse_sacct(stdout: str) -> dict[str, SlurmJobState]:
             continue
         job_id, state, exit_code, node, start, end, shown_id, comment = (p.strip()
                                                                          for p in parts)
-        jobs[job_id] = SlurmJobState(job_id, state,
-                                     "" if node in ("None assigned", "") else node,
-                                     parse_exit_code(exit_code), _timestamp(start),
+        # A job never given a node never started: Slurm 22.05 puts the end (a cancel
+        # while pending) as its Start, 24.11 "None".
+        never_ran = node == "None assigned"
+        jobs[job_id] = SlurmJobState(job_id, state, "" if never_ran else node,
+                                     parse_exit_code(exit_code),
+                                     None if never_ran else _timestamp(start),
                                      _timestamp(end), comment=comment,
                                      array_task=shown_id if "_" in shown_id else "")
     return jobs
