@@ -298,6 +298,7 @@ def _bwrap(spec: ContainerSpec) -> ContainerScript:
         "{ echo 'gw: squashfuse is not installed on this node' >&2; false; }",
         *_offset_setup(spec),
         f'"$gw_squashfuse" -o offset="$gw_sif_offset" {_q(spec.sif)} {rootfs}',
+        *_reaper(rootfs),
         *_identity_files(),
     ]
     argv: list[str] = ["bwrap", "--ro-bind", rootfs, "/", "--dev", "/dev", "--proc", "/proc",
@@ -335,6 +336,23 @@ def _bwrap(spec: ContainerSpec) -> ContainerScript:
         "esac",
     ]
     return ContainerScript("\n".join(setup), run, "\n".join(teardown), SIGNAL_COMMAND)
+
+
+# squashfuse daemonizes, so Slurm's kill of a job (proctrack/linuxproc follows parentage)
+# never reaches it, and a script killed outright (SIGKILL: over its memory, a rank of a
+# failed gang past KillWait) runs no EXIT trap: its image would stay mounted, its daemon
+# running, for good. The reaper leaves the job's process tree at once (a subshell that
+# forks it and exits) and unmounts the image when the script is gone, however it ended.
+REAPER_POLL_SECONDS = 2
+
+
+def _reaper(rootfs: Shell) -> list[str]:
+    """The set-up line that starts the image's reaper (see REAPER_POLL_SECONDS)."""
+    body = ('while kill -0 "$1" 2>/dev/null; do sleep ' + str(REAPER_POLL_SECONDS)
+            + '; done; fusermount3 -u "$2" 2>/dev/null || fusermount3 -uz "$2" 2>/dev/null;'
+            ' rm -f "$3/passwd" "$3/group"; rmdir "$2" "$3" 2>/dev/null')
+    return [f"( setsid sh -c {_q(body)} gw-reaper $$ {rootfs} {SCRATCH} "
+            "< /dev/null > /dev/null 2>&1 & )"]
 
 
 def _passed_env_shell(prefixes: tuple[str, ...], words: str) -> list[str]:

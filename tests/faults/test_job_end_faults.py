@@ -69,22 +69,62 @@ def test_job_over_its_memory_ends_out_of_memory(flow_home, tmp_path):
         final = wait_final(env, job["id"])
         assert final["state"] == "OUT_OF_MEMORY", final
         assert "memory" in final["reason"] and final["model"] is None, final
+        # The step was killed with its batch script before the teardown could run; the
+        # image's reaper unmounts it, so its squashfuse daemon ends too (docs/containers.md).
+        deadline = time.monotonic() + 30
+        while image_daemons(tmp_path) and time.monotonic() < deadline:
+            time.sleep(1)
+        assert image_daemons(tmp_path) == [], image_daemons(tmp_path)   # unmounted: it ended
     finally:
         release_image_mounts(tmp_path)
 
 
-def release_image_mounts(tmp_path) -> None:
-    """A step killed for memory takes its batch script with it before the teardown runs;
-    without cgroups, Slurm cannot find the squashfuse daemon the set-up started, so it
-    stays (docs/security.md: sites need cgroups). Tidy up this test's."""
-    import subprocess
+def test_a_job_script_killed_outright_leaves_no_image_mounted(flow_home, tmp_path):
+    """Injects: SIGKILL of the job's script and its container (what a kill for memory or a
+    failed gang's rank past KillWait does): no EXIT trap runs, and squashfuse, a daemon,
+    is out of Slurm's reach. The image's reaper unmounts it; its daemon ends."""
+    env = make_home(flow_home, tmp_path, tmp_path / "home")
+    job = json.loads(gw_ok(env, "job", "submit", "--json", "--algo", "f", "--image", "bb:v1",
+                           "--mem", "32M", "--", "sh", "-c", "sleep 600"))
+    deadline = time.monotonic() + 60
+    bwrap: list[tuple[str, str]] = []
+    while not bwrap:
+        assert time.monotonic() < deadline, "the job's container never started"
+        ps = subprocess.run(["ps", "-ww", "-eo", "pid,ppid,args"], capture_output=True, text=True,
+                            check=True).stdout
+        bwrap = [(line.split()[0], line.split()[1]) for line in ps.splitlines()
+                 if " bwrap " in f" {line} " and env["GW_HOME"] in line]
+        time.sleep(0.5)
+    assert image_daemons(tmp_path), "the image is not mounted"
+    try:
+        for pid, script in bwrap:
+            os.kill(int(script), signal.SIGKILL)     # the job's script: no trap runs
+            os.kill(int(pid), signal.SIGKILL)
+        final = wait_final(env, job["id"])
+        assert final["state"] in ("FAILED", "CANCELLED"), final
+        deadline = time.monotonic() + 30
+        while image_daemons(tmp_path) and time.monotonic() < deadline:
+            time.sleep(1)
+        assert image_daemons(tmp_path) == [], image_daemons(tmp_path)
+    finally:
+        release_image_mounts(tmp_path)
 
-    ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True,
+
+def image_daemons(tmp_path) -> list[tuple[str, str]]:
+    """(pid, args) of the squashfuse daemons of this test's images."""
+    ps = subprocess.run(["ps", "-ww", "-eo", "pid,args"], capture_output=True, text=True,
                         check=True).stdout
+    found = []
     for line in ps.splitlines():
         pid, _, args = line.strip().partition(" ")
         if "squashfuse" in args and str(tmp_path) in args:
-            mountpoint = args.split()[-1]
-            subprocess.run(["fusermount3", "-uz", mountpoint], capture_output=True,
-                           check=False)
-            subprocess.run(["kill", pid], capture_output=True, check=False)
+            found.append((pid, args))
+    return found
+
+
+def release_image_mounts(tmp_path) -> None:
+    """Tidy up what a failed assertion above left (nothing, when the reaper works)."""
+    for pid, args in image_daemons(tmp_path):
+        subprocess.run(["fusermount3", "-uz", args.split()[-1]], capture_output=True,
+                       check=False)
+        subprocess.run(["kill", pid], capture_output=True, check=False)
