@@ -22,7 +22,9 @@ if [ ! -f "$CACHE/rootfs/.gw-complete" ]; then
 fi
 if [ ! -f "$ARCHIVE" ] || [ "$CACHE/rootfs/.gw-complete" -nt "$ARCHIVE" ]; then
     echo "demo image: writing $ARCHIVE" >&2
-    "$REPO/.venv/bin/python" "$REPO/scripts/docker_archive.py" --rootfs "$CACHE/rootfs" \
+    python=$REPO/.venv/bin/python   # or, in the Debian 13 root, the root's own
+    "$python" -c '' 2> /dev/null || python=python3
+    "$python" "$REPO/scripts/docker_archive.py" --rootfs "$CACHE/rootfs" \
         --out "$ARCHIVE.partial" --layout docker-legacy --tag demo-numpy:v1 \
         --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
         --env LANG=C.UTF-8 --env PYTHONUNBUFFERED=1 --workdir /code --cmd python3

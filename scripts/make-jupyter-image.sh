@@ -72,7 +72,9 @@ else
 fi
 if [ ! -f "$ARCHIVE" ] || [ "$ROOTFS/.gw-complete" -nt "$ARCHIVE" ]; then
     echo "$NAME image: writing $ARCHIVE" >&2
-    "$REPO/.venv/bin/python" "$REPO/scripts/docker_archive.py" --rootfs "$ROOTFS" \
+    python=$REPO/.venv/bin/python   # or, in the Debian 13 root, the root's own
+    "$python" -c '' 2> /dev/null || python=python3
+    "$python" "$REPO/scripts/docker_archive.py" --rootfs "$ROOTFS" \
         --out "$ARCHIVE.partial" --layout docker-legacy --tag "$NAME:v1" \
         --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
         --env LANG=C.UTF-8 --env PYTHONUNBUFFERED=1 --workdir /code "${IMAGE_ARGS[@]}"
