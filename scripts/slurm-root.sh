@@ -16,7 +16,8 @@
 # `scripts/cluster.sh --slurm 24.11 start|stop|status` calls it. Everything lives under
 # $GW_SLURM_ROOT_DIR (default /var/lib/gw-cluster-24.11): root/ is the Debian 13 root (its
 # cluster's state in root/var/lib/gw-cluster, gw's virtualenv in root/opt/gw-venv); the
-# machine's own files are untouched. The root shares, by bind mounts that `stop` removes:
+# machine's own files are untouched. The root is a mount namespace of its own (pivot_root;
+# ns/mnt pins it) and shares, by bind mounts that `stop` removes:
 # /proc, /sys, /dev, this checkout (same path), the image cache of the tests and demo
 # (/var/cache/gw-demo) and /opt/wheels when present. Its cluster uses ports of its own
 # (6917-6919, MariaDB 3407) and node network 10.233.0, so both clusters can run at once.
@@ -51,7 +52,7 @@ INNER_ENV=(
 log() { printf 'slurm-root: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-[ "$(id -u)" -eq 0 ] || die "must run as root (chroot, mounts)"
+[ "$(id -u)" -eq 0 ] || die "must run as root (mounts, namespaces)"
 
 # What the root's packages were installed from: a changed list installs again.
 deps_stamp() { sha256sum "$REPO/scripts/install-deps.sh" | cut -c1-16; }
@@ -91,6 +92,7 @@ mount_all() {
         unmount_all
         mount --bind "$ROOT" "$ROOT"
     fi
+    mkdir -p "$ROOT/.oldroot"
     mountpoint -q "$ROOT/proc" || mount -t proc proc "$ROOT/proc"
     bind /sys /sys
     bind /dev /dev
@@ -100,6 +102,7 @@ mount_all() {
     if [ -d /opt/wheels ]; then bind /opt/wheels /opt/wheels ro; fi
     # The machine's names: slurmctld resolves the node that submitted a job by its name.
     cp -L /etc/resolv.conf /etc/hosts "$ROOT/etc/" 2>/dev/null || true
+    make_namespace
 }
 
 # The machine's own certificate authorities (a site's proxy, say) are the root's too: pip
@@ -118,9 +121,13 @@ trust_local_cas() {
     printf '%s' "$stamp" > "$ROOT/.gw-cas"
 }
 
-# Every mount below the root, deepest first, then the root's own.
+# The namespace's pin, then every mount below the root, deepest first, then the root's own.
 unmount_all() {
     local target
+    if mountpoint -q "$NS_DIR"; then
+        umount "$NS" 2>/dev/null || umount -l "$NS" 2>/dev/null || true
+        umount "$NS_DIR" 2>/dev/null || umount -l "$NS_DIR" 2>/dev/null || true
+    fi
     [ -d "$ROOT" ] || return 0
     for target in $(awk -v root="$ROOT" '$2 == root || index($2, root "/") == 1 {print $2}' \
                         /proc/self/mounts | sort -r); do
@@ -128,7 +135,30 @@ unmount_all() {
     done
 }
 
-inside() { chroot "$ROOT" /usr/bin/env -i "${INNER_ENV[@]}" "$@"; }
+# The root's own mount namespace, pinned by a bind mount of its file: its root is the
+# Debian 13 root itself (pivot_root), not a chroot inside this machine's. The kernel lets
+# no chrooted process make a user namespace, and bubblewrap needs one for every job of a
+# user other than root (tests/integration/test_multiuser.py).
+NS_DIR=$DIR/ns
+NS=$NS_DIR/mnt
+
+make_namespace() {
+    if findmnt -n -o FSTYPE "$NS" 2>/dev/null | grep -qx nsfs; then
+        return
+    fi
+    mkdir -p "$NS_DIR"
+    if ! mountpoint -q "$NS_DIR"; then   # unshare pins a namespace only on a private mount
+        mount --bind "$NS_DIR" "$NS_DIR"
+        mount --make-private "$NS_DIR"
+    fi
+    touch "$NS"
+    unshare --mount="$NS" --propagation private sh -c \
+        'cd "$1" && mkdir -p .oldroot && pivot_root . .oldroot && umount -l /.oldroot' \
+        sh "$ROOT" || die "could not make the root's mount namespace"
+}
+
+# Run a command in the root (its mount namespace; root and working directory /).
+inside() { nsenter --mount="$NS" /usr/bin/env -i "${INNER_ENV[@]}" "$@"; }
 
 install_packages() {
     if [ "$(cat "$ROOT/.gw-deps" 2>/dev/null)" = "$(deps_stamp)" ]; then
@@ -163,12 +193,12 @@ cmd_start() {
     install_packages
     trust_local_cas
     install_venv
-    (cd / && inside bash "$REPO/scripts/cluster.sh" start "$@")
+    inside bash "$REPO/scripts/cluster.sh" start "$@"
 }
 
 cmd_stop() {
-    if [ -d "$ROOT" ] && mountpoint -q "$ROOT/proc"; then
-        (cd / && inside bash "$REPO/scripts/cluster.sh" stop) || true
+    if findmnt -n -o FSTYPE "$NS" 2>/dev/null | grep -qx nsfs; then
+        inside bash "$REPO/scripts/cluster.sh" stop || true
     fi
     unmount_all
     log "stopped (the root stays in $ROOT for the next start)"
@@ -176,7 +206,8 @@ cmd_stop() {
 
 cmd_run() {
     [ "$#" -gt 0 ] || die "run needs a command"
-    mountpoint -q "$ROOT/proc" || die "the root is not started: scripts/slurm-root.sh start"
+    findmnt -n -o FSTYPE "$NS" 2>/dev/null | grep -qx nsfs \
+        || die "the root is not started: scripts/slurm-root.sh start"
     case $PWD in
         "$REPO"|"$REPO"/*|/tmp|/tmp/*) ;;
         *) die "run from within $REPO (the only directory the root shares)" ;;
@@ -189,8 +220,8 @@ command=${1:-}
 case $command in
     start) cmd_start "$@" ;;
     stop) cmd_stop ;;
-    status) mountpoint -q "$ROOT/proc" || die "the root is not mounted"
-            (cd / && inside bash "$REPO/scripts/cluster.sh" status) ;;
+    status) findmnt -n -o FSTYPE "$NS" 2>/dev/null | grep -qx nsfs || die "the root is not started"
+            inside bash "$REPO/scripts/cluster.sh" status ;;
     run) cmd_run "$@" ;;
     venv) make_root; mount_all; install_packages; trust_local_cas; install_venv force ;;
     *) echo "usage: $0 start [--nodes N] | stop | status | run CMD [ARG...] | venv" >&2
