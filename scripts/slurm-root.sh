@@ -142,8 +142,11 @@ unmount_all() {
 NS_DIR=$DIR/ns
 NS=$NS_DIR/mnt
 
+# Whether the root's mount namespace is made (its file is a pinned namespace).
+namespace_up() { findmnt -n -o FSTYPE "$NS" 2>/dev/null | grep -qx nsfs; }
+
 make_namespace() {
-    if findmnt -n -o FSTYPE "$NS" 2>/dev/null | grep -qx nsfs; then
+    if namespace_up; then
         return
     fi
     mkdir -p "$NS_DIR"
@@ -197,7 +200,7 @@ cmd_start() {
 }
 
 cmd_stop() {
-    if findmnt -n -o FSTYPE "$NS" 2>/dev/null | grep -qx nsfs; then
+    if namespace_up; then
         inside bash "$REPO/scripts/cluster.sh" stop || true
     fi
     unmount_all
@@ -206,8 +209,7 @@ cmd_stop() {
 
 cmd_run() {
     [ "$#" -gt 0 ] || die "run needs a command"
-    findmnt -n -o FSTYPE "$NS" 2>/dev/null | grep -qx nsfs \
-        || die "the root is not started: scripts/slurm-root.sh start"
+    namespace_up || die "the root is not started: scripts/slurm-root.sh start"
     case $PWD in
         "$REPO"|"$REPO"/*|/tmp|/tmp/*) ;;
         *) die "run from within $REPO (the only directory the root shares)" ;;
@@ -220,7 +222,7 @@ command=${1:-}
 case $command in
     start) cmd_start "$@" ;;
     stop) cmd_stop ;;
-    status) findmnt -n -o FSTYPE "$NS" 2>/dev/null | grep -qx nsfs || die "the root is not started"
+    status) namespace_up || die "the root is not started"
             inside bash "$REPO/scripts/cluster.sh" status ;;
     run) cmd_run "$@" ;;
     venv) make_root; mount_all; install_packages; trust_local_cas; install_venv force ;;
