@@ -55,8 +55,7 @@ def read_attempts(directory: Path) -> list[dict[str, Any]]:
     return ordered
 
 
-def release_requeue_delay(gw: Gateway, job: Job, unit: Unit, said: SlurmJobState,
-                          now: float | None = None) -> bool:
+def release_requeue_delay(gw: Gateway, job: Job, unit: Unit, said: SlurmJobState) -> bool:
     """A resumable unit that Slurm requeued (after its time limit, a preemption or a lost
     node) waits out Slurm's requeue delay (two minutes, reason ``BeginTime``): let it start
     now, once its last attempt's end is REQUEUE_SETTLE_SECONDS old. Returns whether it was
@@ -76,7 +75,7 @@ def release_requeue_delay(gw: Gateway, job: Job, unit: Unit, said: SlurmJobState
     if not attempts or not str(attempts[-1]["end"] or "").endswith(": requeued"):
         return False
     ended = attempts[-1]["ended"] or 0
-    if (time.time() if now is None else now) - ended < REQUEUE_SETTLE_SECONDS:
+    if time.time() - ended < REQUEUE_SETTLE_SECONDS:
         return False   # a later sync lets it start
     try:
         gw.slurm.start_now(unit.slurm_id)
