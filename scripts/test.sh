@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # README command 2: set everything up on a fresh Debian machine and run the whole suite
 # (what CI runs): ruff and mypy, then unit, golden and integration tests on the machine's
-# own Slurm (Debian 12: 22.05; Debian 13: 24.11) with real containers. Extra arguments go
-# to pytest, e.g. `scripts/test.sh -k harvest`.
+# own Slurm (Debian 12: 22.05) with real containers; then the integration tests again on
+# Slurm 24.11, in a Debian 13 root with its own cluster and gw on Python 3.13
+# (scripts/slurm-root.sh, docs/cluster.md). On Debian 13 the machine's Slurm is 24.11:
+# the whole suite runs once. Extra arguments go to pytest, e.g. `scripts/test.sh -k harvest`.
 #
 #   scripts/test.sh --slurm 22.05 [PYTEST ARGS]   the machine's Slurm 22.05 alone
-#   scripts/test.sh --slurm 24.11 [PYTEST ARGS]   the integration tests (or the tests named)
-#                                                 on Slurm 24.11, in a Debian 13 root with its
-#                                                 own cluster and gw on Python 3.13
-#                                                 (scripts/slurm-root.sh, docs/cluster.md)
+#   scripts/test.sh --slurm 24.11 [PYTEST ARGS]   Slurm 24.11 alone (the integration tests,
+#                                                 or the tests named)
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
@@ -26,6 +26,7 @@ bash scripts/install-deps.sh
 # This machine's own Slurm: 22.05 on Debian 12, 24.11 on Debian 13.
 own=$(slurmd -V 2>/dev/null | awk '{split($2, v, "."); print v[1] "." v[2]}')
 releases=${wanted:-$own}
+[ -n "$wanted" ] || [ "$own" = 24.11 ] || releases="$own 24.11"
 
 # Each step's failure fails the release (set -e does not reach into a function called
 # from `||`: every step is chained).
