@@ -86,6 +86,12 @@ bind() {
 }
 
 mount_all() {
+    # A namespace made for another checkout (a clone elsewhere, CI's) does not hold this
+    # one: it is made again (its daemons ended with whatever ran them).
+    if namespace_up && ! inside test -f "$REPO/scripts/slurm-root.sh"; then
+        log "the root's namespace holds another checkout: mounting it again for $REPO"
+        unmount_all
+    fi
     # The root a mount point of its own: bubblewrap makes / a slave mount in the jobs'
     # namespaces, which fails ("Invalid argument") where / is a plain directory.
     if ! mountpoint -q "$ROOT"; then
@@ -174,7 +180,8 @@ install_packages() {
 
 install_venv() {
     local stamp
-    stamp=$(sha256sum "$REPO/pyproject.toml" | cut -c1-16)
+    # Editable: it points at this checkout, so another checkout (CI's clone) installs again.
+    stamp="$(sha256sum "$REPO/pyproject.toml" | cut -c1-16) $REPO"
     if [ "${1:-}" != force ] && [ -x "$ROOT$VENV/bin/gw" ] \
             && [ "$(cat "$ROOT$VENV/.gw-installed" 2>/dev/null)" = "$stamp" ]; then
         return
