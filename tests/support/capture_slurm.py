@@ -78,10 +78,11 @@ def capture(out_dir: Path) -> None:
     runner = RecordingRunner()
     slurm = SlurmCommands(runner=runner)
     out_dir.mkdir(parents=True, exist_ok=True)
-    saved: dict[str, Any] = {}
+    saved: list[str] = []
 
-    def keep(name: str, result: Any = None) -> None:
-        saved[name] = runner.last
+    def keep(name: str) -> None:
+        """Write the last command's argv and answer as ``name``."""
+        saved.append(name)
         (out_dir / f"{name}.json").write_text(json.dumps(runner.last, indent=1) + "\n")
 
     with tempfile.TemporaryDirectory(dir=Path.cwd()) as tmp:
