@@ -9,7 +9,9 @@ about twice as fast as :class:`tarfile.TarFile`'s stream mode.
 
 from __future__ import annotations
 
+import struct
 import tarfile
+import zlib
 from collections.abc import Iterator
 from typing import IO
 
@@ -71,17 +73,34 @@ class EntryReader:
             count -= len(data)
 
 
+# entries whose one header block says all (no PAX, long-name or sparse blocks follow)
+PLAIN_TYPES = frozenset((tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.LNKTYPE, tarfile.SYMTYPE,
+                         tarfile.CHRTYPE, tarfile.BLKTYPE, tarfile.DIRTYPE, tarfile.FIFOTYPE,
+                         tarfile.CONTTYPE))
 USTAR_MAGICS = (b"ustar\x0000", b"ustar  \x00")
-NUMERIC = ((100, 108, "mode"), (108, 116, "uid"), (116, 124, "gid"), (124, 136, "size"),
-           (136, 148, "mtime"))
+# name mode uid gid size mtime chksum type linkname magic+version uname gname devmajor
+# devminor prefix: a ustar header's fields, in one C call
+USTAR = struct.Struct("100s8s8s8s12s12s8sc100s8s32s32s8s8s155s")
 
 
 def _octal(field: bytes) -> int:
     return int(field.split(b"\0", 1)[0].strip() or b"0", 8)
 
 
+def _number(field: bytes) -> int:
+    """An octal field as tarfile reads it (a field it would read otherwise, with a NUL
+    before more digits, raises ValueError here: the caller then asks tarfile)."""
+    return int(field.rstrip(b"\0 ") or b"0", 8)
+
+
 def _text(field: bytes) -> str:
-    return field.split(b"\0", 1)[0].decode(ENCODING, ERRORS)
+    return field.partition(b"\0")[0].decode(ENCODING, ERRORS)
+
+
+def _block_sum(block: bytes) -> int:
+    """The sum of a 512-byte block's bytes: adler32's low half is 1 + the sum modulo
+    65521, exact for 256 bytes (at most 65280), and C-fast."""
+    return (zlib.adler32(block[:256]) & 0xFFFF) + (zlib.adler32(block[256:]) & 0xFFFF) - 2
 
 
 class FastTarInfo(tarfile.TarInfo):
@@ -91,38 +110,37 @@ class FastTarInfo(tarfile.TarInfo):
 
     @classmethod
     def frombuf(cls, buf: bytes, encoding: str, errors: str) -> tarfile.TarInfo:  # type: ignore[override]
-        kind = buf[156:157]
-        if (len(buf) != tarfile.BLOCKSIZE or buf[257:265] not in USTAR_MAGICS
-                or kind == tarfile.GNUTYPE_SPARSE
-                or any(buf[start] & 0x80 for start, _end, _name in NUMERIC)):
+        if len(buf) != tarfile.BLOCKSIZE:
+            return super().frombuf(buf, encoding, errors)
+        (name, mode, uid, gid, size, mtime, chksum, kind, linkname, magic, uname, gname,
+         devmajor, devminor, prefix) = USTAR.unpack_from(buf)
+        if (magic not in USTAR_MAGICS or kind == tarfile.GNUTYPE_SPARSE
+                or (buf[100] | buf[108] | buf[116] | buf[124] | buf[136]) & 0x80):
             return super().frombuf(buf, encoding, errors)
         try:
-            checksum = _octal(buf[148:156])
+            checksum = _number(chksum)
+            numbers = (_number(mode), _number(uid), _number(gid), _number(size),
+                       _number(mtime))
         except ValueError:
             return super().frombuf(buf, encoding, errors)
-        if checksum != sum(buf) - sum(buf[148:156]) + 256:
+        if checksum != _block_sum(buf) - sum(chksum) + 256:
             return super().frombuf(buf, encoding, errors)   # it says what is wrong
-        try:
-            numbers = [_octal(buf[start:end]) for start, end, _name in NUMERIC]
-        except ValueError:
-            return super().frombuf(buf, encoding, errors)
         member = cls()
         member.mode, member.uid, member.gid, member.size, member.mtime = numbers
         member.chksum = checksum
         member.type = kind
-        member.name = _text(buf[0:100])
-        member.linkname = _text(buf[157:257])
-        member.uname = _text(buf[265:297])
-        member.gname = _text(buf[297:329])
-        member.devmajor = _octal(buf[329:337]) if buf[329] else 0
-        member.devminor = _octal(buf[337:345]) if buf[337] else 0
-        prefix = _text(buf[345:500])
+        member.name = _text(name)
+        member.linkname = _text(linkname)
+        member.uname = _text(uname)
+        member.gname = _text(gname)
+        member.devmajor = _octal(devmajor) if devmajor[0] else 0
+        member.devminor = _octal(devminor) if devminor[0] else 0
         if member.type == tarfile.AREGTYPE and member.name.endswith("/"):
             member.type = tarfile.DIRTYPE
         if member.isdir():
             member.name = member.name.rstrip("/")
-        if prefix and member.type not in tarfile.GNU_TYPES:
-            member.name = prefix + "/" + member.name
+        if prefix[0] and member.type not in tarfile.GNU_TYPES:
+            member.name = _text(prefix) + "/" + member.name
         return member
 
 
@@ -152,9 +170,19 @@ def tar_entries(plain: IO[bytes], where: str,
     reading = _TarReading(reader)
     while True:
         start = reader.position
-        reader.kept = bytearray()
-        try:
-            member = FastTarInfo.fromtarfile(reading)  # type: ignore[arg-type]
+        reader.kept = None
+        try:   # tarfile's fromtarfile, without its calls for a plain entry
+            buf = reader.read(tarfile.BLOCKSIZE)
+            member = FastTarInfo.frombuf(buf, ENCODING, ERRORS)
+            member.offset = start
+            if member.type in PLAIN_TYPES and not reading.pax_headers:
+                member.offset_data = reader.position
+                reading.offset = reader.position + (
+                    member._block(member.size) if member.isreg() else 0)  # type: ignore[attr-defined]
+                yield member, buf, reading.offset - reader.position, reader
+                continue
+            reader.kept = bytearray(buf)   # a PAX or long-name header: tarfile reads on
+            member = member._proc_member(reading)  # type: ignore[attr-defined]
         except tarfile.EOFHeaderError:  # type: ignore[attr-defined]
             return
         except (tarfile.EmptyHeaderError, tarfile.TruncatedHeaderError) as exc:  # type: ignore[attr-defined]

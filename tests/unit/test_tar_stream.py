@@ -83,3 +83,35 @@ def test_a_checksum_error_is_tarfiles_message():
     block[0:1] = b"g"                                   # the checksum no longer matches
     with pytest.raises(InvalidInput, match="bad checksum"):
         list(tar_entries(io.BytesIO(bytes(block) + bytes(1024)), "layer"))
+
+
+def _with(block: bytes, start: int, field: bytes, *, checksum: str = "unsigned") -> bytes:
+    """``block`` with ``field`` written at ``start`` and its checksum made right again
+    (as most writers compute it, or as some old ones did: bytes summed as signed)."""
+    changed = bytearray(block)
+    changed[start:start + len(field)] = field
+    changed[148:156] = b" " * 8
+    total = sum(changed) if checksum == "unsigned" else sum(
+        b - 256 if b > 127 else b for b in changed)
+    changed[148:156] = b"%06o\0 " % (total & 0o7777777)
+    return bytes(changed)
+
+
+@pytest.mark.parametrize("start,field,checksum", [
+    (100, b"   644 \0", "unsigned"),               # octal padded with spaces
+    (124, b"1274\0\0\0\0\0\0\0\0", "unsigned"),      # short octal, NUL-padded
+    (108, b"0\x00" + b"777\x00\x00\x00", "unsigned"),   # digits after a NUL: tarfile stops
+    (0, b"\xff" * 99 + b"\0", "unsigned"),           # the largest byte sums, not UTF-8
+    (0, b"\xff" * 99 + b"\0", "signed"),             # an old writer's signed checksum
+    (345, b"some/prefix\0", "unsigned"),             # ustar prefix
+    (156, tarfile.CHRTYPE, "unsigned"),              # a device: devmajor, devminor read
+])
+def test_odd_but_valid_headers_parse_as_tarfile_parses_them(start, field, checksum):
+    info = tarfile.TarInfo("name")
+    info.size, info.devmajor, info.devminor = 700, 8, 1
+    block = _with(info.tobuf(tarfile.USTAR_FORMAT), start, field, checksum=checksum)
+    if field == tarfile.CHRTYPE:
+        block = _with(block, 329, b"0000010\0")
+    slow = tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
+    fast = FastTarInfo.frombuf(block, "utf-8", "surrogateescape")
+    assert [getattr(fast, f) for f in FIELDS] == [getattr(slow, f) for f in FIELDS]
