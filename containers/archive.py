@@ -12,15 +12,26 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import posixpath
 import tarfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
-from containers.layers import ImageLimits, LayerGuard, LayerProgress, scan_layer
+from containers.file_range import FileRange
+from containers.layers import (
+    BackgroundDigests,
+    ImageLimits,
+    LayerGuard,
+    LayerProgress,
+    layer_compression,
+    scan_layer,
+)
+from containers.read_lease import read_lease
 from gateway.common.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -112,6 +123,12 @@ def _open_tar(path: Path) -> tarfile.TarFile:
         return tarfile.open(path, "r:")
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise ImageArchiveError(f"{path}: not a tar archive ({exc})") from exc
+
+
+def _open_tar_fd(fd: int) -> tarfile.TarFile:
+    """The archive open as ``fd`` (already read once: :func:`read_archive`)."""
+    return tarfile.open(fileobj=cast(IO[bytes], FileRange(fd, 0, os.fstat(fd).st_size)),
+                        mode="r:")
 
 
 class _Members:
@@ -300,21 +317,57 @@ def read_archive(path: Path) -> ImageArchive:
     return ImageArchive(path, layout, digest, config, resolved, tuple(tags), has_manifest)
 
 
-def layer_handles(archive: ImageArchive) -> Iterator[tuple[str, IO[bytes]]]:
+def layer_handles(archive: ImageArchive, fd: int | None = None
+                  ) -> Iterator[tuple[str, IO[bytes]]]:
     """(where, seekable handle of the stored layer) for every layer, in order: ``where``
-    names the archive and layer for error messages."""
-    with _open_tar(archive.path) as tar:
+    names the archive and layer for error messages. Each handle is a
+    :class:`containers.file_range.FileRange` of the archive (``fd``, when given, is the
+    archive open for reading; it stays open), unless the archive stores the layer as a
+    sparse member."""
+    with _open_tar(archive.path) if fd is None else _open_tar_fd(fd) as tar:
         members = _Members(tar, archive.path)
-        for name in archive.layer_members:
-            handle = tar.extractfile(members.get(name, "layer"))
-            assert handle is not None
-            yield f"{archive.path}: layer {name}", handle
+        layers = [members.get(name, "layer") for name in archive.layer_members]
+        own = fd is None
+        fd = os.open(archive.path, os.O_RDONLY | os.O_CLOEXEC) if fd is None else fd
+        try:
+            for name, member in zip(archive.layer_members, layers, strict=True):
+                handle = (tar.extractfile(member) if member.issparse()
+                          else cast(IO[bytes], FileRange(fd, member.offset_data, member.size)))
+                assert handle is not None
+                yield f"{archive.path}: layer {name}", handle
+        finally:
+            if own:
+                os.close(fd)
+
+
+@dataclass(frozen=True)
+class PinnedArchive:
+    """An archive open for the reads of one build: its layers' handles all read the one
+    open file, and ``unchanged`` (None where the file could not be leased: see
+    :mod:`containers.read_lease`) says whether it is still as it was when opened."""
+
+    handles: Callable[[], Iterator[tuple[str, IO[bytes]]]]
+    unchanged: Callable[[], bool] | None
+
+
+@contextmanager
+def pinned_archive(archive: ImageArchive) -> Iterator[PinnedArchive]:
+    """Open ``archive`` once for every read of a build, with a read lease where one can
+    be had (the caller then need not check and hash the layers a second time)."""
+    fd = os.open(archive.path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        with read_lease(fd) as unchanged:
+            yield PinnedArchive(lambda: layer_handles(archive, fd), unchanged)
+    finally:
+        os.close(fd)
 
 
 def check_layers(archive: ImageArchive,
                  progress: Callable[[int, int], None] | None = None,
                  limits: ImageLimits | None = None,
-                 tree: LayerTree | None = None, digests: bool = True) -> LayerGuard:
+                 tree: LayerTree | None = None, digests: bool = True, *,
+                 handles: Callable[[], Iterator[tuple[str, IO[bytes]]]] | None = None,
+                 background: BackgroundDigests | None = None) -> LayerGuard:
     """Stream every layer (plain, gzip or zstd) once and refuse anything unsafe or
     corrupt; returns what the layers held (:class:`LayerGuard`: the members with setid
     bits; ``tree``, when given, is fed every entry: see :mod:`containers.flatten`).
@@ -330,15 +383,25 @@ def check_layers(archive: ImageArchive,
     entry made, and an image that unpacks beyond ``limits``.
     ``progress(bytes_done, bytes_total)`` follows the layer bytes read. ``digests``
     False leaves the digest checks to the streaming build's second read (see
-    :func:`layer_digests`).
+    :func:`layer_digests`). ``handles`` gives the layers (default: :func:`layer_handles`).
+    With ``background`` (``digests`` is then ignored), a plain layer's digests are left
+    to it (its helper hashes them while the headers are read: the caller calls its
+    ``verify`` when it needs them), a compressed layer's are checked as it is
+    decompressed.
     """
     guard = LayerGuard(limits or ImageLimits(), tree=tree)
     meter = LayerProgress(layer_bytes(archive), progress)
     expected = layer_digests(archive)
-    for (where, handle), (blob_digest, diff_id) in zip(layer_handles(archive), expected,
-                                                       strict=False):
+    layers = handles() if handles is not None else layer_handles(archive)
+    for (where, handle), (blob_digest, diff_id) in zip(layers, expected, strict=False):
+        inline = digests
+        if background is not None:
+            inline = True
+            if isinstance(handle, FileRange) and layer_compression(handle) == "none":
+                background.add(handle, where, blob_digest, diff_id)
+                inline = False
         scan_layer(handle, where, meter, diff_id=diff_id, blob_digest=blob_digest,
-                   error_type=ImageArchiveError, guard=guard, digests=digests)
+                   error_type=ImageArchiveError, guard=guard, digests=inline)
     meter.finish()
     _check_diff_id_count(archive)
     return guard

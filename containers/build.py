@@ -8,6 +8,8 @@ Three methods (:func:`build_method`):
   then read again and flattened into one tar, with the mount points and Apptainer's
   metadata, on the stdin of a SquashFS writer (:mod:`containers.squash`: tar2sqfs or
   sqfstar), whose output becomes the SIF in place (:func:`containers.sif.wrap_in_place`).
+  An archive the kernel leases to us is hashed beside the check and copied by byte
+  ranges in the second read (:func:`_stream_build`).
 - ``unpack`` (the previous pipeline, where no tar writer is installed): skopeo copies the
   image into an OCI layout, ``umoci raw unpack`` applies the layers with their whiteouts,
   :func:`containers.rootfs.prepare_rootfs` adds the mount points and Apptainer's
@@ -39,10 +41,10 @@ from containers.archive import (
     image_config_summary,
     layer_bytes,
     layer_digests,
-    layer_handles,
+    pinned_archive,
 )
-from containers.flatten import LayerHandles, LayerTree, write_flat_tar
-from containers.layers import ImageLimits
+from containers.flatten import LayerHandles, LayerTree, write_flat_ranges, write_flat_tar
+from containers.layers import BackgroundDigests, ImageLimits
 from containers.oci_layout import (
     check_oci_layers,
     oci_layer_digests,
@@ -199,27 +201,56 @@ def build_method(builder: str = "auto") -> str:
 
 
 def _stream_build(layers: LayerHandles, layer_total: int, config: dict[str, Any],
-                  check: Callable[[LayerTree], object],
+                  check: Callable[[LayerTree, BackgroundDigests | None], object],
                   digests: list[tuple[str | None, str | None]], dest: Path, work: Path,
-                  progress: Progress, meter: Meter) -> SifImage:
+                  progress: Progress, meter: Meter,
+                  unchanged: Callable[[], bool] | None = None) -> SifImage:
     """Check the layers into a tree, then flatten them into the SquashFS writer and wrap
-    its output as the SIF (see the module)."""
+    its output as the SIF (see the module).
+
+    ``unchanged`` (the layers' file is leased: :mod:`containers.read_lease`) lets a
+    helper process hash the plain layers beside the check and the squash, and the second
+    read copy the kept entries' byte ranges unread
+    (:func:`containers.flatten.write_flat_ranges`); the digests and the lease, still
+    held after the squash, prove that what was copied is what the config names and
+    what was checked. Without it the second read checks and hashes every entry again
+    (:func:`containers.flatten.write_flat_tar`).
+    """
     architecture = image_config_summary(config)["architecture"]
     sif_arch_code(architecture)          # refused before anything is squashed
     writer = tar_writer()
     if writer is None:
         raise InvalidInput("neither tar2sqfs (squashfs-tools-ng) nor sqfstar 4.6+ is "
                            "installed")
-    tree = LayerTree()
+    tree = LayerTree(keep_offsets=unchanged is not None)
     _step(progress, "check")
-    check(tree)
-    tree.finish(config)
-    _step(progress, "squash")
     squash_meter = (lambda done, total: meter("squash", done, total)) if meter else None
     config_json = json.dumps(config, sort_keys=True).encode()
     with _temp_sif(dest) as tmp:
-        squash_tar(lambda out: write_flat_tar(layers, tree, out, squash_meter, layer_total,
-                                              digests), tmp, writer)
+        if unchanged is not None:
+            background = BackgroundDigests()
+            try:     # the digests are hashed beside the check and the squash
+                check(tree, background)
+                tree.finish(config)
+                _step(progress, "squash")
+                try:
+                    squash_tar(lambda out: write_flat_ranges(layers, tree, out, squash_meter,
+                                                             layer_total), tmp, writer)
+                except ContainerToolError:
+                    background.verify(ImageArchiveError)   # a corrupt layer says better why
+                    raise
+                background.verify(ImageArchiveError)
+            finally:
+                background.close()
+            if not unchanged():
+                raise ImageArchiveError("the archive was opened for writing while it was "
+                                        "converted; import it again once it is written")
+        else:
+            check(tree, None)
+            tree.finish(config)
+            _step(progress, "squash")
+            squash_tar(lambda out: write_flat_tar(layers, tree, out, squash_meter,
+                                                  layer_total, digests), tmp, writer)
         _step(progress, "sif")
         if not wrap_in_place(tmp, architecture, config_json):
             squashfs = work / "rootfs.squashfs"   # this file system cannot: siftool copies
@@ -250,13 +281,14 @@ def build_sif_from_archive(archive: ImageArchive, dest: Path, workdir: Path,
     transport = "docker-archive" if archive.has_manifest_json else "oci-archive"
     method = build_method(builder)
     if method == "stream":
-        with _work_dir(workdir) as work:
+        with _work_dir(workdir) as work, pinned_archive(archive) as pinned:
             check_meter = (lambda done, total: meter("check", done, total)) if meter else None
             return _stream_build(
-                lambda: layer_handles(archive), layer_bytes(archive), archive.config,
-                lambda tree: check_layers(archive, check_meter, limits, tree=tree,
-                                          digests=False),
-                layer_digests(archive), dest, work, progress, meter)
+                pinned.handles, layer_bytes(archive), archive.config,
+                lambda tree, background: check_layers(
+                    archive, check_meter, limits, tree=tree, digests=False,
+                    handles=pinned.handles, background=background),
+                layer_digests(archive), dest, work, progress, meter, pinned.unchanged)
     apptainer = method == "apptainer"
     with _work_dir(workdir) as work:
         source = work / "image.tar"  # a link: the archive's own path may hold ':'
@@ -333,8 +365,8 @@ def build_sif_from_registry(reference: str, dest: Path, workdir: Path, *,
         if method == "stream":
             layer_total = sum(path.stat().st_size for path in image.layers)
             sif = _stream_build(lambda: oci_layer_handles(image), layer_total, config,
-                                lambda tree: check_oci_layers(image, limits=limits, tree=tree,
-                                                              digests=False),
+                                lambda tree, _background: check_oci_layers(
+                                    image, limits=limits, tree=tree, digests=False),
                                 oci_layer_digests(image), dest, work, progress, None)
             return digest, config, sif
         _step(progress, "check")

@@ -10,22 +10,28 @@ files they bind over, Apptainer's metadata), refusing the same images. Finally
 :func:`write_flat_tar` reads the layers again in order and copies exactly the kept
 entries, their tar headers byte for byte unless something must change (a setuid or
 setgid bit cleared, a hard link whose target a later layer replaced), into one tar for a
-SquashFS writer's stdin.
+SquashFS writer's stdin. Where the archive cannot have changed since the check (leased:
+:mod:`containers.read_lease`), :func:`write_flat_ranges` writes the same tar from where
+the check found each entry, copying runs of entries as byte ranges without reading their
+headers again.
 """
 
 from __future__ import annotations
 
 import copy
+import io
 import json
 import posixpath
 import stat
 import tarfile
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from containers.archive import ImageArchiveError, image_config_summary
+from containers.layer_bytes import LayerBytes
 from containers.layers import (
     HashingReader,
     LayerProgress,
@@ -64,6 +70,17 @@ class _Node:
         self.source: tuple[int, str] | None = None
 
 
+class Located(NamedTuple):
+    """One entry of a layer's tar, as the check found it (:meth:`LayerTree.locate`)."""
+
+    path: str
+    header_start: int
+    data_start: int
+    data_end: int
+    link_target: str | None        # a hard link's normalised target
+    member: tarfile.TarInfo | None  # kept where the header is always written anew
+
+
 @dataclass(frozen=True)
 class Addition:
     """An entry the finishing step adds after every layer's."""
@@ -95,8 +112,11 @@ def _kind(member: tarfile.TarInfo) -> str:
 class LayerTree:
     """The flattened image, built from every layer's entries in order (see the module)."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep_offsets: bool = False) -> None:
         self.root = _Node(IMPLICIT, DIR)
+        # with keep_offsets, every layer's entries as the check found them (see locate)
+        self.keeps_offsets = keep_offsets
+        self.located: list[list[Located]] = []
         self.layer = -1
         self.additions: list[Addition] = []
         # (layer, path) of a file some surviving hard link needs, though a later layer
@@ -114,12 +134,28 @@ class LayerTree:
         """The next layer starts: the previous one's changes are applied."""
         self._apply()
         self.layer += 1
+        if self.keeps_offsets:
+            self.located.append([])
+
+    def locate(self, member: tarfile.TarInfo, path: str, raw: bytes, data_start: int,
+               data_bytes: int) -> None:
+        """Where the current layer's entry ``member`` (normalised name ``path``) lies in
+        the layer's tar: its raw
+        header blocks ``raw`` end at ``data_start``, its data (and padding) takes
+        ``data_bytes``. The member itself is kept only where its header must be written
+        anew whatever happens (after a global PAX header; setuid or setgid bits)."""
+        rewrite = not raw or (member.mode & SETID and not member.issym())
+        self.located[self.layer].append(Located(
+            path, data_start - len(raw), data_start,
+            data_start + data_bytes,
+            normal_path(member.linkname) if member.islnk() else None,
+            member if rewrite else None))
 
     def add(self, member: tarfile.TarInfo, path: str, here: str,
             error_type: type[InvalidInput]) -> None:
         """One (checked) entry of the current layer; ``path`` is its normalised name."""
         self._error = error_type
-        base, parent = posixpath.basename(path), posixpath.dirname(path)
+        parent, _slash, base = path.rpartition("/")
         if base == OPAQUE:
             self._opaque.append(parent)
         elif base.startswith(WHITEOUT):
@@ -153,7 +189,7 @@ class LayerTree:
             self.root.layer = self.layer
             return
         parent = self._parent(path, here)
-        name = posixpath.basename(path)
+        name = path.rpartition("/")[2]
         assert parent.children is not None
         old = parent.children.get(name)
         if kind == DIR and old is not None and old.kind == DIR:
@@ -171,15 +207,15 @@ class LayerTree:
     def _parent(self, path: str, here: str) -> _Node:
         """The directory node ``path`` goes in, made (implicit) where no layer made it."""
         node = self.root
-        walked = ""
-        for part in path.split("/")[:-1]:
-            walked = posixpath.join(walked, part)
+        parts = path.split("/")
+        for depth, part in enumerate(parts[:-1]):
             assert node.children is not None
             child = node.children.get(part)
             if child is None:
                 child = _Node(IMPLICIT, DIR)
                 node.children[part] = child
             elif child.kind != DIR:
+                walked = "/".join(parts[:depth + 1])
                 raise self._error(f"{here} lies under {walked!r}, which the image has as a "
                                   f"{child.kind}, not a directory")
             node = child
@@ -281,8 +317,11 @@ class LayerTree:
     def decide(self, layer: int, member: tarfile.TarInfo) -> tuple[str, str] | None:
         """For an entry of ``layer``: None (leave it out), or (name, hard link target)
         to write it under (the target "" for anything that is not a hard link)."""
-        path = normal_path(member.name)
-        base = posixpath.basename(path)
+        return self.decide_path(layer, normal_path(member.name))
+
+    def decide_path(self, layer: int, path: str) -> tuple[str, str] | None:
+        """:meth:`decide` for the entry of ``layer`` whose normalised name is ``path``."""
+        base = path.rpartition("/")[2]
         if base == OPAQUE or base.startswith(WHITEOUT):
             return None
         node = self.find(path)
@@ -334,7 +373,7 @@ def write_flat_tar(layers: LayerHandles, tree: LayerTree, out: IO[bytes],
     if not tree.finished:
         raise ValueError("write_flat_tar needs a finished LayerTree")
     meter = LayerProgress(total_bytes, progress)
-    try:
+    with _reading_again():
         for index, (where, handle) in enumerate(layers()):
             blob_digest, diff_id = digests[index] if index < len(digests) else (None, None)
             compression = layer_compression(handle)
@@ -356,11 +395,24 @@ def write_flat_tar(layers: LayerHandles, tree: LayerTree, out: IO[bytes],
             if blob_digest or diff_id:
                 verify_digests(stored, plain, where, blob_digest,
                                diff_id, ImageArchiveError)
+    meter.finish()
+    _write_additions(tree, out)
+
+
+@contextmanager
+def _reading_again() -> Iterator[None]:
+    """A layer that cannot be read again is an :class:`ImageArchiveError`; a broken
+    pipe (the writer stopped reading: its exit says why) passes as it is."""
+    try:
+        yield
     except layer_read_errors() as exc:
         if isinstance(exc, BrokenPipeError):
             raise
         raise ImageArchiveError(f"a layer could not be read again ({exc})") from exc
-    meter.finish()
+
+
+def _write_additions(tree: LayerTree, out: IO[bytes]) -> None:
+    """The finishing step's entries, then the tar's end."""
     mtime = int(time.time())
     for addition in tree.additions:
         out.write(addition.header(mtime))
@@ -368,3 +420,56 @@ def write_flat_tar(layers: LayerHandles, tree: LayerTree, out: IO[bytes],
             out.write(addition.data)
             out.write(b"\0" * (-len(addition.data) % tarfile.BLOCKSIZE))
     out.write(b"\0" * (2 * tarfile.BLOCKSIZE))
+
+
+def _parse_header(blocks: bytes, where: str) -> tarfile.TarInfo:
+    """The member whose header blocks (long-name and PAX blocks included) are ``blocks``."""
+    for member, _raw, _data, _reader in tar_entries(io.BytesIO(blocks), where,
+                                                    ImageArchiveError):
+        return member
+    raise ImageArchiveError(f"{where}: a header the check read is gone")
+
+
+def write_flat_ranges(layers: LayerHandles, tree: LayerTree, out: IO[bytes],
+                      progress: Callable[[int, int], None] | None = None,
+                      total_bytes: int = 0) -> None:
+    """:func:`write_flat_tar`'s output, from where the check found each entry
+    (``tree`` made with ``keep_offsets``, finished), without reading the headers again:
+    the runs of entries kept as they are go out as byte ranges of their layer (a plain
+    layer's by the kernel, :class:`containers.layer_bytes.LayerBytes`); only the headers
+    that change are read and written anew.
+
+    Nothing here checks or hashes again: only for layers that cannot have changed since
+    the check (the archive leased: :mod:`containers.read_lease`)."""
+    if not tree.finished or not tree.keeps_offsets:
+        raise ValueError("write_flat_ranges needs a finished LayerTree that kept offsets")
+    meter = LayerProgress(total_bytes, progress)
+    with _reading_again():
+        for index, (where, handle) in enumerate(layers()):
+            layer = LayerBytes(handle, layer_compression(handle), out, where, meter)
+            run_start = run_end = -1
+            for entry in tree.located[index]:
+                decision = tree.decide_path(index, entry.path)
+                if decision is None:
+                    continue
+                name, linkname = decision
+                if (entry.member is None and name == entry.path
+                        and linkname == (entry.link_target or "")):
+                    if entry.header_start != run_end:
+                        if run_end > run_start:
+                            layer.copy(run_start, run_end)
+                        run_start = entry.header_start
+                    run_end = entry.data_end
+                    continue
+                if run_end > run_start:
+                    layer.copy(run_start, run_end)
+                run_start = run_end = -1
+                member = entry.member or _parse_header(
+                    layer.read(entry.header_start, entry.data_start), where)
+                out.write(_header_for(member, b"", name, linkname, where))
+                layer.copy(entry.data_start, entry.data_end)
+            if run_end > run_start:
+                layer.copy(run_start, run_end)
+            layer.finish()
+    meter.finish()
+    _write_additions(tree, out)

@@ -9,24 +9,31 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import posixpath
 import stat
+import subprocess
+import sys
 import tarfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from containers.tar_stream import tar_entries
-from gateway.common.errors import InvalidInput
+from gateway.common.errors import CommandFailed, InvalidInput
+from gateway.common.process import start_helper
 
 if TYPE_CHECKING:
+    from containers.file_range import FileRange
     from containers.flatten import LayerTree
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 PROGRESS_STEP = 8 << 20
 CHUNK = 1 << 20
+HASH_TIMEOUT = 6 * 3600
 
 
 class LayerProgress:
@@ -89,6 +96,64 @@ class HashingReader:
         return "sha256:" + self.sha256.hexdigest()
 
 
+class BackgroundDigests:
+    """The digests of plain layers, hashed by a helper process
+    (:mod:`containers.hash_worker`) from their stored bytes while the check reads only
+    their headers: on a machine with a second core they cost the check no time.
+    :meth:`verify` waits for them and refuses a layer whose bytes are not the ones its
+    blob name or the config's diff_id names (a plain layer's stored bytes are its tar)."""
+
+    def __init__(self) -> None:
+        self._helper: subprocess.Popen[str] | None = None
+        self._fd = -1
+        self._argv: list[str] = []
+        self._pending: list[tuple[str, str | None, str | None]] = []
+
+    def add(self, layer: FileRange, where: str, blob_digest: str | None,
+            diff_id: str | None) -> None:
+        """Hash the plain layer ``layer`` (unless nothing names its digest). Every layer
+        must lie in the same open file."""
+        if not (blob_digest or diff_id):
+            return
+        if self._helper is None:
+            self._fd = layer.fd
+            self._argv = [sys.executable, "-m", "containers.hash_worker", str(layer.fd)]
+            here = str(Path(__file__).resolve().parent.parent)   # where `containers` is
+            path = os.environ.get("PYTHONPATH")
+            self._helper = start_helper(self._argv, pass_fds=(layer.fd,), env={
+                "PYTHONPATH": f"{here}{os.pathsep}{path}" if path else here})
+        if layer.fd != self._fd:
+            raise ValueError("BackgroundDigests hashes the layers of one open file")
+        assert self._helper.stdin is not None
+        self._helper.stdin.write(f"{layer.start} {layer.size}\n")
+        self._helper.stdin.flush()
+        self._pending.append((where, blob_digest, diff_id))
+
+    def verify(self, error_type: type[InvalidInput]) -> None:
+        """Wait for every digest and compare it with what names it."""
+        if self._helper is None:
+            return
+        out, err = self._helper.communicate(timeout=HASH_TIMEOUT)
+        answers = out.splitlines()
+        if self._helper.returncode != 0 or len(answers) != len(self._pending):
+            raise CommandFailed(self._argv, self._helper.returncode,
+                                err or "it answered too few requests", "layer hashing")
+        for answer, (where, blob_digest, diff_id) in zip(answers, self._pending, strict=True):
+            if answer.startswith("short"):
+                raise error_type(f"{where} is truncated ({answer.split()[1]} bytes missing)")
+            if blob_digest and answer != blob_digest:
+                raise error_type(f"{where} does not match its digest {blob_digest} (corrupt)")
+            if diff_id and answer != diff_id:
+                raise error_type(f"{where} does not match the config's diff_id {diff_id} "
+                                 "(corrupt or not this image's layer)")
+
+    def close(self) -> None:
+        """Stop the helper if it still runs (the check failed before :meth:`verify`)."""
+        if self._helper is not None and self._helper.poll() is None:
+            self._helper.kill()
+            self._helper.communicate()
+
+
 def verify_digests(stored: HashingReader, plain: HashingReader, where: str,
                    blob_digest: str | None, diff_id: str | None,
                    error_type: type[InvalidInput]) -> None:
@@ -114,8 +179,7 @@ def check_member(member: tarfile.TarInfo, where: str,
         raise error_type(f"{here} leaves the image ('..')")
     if member.ischr() or member.isblk():
         raise error_type(f"{here} is a device node; images may not carry devices")
-    base = posixpath.basename(posixpath.normpath(name))
-    if base in (".wh..", ".wh..."):
+    if ".wh.." in name and posixpath.basename(posixpath.normpath(name)) in (".wh..", ".wh..."):
         raise error_type(f"{here} is a whiteout of '.' or '..'")
     if member.islnk():
         target = member.linkname
@@ -166,8 +230,9 @@ class LayerGuard:
             self.tree.begin_layer()
 
     def check(self, member: tarfile.TarInfo, here: str, error_type: type[InvalidInput],
-              stored_size: int | None) -> None:
-        """Check one entry of the current layer (after :func:`check_member`)."""
+              stored_size: int | None) -> str:
+        """Check one entry of the current layer (after :func:`check_member`); returns its
+        normalised path."""
         name = member.name
         try:
             name.encode("utf-8")
@@ -179,9 +244,10 @@ class LayerGuard:
         self._seen.add(path)
         if member.isfifo():
             raise error_type(f"{here} is a FIFO; images may not carry FIFOs")
-        for prefix in _ancestors(path):
-            if prefix in self.symlinks:
-                raise error_type(f"{here} is written through the symlink {prefix!r}")
+        if self.symlinks:
+            for prefix in _ancestors(path):
+                if prefix in self.symlinks:
+                    raise error_type(f"{here} is written through the symlink {prefix!r}")
         if member.islnk():
             target = normal_path(member.linkname)
             for prefix in (*_ancestors(target), target):
@@ -193,10 +259,10 @@ class LayerGuard:
         self._count(member, here, error_type, stored_size)
         if self.tree is not None:
             self.tree.add(member, path, here, error_type)
+        return path
 
     def _track_links(self, member: tarfile.TarInfo, path: str) -> None:
-        base = posixpath.basename(path)
-        parent = posixpath.dirname(path)
+        parent, _slash, base = path.rpartition("/")
         if base == ".wh..wh..opq":
             self._forget_under(parent)
         elif base.startswith(".wh."):
@@ -232,6 +298,9 @@ class LayerGuard:
 
 def normal_path(name: str) -> str:
     """A layer entry's name as a path relative to the image root ("" for the root)."""
+    if (name and name[0] not in "/." and name[-1] != "/" and "/." not in name
+            and "//" not in name):
+        return name                  # nothing for normpath to change: the usual name
     path = posixpath.normpath(name.lstrip("/"))
     return "" if path == "." else path
 
@@ -302,11 +371,13 @@ def scan_layer(handle: IO[bytes], where: str, meter: LayerProgress | None = None
         plain = (HashingReader(plain_layer(stored, compression),  # type: ignore[arg-type]
                                hashing=digests)
                  if compression != "none" else stored)
-        for member, _raw, data_bytes, reader in tar_entries(
+        for member, raw, data_bytes, reader in tar_entries(
                 plain, where, error_type, seek=skim):  # type: ignore[arg-type]
             check_member(member, where, error_type)
-            guard.check(member, f"{where}: {member.name!r}", error_type,
-                        stored_size if compression != "none" else None)
+            path = guard.check(member, f"{where}: {member.name!r}", error_type,
+                               stored_size if compression != "none" else None)
+            if guard.tree is not None and guard.tree.keeps_offsets:
+                guard.tree.locate(member, path, raw, reader.position, data_bytes)
             reader.skip(data_bytes)
         if digests:
             verify_digests(stored, plain, where, blob_digest, diff_id, error_type)

@@ -59,6 +59,20 @@ def _communicate(proc: subprocess.Popen[str], input_text: str | None, timeout: f
     return proc.communicate(timeout=None if timeout is None else timeout - 1)
 
 
+def start_helper(argv: Sequence[str], *, pass_fds: Sequence[int] = (),
+                 env: Mapping[str, str] | None = None) -> subprocess.Popen[str]:
+    """Start ``argv`` (never through a shell) as a helper the caller talks to line by
+    line: text pipes on its stdin and stdout, its stderr kept for the caller's error,
+    ``pass_fds`` inherited, ``env`` added to the environment. The caller ends it
+    (``communicate``, or ``kill``)."""
+    try:
+        return subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, pass_fds=tuple(pass_fds),
+                                env={**os.environ, **env} if env is not None else None)
+    except FileNotFoundError as exc:
+        raise CommandFailed(argv, 127, f"{argv[0]}: command not found ({exc})") from exc
+
+
 F_SETPIPE_SZ = 1031   # fcntl: a pipe's capacity (Linux)
 PIPE_BYTES = 1 << 20  # /proc/sys/fs/pipe-max-size by default
 

@@ -7,13 +7,24 @@ import gzip
 import hashlib
 import io
 import json
+import subprocess
+import sys
 import tarfile
+import tempfile
+import time
 
 import pytest
 import zstandard
 
-from containers.archive import ImageArchiveError, check_layers, layer_handles, read_archive
-from containers.flatten import LayerTree, write_flat_tar
+from containers.archive import (
+    ImageArchiveError,
+    check_layers,
+    layer_handles,
+    pinned_archive,
+    read_archive,
+)
+from containers.flatten import LayerTree, write_flat_ranges, write_flat_tar
+from containers.layers import BackgroundDigests
 from tests.unit.test_archive import write_outer
 
 OLD, NEW = b"old contents\n", b"new contents\n"
@@ -59,20 +70,46 @@ def image(tmp_path, layers, **config_extra):
         "manifest.json": manifest}))
 
 
-def flatten(archive) -> dict[str, tuple[tarfile.TarInfo, bytes]]:
-    tree = LayerTree()
-    check_layers(archive, tree=tree)
-    tree.finish(archive.config)
-    out = io.BytesIO()
-    write_flat_tar(lambda: layer_handles(archive), tree, out)
-    out.seek(0)
+@pytest.fixture(params=["reread", "ranges"])
+def second_read(request):
+    """Each content test runs through both second reads: the one that checks and hashes
+    every entry again, and the leased one that copies byte ranges (into a real file,
+    as into tar2sqfs's pipe: by sendfile)."""
+    return request.param
+
+
+def flat_bytes(archive, second_read: str, out) -> None:
+    """The flattened tar of ``archive`` written to ``out`` by ``second_read``."""
+    if second_read == "reread":
+        tree = LayerTree()
+        check_layers(archive, tree=tree)
+        tree.finish(archive.config)
+        write_flat_tar(lambda: layer_handles(archive), tree, out)
+        return
+    with pinned_archive(archive) as pinned:
+        assert pinned.unchanged is not None and pinned.unchanged()
+        tree = LayerTree(keep_offsets=True)
+        background = BackgroundDigests()
+        try:
+            check_layers(archive, tree=tree, handles=pinned.handles, background=background)
+        finally:
+            background.close()
+        tree.finish(archive.config)
+        write_flat_ranges(pinned.handles, tree, out)
+        assert pinned.unchanged()
+
+
+def flatten(archive, second_read: str = "reread") -> dict[str, tuple[tarfile.TarInfo, bytes]]:
     result = {}
-    with tarfile.open(fileobj=out, mode="r:") as tar:
-        for member in tar:
-            name = member.name.removeprefix("./")
-            assert name not in result, f"{name} written twice"
-            handle = tar.extractfile(member) if member.isfile() else None
-            result[name] = (member, handle.read() if handle else b"")
+    with tempfile.TemporaryFile() as out:
+        flat_bytes(archive, second_read, out)
+        out.seek(0)
+        with tarfile.open(fileobj=out, mode="r:") as tar:
+            for member in tar:
+                name = member.name.removeprefix("./")
+                assert name not in result, f"{name} written twice"
+                handle = tar.extractfile(member) if member.isfile() else None
+                result[name] = (member, handle.read() if handle else b"")
     return result
 
 
@@ -99,8 +136,8 @@ LAYERS = [
 ]
 
 
-def test_layers_flatten_as_an_overlay_would(tmp_path):
-    tree = flatten(image(tmp_path, LAYERS))
+def test_layers_flatten_as_an_overlay_would(tmp_path, second_read):
+    tree = flatten(image(tmp_path, LAYERS), second_read)
     assert "etc/removed.txt" not in tree                          # whiteout
     assert [n for n in tree if n.startswith("opt/dir/")] == ["opt/dir/c"]   # opaque
     assert tree["opt/dir"][0].mode == 0o750                       # the upper directory's
@@ -115,9 +152,10 @@ def test_layers_flatten_as_an_overlay_would(tmp_path):
     assert tree["x/y"][1] == b"y" and tree["usr/local/bin/greet"][1] == b"hi"   # gzip, zstd
 
 
-def test_what_the_runtimes_need_is_added(tmp_path):
+def test_what_the_runtimes_need_is_added(tmp_path, second_read):
     tree = flatten(image(tmp_path, LAYERS, config={"Env": ["PATH=/bin", "A=b c"],
-                                                   "Cmd": ["sh"], "Labels": {"k": "v"}}))
+                                                   "Cmd": ["sh"], "Labels": {"k": "v"}}),
+                   second_read)
     for directory in ("code", "dataset", "model", "proc", "dev", "tmp", "sys",
                       ".singularity.d/env", ".singularity.d/libs"):
         assert tree[directory][0].isdir(), directory
@@ -129,19 +167,19 @@ def test_what_the_runtimes_need_is_added(tmp_path):
     assert tree["singularity"][0].linkname == ".singularity.d/runscript"
 
 
-def test_owners_and_xattrs_come_through(tmp_path):
+def test_owners_and_xattrs_come_through(tmp_path, second_read):
     one = [layer(info("home", tarfile.DIRTYPE), info("home/u", tarfile.DIRTYPE, uid=1000),
                  info("home/u/f", data=b"f", uid=1000, gid=100, xattrs={"user.k": "v"}))]
-    tree = flatten(image(tmp_path, one))
+    tree = flatten(image(tmp_path, one), second_read)
     member = tree["home/u/f"][0]
     assert (member.uid, member.gid) == (1000, 100)
     assert member.pax_headers.get("SCHILY.xattr.user.k") == "v"
 
 
-def test_unchanged_headers_are_copied_byte_for_byte(tmp_path):
+def test_unchanged_headers_are_copied_byte_for_byte(tmp_path, second_read):
     long_name = "deep/" + "n" * 150 + "/file"       # needs a PAX header of its own
     one = [layer(info("deep", tarfile.DIRTYPE), info(long_name, data=b"z"))]
-    tree = flatten(image(tmp_path, one))
+    tree = flatten(image(tmp_path, one), second_read)
     assert tree[long_name][1] == b"z"
 
 
@@ -198,5 +236,63 @@ def test_a_corrupt_layer_leaves_no_sif(tmp_path):
     images = tmp_path / "images"
     with pytest.raises(ImageArchiveError, match="does not match the config's diff_id"):
         build_sif_from_archive(archive, images / "x.sif", tmp_path / "work", builder="stream")
+    assert not images.exists() or list(images.iterdir()) == []
+    assert not (tmp_path / "work").exists()
+
+
+def global_pax_layer() -> tuple[bytes, str]:
+    """A layer whose tar starts with a global PAX header (every header after it is
+    written anew: copied as it is, it would lose what the global header says)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT,
+                      pax_headers={"comment": "global"}) as tar:
+        for member, data in (info("g", tarfile.DIRTYPE), info("g/file", data=b"g" * 700)):
+            tar.addfile(member, io.BytesIO(data) if data is not None else None)
+    plain = buffer.getvalue()
+    return plain, "sha256:" + hashlib.sha256(plain).hexdigest()
+
+
+def test_both_second_reads_write_the_same_bytes(tmp_path, monkeypatch):
+    import containers.flatten
+
+    monkeypatch.setattr(containers.flatten.time, "time", lambda: 1_700_000_000)
+    archive = image(tmp_path, [*LAYERS, global_pax_layer(),
+                               layer(info("data/orig", data=b"third"),       # rescued above
+                                     info("late", tarfile.LNKTYPE, linkname="data/same"))])
+    written = {}
+    for second_read in ("reread", "ranges"):
+        out = io.BytesIO()
+        flat_bytes(archive, second_read, out)
+        written[second_read] = out.getvalue()
+    assert written["reread"] == written["ranges"]
+
+
+def test_an_archive_opened_for_writing_during_the_build_leaves_no_sif(tmp_path, monkeypatch):
+    """The leased build copies what the check read without reading it again: an archive
+    someone opens for writing meanwhile is refused, never squashed."""
+    import containers.build
+    from containers.build import build_sif_from_archive
+
+    archive = image(tmp_path, LAYERS)
+    real = containers.build.write_flat_ranges
+    writers = []
+
+    def opened_meanwhile(*args, **kwargs):
+        writers.append(subprocess.Popen([sys.executable, "-c", "import sys; "
+                                         "open(sys.argv[1], 'r+b').close()",
+                                         str(archive.path)]))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:        # its open breaks every lease at once
+            with pinned_archive(archive) as probe:
+                if probe.unchanged is None:
+                    break
+            time.sleep(0.01)
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(containers.build, "write_flat_ranges", opened_meanwhile)
+    images = tmp_path / "images"
+    with pytest.raises(ImageArchiveError, match="opened for writing while it was converted"):
+        build_sif_from_archive(archive, images / "x.sif", tmp_path / "work", builder="stream")
+    assert writers and writers[0].wait(timeout=60) == 0     # let go when the build ended
     assert not images.exists() or list(images.iterdir()) == []
     assert not (tmp_path / "work").exists()
