@@ -80,7 +80,7 @@ def job_mounts() -> set[str]:
 def leftovers(home: str, mounts_before: set[str]) -> list[str]:
     """Containers or FUSE mounts of this home's jobs still there (mounts: those made since
     ``mounts_before``, as another test's may be there)."""
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    ps = subprocess.run(["ps", "-ww", "-eo", "args"], capture_output=True, text=True).stdout
     found = [line[:120] for line in ps.splitlines()
              if home in line and ("bwrap" in line or "squashfuse" in line)]
     return found + sorted(job_mounts() - mounts_before)

@@ -66,7 +66,7 @@ def test_top_shows_load_while_running_and_the_history_after(home):
 def leftover_processes(slurm_id: str) -> list[str]:
     """Processes still running the job's batch script (its sampler would be one)."""
     time.sleep(3)  # the sampler checks once per interval that the script still runs
-    ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True,
+    ps = subprocess.run(["ps", "-ww", "-eo", "pid,args"], capture_output=True, text=True,
                         check=True).stdout
     return [line for line in ps.splitlines() if f"job{int(slurm_id):05d}/" in line
             or f"job{slurm_id}/" in line]
