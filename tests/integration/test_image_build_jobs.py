@@ -187,3 +187,38 @@ def test_two_imports_at_once_make_one_build(slurm_home, tmp_path):
     builds = [j for j in json.loads(gw_ok(slurm_home, "job", "list", "--json"))
               if j["kind"] == "image_build"]
     assert len(builds) == 1
+
+
+def test_an_archive_opened_for_writing_during_its_build_fails_it_and_leaves_nothing(
+        slurm_home, tmp_path):
+    """The build job holds a read lease on the archive (its owner's, on a local disk) and
+    copies what it checked without reading it again: someone opening the archive for
+    writing meanwhile breaks the lease, and the build fails rather than install an image
+    that may not be what was checked. The writer's open waits for the build to let go."""
+    import os
+    import shutil
+    import sys
+
+    archive = marked_archive(tmp_path, "rewritten")
+    real = shutil.which("tar2sqfs")
+    assert real, "tar2sqfs (squashfs-tools-ng) is not installed"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    started = tmp_path / "started"
+    (bin_dir / "tar2sqfs").write_text(f"#!/bin/sh\ntouch {started}\nsleep 5\n"
+                                      f'exec {real} "$@"\n')
+    (bin_dir / "tar2sqfs").chmod(0o755)
+    env = {**slurm_home, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    gw_ok(env, "image", "import", str(archive), "--name", "rw:v1", "-q")
+    deadline = time.monotonic() + 120
+    while not started.exists():                  # the check is done, the squash starts
+        assert time.monotonic() < deadline, "the build never reached its SquashFS writer"
+        time.sleep(0.1)
+    writer = subprocess.Popen([sys.executable, "-c", "import sys; "
+                               "open(sys.argv[1], 'r+b').close()", str(archive)])
+    image = wait_image(env, "rw:v1")
+    assert image["state"] == "FAILED", image
+    assert "opened for writing while it was converted" in image["reason"], image["reason"]
+    assert not Path(image["sif"]).exists()
+    assert [n for n in images_dir(env) if n.endswith(".sif") or "partial" in n] == []
+    assert writer.wait(timeout=60) == 0
