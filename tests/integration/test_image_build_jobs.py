@@ -195,20 +195,13 @@ def test_an_archive_opened_for_writing_during_its_build_fails_it_and_leaves_noth
     copies what it checked without reading it again: someone opening the archive for
     writing meanwhile breaks the lease, and the build fails rather than install an image
     that may not be what was checked. The writer's open waits for the build to let go."""
-    import os
-    import shutil
     import sys
 
+    from tests.support.images import slow_tar2sqfs
+
     archive = marked_archive(tmp_path, "rewritten")
-    real = shutil.which("tar2sqfs")
-    assert real, "tar2sqfs (squashfs-tools-ng) is not installed"
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
     started = tmp_path / "started"
-    (bin_dir / "tar2sqfs").write_text(f"#!/bin/sh\ntouch {started}\nsleep 5\n"
-                                      f'exec {real} "$@"\n')
-    (bin_dir / "tar2sqfs").chmod(0o755)
-    env = {**slurm_home, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    env = {**slurm_home, **slow_tar2sqfs(tmp_path / "bin", started, 5)}
     gw_ok(env, "image", "import", str(archive), "--name", "rw:v1", "-q")
     deadline = time.monotonic() + 120
     while not started.exists():                  # the check is done, the squash starts

@@ -15,7 +15,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import subprocess
 import tarfile
 import time
@@ -27,7 +26,7 @@ import zstandard
 from containers.sif import sif_partition
 from tests.conftest import gw_executable
 from tests.integration.conftest import gw_ok
-from tests.support.images import busybox_rootfs
+from tests.support.images import busybox_rootfs, slow_tar2sqfs
 from tests.unit.test_archive import write_outer
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
@@ -195,16 +194,9 @@ def test_zstd_layers_are_read(flow_home, tmp_path):
 def test_two_imports_of_one_archive_at_once_build_one_sif(image_archive, flow_home, tmp_path):
     # A tar2sqfs that notes each start and takes 2 s longer: the second import surely
     # arrives while the first one builds.
-    real = shutil.which("tar2sqfs")
-    assert real, "tar2sqfs (squashfs-tools-ng) is not installed"
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
     starts = tmp_path / "starts"
-    (bin_dir / "tar2sqfs").write_text(f"#!/bin/sh\necho start >> {starts}\nsleep 2\n"
-                                      f'exec {real} "$@"\n')
-    (bin_dir / "tar2sqfs").chmod(0o755)
     env = {**os.environ, **flow_home, "GW_HOME": str(tmp_path / "twice-home"),
-           "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+           **slow_tar2sqfs(tmp_path / "bin", starts, 2)}
     procs = []
     for n in (1, 2):
         procs.append(subprocess.Popen([gw_executable(), "image", "import", str(image_archive),

@@ -58,3 +58,17 @@ def make_archive(out: Path, layers: Sequence[Layer], layout: str = "docker-legac
     options.setdefault("owner", "root")
     return write_docker_archive(out, list(layers), layout, env or {"PATH": "/bin"}, workdir,
                                 cmd or ["sh"], tag, **options)
+
+
+def slow_tar2sqfs(directory: Path, starts: Path, seconds: int) -> dict[str, str]:
+    """An environment whose PATH finds, first, a tar2sqfs that appends a line to
+    ``starts`` and waits ``seconds`` before it runs the real one: a test then knows when
+    a build has reached its SquashFS writer, and has time to act while it runs."""
+    real = shutil.which("tar2sqfs")
+    assert real, "tar2sqfs (squashfs-tools-ng) is not installed"
+    directory.mkdir(parents=True, exist_ok=True)
+    wrapper = directory / "tar2sqfs"
+    wrapper.write_text(f"#!/bin/sh\necho start >> {starts}\nsleep {seconds}\n"
+                       f'exec {real} "$@"\n')
+    wrapper.chmod(0o755)
+    return {"PATH": f"{directory}:{os.environ['PATH']}"}

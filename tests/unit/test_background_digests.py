@@ -29,36 +29,37 @@ def sha(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def test_right_digests_pass_and_a_wrong_one_names_its_layer(fd):
-    digests = BackgroundDigests()
-    try:
-        digests.add(FileRange(fd, 4, len(DATA)), "layer A", sha(DATA), sha(DATA))
-        digests.add(FileRange(fd, 4, 1000), "layer B", None, sha(DATA[:999]))
-        with pytest.raises(InvalidInput, match="layer B does not match the config's diff_id"):
-            digests.verify(InvalidInput)
-    finally:
-        digests.close()
+@pytest.fixture
+def digests():
+    helper = BackgroundDigests()
+    yield helper
+    helper.close()
 
 
-def test_a_range_past_the_end_is_truncated(fd):
-    digests = BackgroundDigests()
-    try:
-        digests.add(FileRange(fd, 4, len(DATA) + 10), "layer C", None, sha(DATA))
-        with pytest.raises(InvalidInput, match=r"layer C is truncated \(10 bytes missing\)"):
-            digests.verify(InvalidInput)
-    finally:
-        digests.close()
+def test_a_wrong_digest_names_its_layer(fd, digests):
+    digests.add(FileRange(fd, 4, len(DATA)), "layer A", sha(DATA), sha(DATA))
+    digests.add(FileRange(fd, 4, 1000), "layer B", None, sha(DATA[:999]))
+    with pytest.raises(InvalidInput, match="layer B does not match the config's diff_id"):
+        digests.verify(InvalidInput)
 
 
-def test_a_helper_that_dies_is_an_error(fd):
-    digests = BackgroundDigests()
-    try:
-        digests.add(FileRange(fd, 4, len(DATA)), "layer D", None, sha(DATA))
-        assert digests._helper is not None
-        digests._helper.kill()
-        digests._helper.wait()
-        digests.add(FileRange(fd, 4, 10), "layer E", None, sha(DATA[:10]))
-        with pytest.raises(CommandFailed, match="layer hashing"):
-            digests.verify(InvalidInput)
-    finally:
-        digests.close()
+def test_right_digests_pass(fd, digests):
+    digests.add(FileRange(fd, 4, len(DATA)), "layer A", sha(DATA), sha(DATA))
+    digests.add(FileRange(fd, 4, 1000), "layer B", None, sha(DATA[:1000]))
+    digests.verify(InvalidInput)
+
+
+def test_a_range_past_the_end_is_truncated(fd, digests):
+    digests.add(FileRange(fd, 4, len(DATA) + 10), "layer C", None, sha(DATA))
+    with pytest.raises(InvalidInput, match=r"layer C is truncated \(10 bytes missing\)"):
+        digests.verify(InvalidInput)
+
+
+def test_a_helper_that_dies_is_an_error(fd, digests):
+    digests.add(FileRange(fd, 4, len(DATA)), "layer D", None, sha(DATA))
+    assert digests._helper is not None
+    digests._helper.kill()
+    digests._helper.wait()
+    digests.add(FileRange(fd, 4, 10), "layer E", None, sha(DATA[:10]))
+    with pytest.raises(CommandFailed, match="layer hashing"):
+        digests.verify(InvalidInput)
