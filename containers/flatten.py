@@ -140,14 +140,13 @@ class LayerTree:
     def locate(self, member: tarfile.TarInfo, path: str, raw: bytes, data_start: int,
                data_bytes: int) -> None:
         """Where the current layer's entry ``member`` (normalised name ``path``) lies in
-        the layer's tar: its raw
-        header blocks ``raw`` end at ``data_start``, its data (and padding) takes
-        ``data_bytes``. The member itself is kept only where its header must be written
-        anew whatever happens (after a global PAX header; setuid or setgid bits)."""
+        the layer's tar: its raw header blocks ``raw`` end at ``data_start``, its data
+        (and padding) takes ``data_bytes``. The member itself is kept only where its
+        header must be written anew whatever happens (after a global PAX header; setuid
+        or setgid bits)."""
         rewrite = not raw or (member.mode & SETID and not member.issym())
         self.located[self.layer].append(Located(
-            path, data_start - len(raw), data_start,
-            data_start + data_bytes,
+            path, data_start - len(raw), data_start, data_start + data_bytes,
             normal_path(member.linkname) if member.islnk() else None,
             member if rewrite else None))
 
